@@ -1,0 +1,32 @@
+# Set-up and the two commands of the README. A second `make test` reuses .venv and starts in seconds.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.ddpgkit-installed
+# pytest workers: the suite is CPU-bound and every test runs torch with one thread (see runtime.py)
+WORKERS ?= 2
+
+.PHONY: install run fit test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,render]"
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/ddpgkit fit
+
+fit: install
+	$(VENV)/bin/ddpgkit fit
+
+test: install
+	$(VENV)/bin/ruff check src tests
+	$(PY) -m pytest -q -n $(WORKERS) tests
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,17 @@
+"""ddpgkit: the neural networks DDPG uses as function approximators, and DDPG built on them."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .fit import Dataset, FitResult, fit, load_csv, make_dataset
+from .nn import MLP, Actor, Critic, count_parameters
+
+try:
+    __version__ = version("ddpgkit")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "MLP", "Actor", "Critic", "count_parameters",
+    "Dataset", "FitResult", "fit", "load_csv", "make_dataset",
+    "__version__",
+]

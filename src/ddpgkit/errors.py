@@ -1,0 +1,32 @@
+"""Exceptions that carry a one-line message meant for the user.
+
+The CLI prints ``str(error)`` of any of these on one line of stderr and exits non-zero; the library
+raises them (never prints). Each subclasses the built-in exception a Python user would expect, so
+``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class DDPGKitError(Exception):
+    """Base class of every error ddpgkit raises on purpose."""
+
+
+class ConfigError(DDPGKitError, ValueError):
+    """A hyperparameter or config file is invalid."""
+
+
+class DataError(DDPGKitError, ValueError):
+    """A data set (CSV file, target name) is unusable."""
+
+
+class EnvError(DDPGKitError, ValueError):
+    """An environment is unknown or unsuitable for DDPG."""
+
+
+class NonFiniteError(DDPGKitError, ArithmeticError):
+    """An environment produced NaN or inf in an observation or a reward."""
+
+
+class CheckpointError(DDPGKitError, ValueError):
+    """A checkpoint is missing, corrupt, or made for another problem."""

@@ -1,0 +1,130 @@
+import pytest
+import torch
+from torch import nn
+
+from ddpgkit.nn import ACTIVATIONS, MLP, Actor, Critic, activation, count_parameters
+
+
+def test_print_shows_the_chapters_network():
+    text = str(MLP(1, 1))
+    expected = [
+        "(linear0): Linear(in_features=1, out_features=256, bias=True)",
+        "(relu0): ReLU()",
+        "(linear1): Linear(in_features=256, out_features=256, bias=True)",
+        "(relu1): ReLU()",
+        "(linear2): Linear(in_features=256, out_features=1, bias=True)",
+    ]
+    lines = [line.strip() for line in text.splitlines()[1:-1]]
+    assert lines == expected
+
+
+def test_forward_is_the_layer_formula_repeated():
+    torch.manual_seed(0)
+    f = MLP(3, 2, hidden=(5, 4), activation="tanh")
+    x = torch.randn(7, 3)
+    (W0, b0), (W1, b1), (W2, b2) = [(m.weight, m.bias) for m in f.linears]
+    h0 = torch.tanh(x @ W0.T + b0)  # y = g(Wx + b)
+    h1 = torch.tanh(h0 @ W1.T + b1)
+    y = h1 @ W2.T + b2
+    torch.testing.assert_close(f(x), y)
+    assert f(x).shape == (7, 2)
+
+
+def test_same_seed_same_weights_as_the_chapter_network():
+    class Network(nn.Module):  # the chapter's class, verbatim in structure
+        def __init__(self):
+            super().__init__()
+            self.linear0 = nn.Linear(1, 256)
+            self.relu0 = nn.ReLU()
+            self.linear1 = nn.Linear(256, 256)
+            self.relu1 = nn.ReLU()
+            self.linear2 = nn.Linear(256, 1)
+
+        def forward(self, x):
+            return self.linear2(self.relu1(self.linear1(self.relu0(self.linear0(x)))))
+
+    torch.manual_seed(3)
+    ref = Network()
+    torch.manual_seed(3)
+    f = MLP(1, 1)
+    x = torch.linspace(-3, 3, 11)[:, None]
+    torch.testing.assert_close(f(x), ref(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activations_by_name(name):
+    x = torch.linspace(-2, 2, 9)
+    reference = {
+        "relu": torch.clamp(x, min=0),
+        "tanh": (torch.exp(x) - torch.exp(-x)) / (torch.exp(x) + torch.exp(-x)),
+        "elu": torch.where(x > 0, x, torch.exp(x) - 1),
+        "leaky_relu": torch.where(x > 0, x, 0.01 * x),
+        "silu": x / (1 + torch.exp(-x)),
+        "identity": x,
+    }[name]
+    torch.testing.assert_close(activation(name)(x), reference)
+    assert isinstance(MLP(2, 1, (4,), activation=name)[1], ACTIVATIONS[name])
+
+
+def test_unknown_activation_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown activation 'gelu'.*relu, tanh, elu, leaky_relu, silu, identity"):
+        MLP(1, 1, activation="gelu")
+
+
+def test_count_parameters_matches_formula():
+    # (1*256 + 256) + (256*256 + 256) + (256*1 + 1)
+    assert count_parameters(MLP(1, 1)) == 66_561
+    f = MLP(4, 3, hidden=(8,))
+    assert count_parameters(f) == 4 * 8 + 8 + 8 * 3 + 3
+    for p in f.parameters():
+        p.requires_grad_(False)
+    assert count_parameters(f) == 0
+    assert count_parameters(f, trainable_only=False) == 67
+
+
+def test_final_layer_init_uniform_bound():
+    torch.manual_seed(0)
+    f = MLP(4, 2, hidden=(64, 64), final_layer_init=3e-3)
+    last = f.linears[-1]
+    assert last.weight.abs().max() <= 3e-3 and last.bias.abs().max() <= 3e-3
+    assert last.weight.abs().max() > 1e-3  # spread over the interval, not zero
+    default = MLP(4, 2, hidden=(64, 64)).linears[-1]
+    assert default.weight.abs().max() > 3e-3  # PyTorch's default: uniform(±1/sqrt(64))
+
+
+def test_empty_hidden_is_linear_and_bad_sizes_raise():
+    f = MLP(3, 2, hidden=())
+    assert [type(m) for m in f] == [nn.Linear]
+    with pytest.raises(ValueError, match="positive"):
+        MLP(3, 2, hidden=(0,))
+
+
+def test_actor_scales_tanh_to_the_bounds():
+    low, high = torch.tensor([-2.0, 0.0]), torch.tensor([2.0, 1.0])
+    actor = Actor(3, low, high, hidden=(16,))
+    with torch.no_grad():  # force the pre-tanh output to ±inf-like values
+        last = actor.net.linears[-1]
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([50.0, -50.0]))
+    a = actor(torch.zeros(5, 3))
+    torch.testing.assert_close(a, torch.tensor([[2.0, 0.0]] * 5))
+    with torch.no_grad():
+        last.bias.zero_()
+    torch.testing.assert_close(actor(torch.zeros(1, 3)), torch.tensor([[0.0, 0.5]]))  # the middle
+    assert set(dict(actor.named_buffers())) == {"action_scale", "action_bias"}
+
+
+def test_actor_rejects_bad_bounds():
+    with pytest.raises(ValueError, match="finite"):
+        Actor(2, [-float("inf")], [1.0])
+    with pytest.raises(ValueError, match="high > low"):
+        Actor(2, [1.0], [1.0])
+
+
+def test_critic_concatenates_state_and_action():
+    torch.manual_seed(0)
+    critic = Critic(3, 2, hidden=(8,))
+    obs, act = torch.randn(4, 3), torch.randn(4, 2)
+    q = critic(obs, act)
+    assert q.shape == (4, 1)
+    torch.testing.assert_close(q, critic.net(torch.cat([obs, act], 1)))
