@@ -7,15 +7,20 @@ on stderr and a non-zero exit status; tracebacks are reserved for bugs.
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
+import time
+from dataclasses import fields
 from pathlib import Path
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
+from .config import PRESETS, DDPGConfig
 from .errors import DDPGKitError
 from .fit import LR_SCHEDULES, TARGETS
 from .nn import ACTIVATIONS
@@ -161,6 +166,203 @@ def fit(
     atomic_write_json(out_dir / "metrics.json", metrics)
     out.print(f"figures: {', '.join(str(f) for f in figures)}")
     out.print(f"metrics: {out_dir / 'metrics.json'}")
+
+
+# ---- DDPG --------------------------------------------------------------------------------------
+
+_FIELD_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "tuple[int, ...]": str}
+
+
+def _config_options() -> list[inspect.Parameter]:
+    """One CLI option per DDPGConfig field (``--actor-lr``, ...), generated from the dataclass so the
+    flags, their help and the config file can never disagree. ``None`` means: not given."""
+    params = []
+    for f in fields(DDPGConfig):
+        py_type = _FIELD_TYPES[str(f.type)]
+        default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+        option = typer.Option(None, "--" + f.name.replace("_", "-"), *f.metadata["flags"],
+                              help=f"{f.metadata['help']} [default: {default}]", show_default=False,
+                              rich_help_panel="Hyperparameters (DDPGConfig)")
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                        annotation=Optional[py_type]))  # noqa: UP045 - typer needs Optional
+    return params
+
+
+def _with_config_options(func):
+    """Add the DDPGConfig options to a command whose function takes ``**overrides``."""
+    sig = inspect.signature(func)
+    own = [p for p in sig.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+    func.__signature__ = sig.replace(parameters=own + _config_options())
+    return func
+
+
+def resolve_config(preset: str | None, config_file: Path | None, overrides: dict[str, Any]) -> DDPGConfig:
+    """defaults <- preset <- config file <- flags given on the command line."""
+    base = DDPGConfig.preset(preset) if preset else DDPGConfig()
+    if config_file is not None:
+        base = DDPGConfig.load(config_file, base)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for f in fields(DDPGConfig):
+        if str(f.type) == "tuple[int, ...]" and f.name in given:
+            given[f.name] = parse_hidden(given[f.name])
+    return base.replace(**given) if given else base
+
+
+class ProgressReporter:
+    """A rich progress bar (steps, steps/s, last evaluation) when stderr is a terminal."""
+
+    def __init__(self, total: int, every: int = 100) -> None:
+        from .train import Callback
+
+        self.every = every
+        self.progress = Progress(
+            TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[eval]}"), TimeRemainingColumn(), console=err, disable=not err.is_terminal)
+        self.task = self.progress.add_task("train", total=total, rate="", eval="")
+        self._t0 = time.perf_counter()
+        self._s0: int | None = None
+        reporter = self
+
+        class _CB(Callback):
+            def on_step(self, trainer):
+                if trainer.step % reporter.every == 0:
+                    reporter.update(trainer)
+
+            def on_eval(self, trainer, returns):
+                reporter.progress.update(reporter.task, eval=f"eval {returns.mean():.1f} ± {returns.std():.1f}")
+
+        self.callback = _CB()
+
+    def update(self, trainer) -> None:
+        now = time.perf_counter()
+        if self._s0 is None:
+            self._s0, self._t0 = trainer.step, now
+        rate = (trainer.step - self._s0) / (now - self._t0) if now > self._t0 else 0.0
+        self.progress.update(self.task, completed=trainer.step, rate=f"{rate:.0f} steps/s")
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+
+@app.command()
+@_with_config_options
+def train(
+    env_id: str = typer.Argument(..., help="Gymnasium environment id, e.g. Pendulum-v1."),
+    preset: str | None = typer.Option(None, help=f"Start from a named preset: {', '.join(PRESETS)}."),
+    config: Path | None = typer.Option(None, "--config", help="TOML file of hyperparameters (over the preset)."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Run directory [default: runs/ENV_ID-sSEED]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run files in --out if it holds a run."),
+    **overrides: Any,
+) -> None:
+    """Train DDPG on a Gymnasium task and write a run directory.
+
+    Hyperparameters come from the defaults, then --preset, then --config FILE.toml, then the flags
+    below. The run directory gets config.toml, metrics.csv, summary.json, learning_curve.png and
+    the final checkpoint.
+    """
+    from .ddpg import DDPG
+    from .plots import plot_learning_curves
+    from .runs import CONFIG, CURVE, METRICS, MetricsCSV, checkpoint_dir, prepare_run_dir, write_summary
+
+    if preset is not None and preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+    cfg = resolve_config(preset, config, overrides)
+    agent = DDPG(env_id, cfg)
+    default_dir = Path("runs") / f"{env_id.replace('/', '_')}-s{cfg.seed}"
+    run = prepare_run_dir(out_dir if out_dir is not None else default_dir, overwrite)
+    cfg.save(run / CONFIG)
+    metrics = MetricsCSV(run / METRICS)
+    _print_kv("training", f"DDPG on {env_id} for {cfg.total_steps:,} steps, seed {cfg.seed}, "
+              f"networks {'-'.join(map(str, cfg.hidden))}, device {agent.device}")
+    _print_kv("run directory", str(run))
+    start = time.perf_counter()
+    try:
+        with ProgressReporter(cfg.total_steps) as progress:
+            agent.learn(cfg.total_steps, callback=[metrics, progress.callback])
+    finally:
+        metrics.close()
+    wall = time.perf_counter() - start
+    trainer = agent.trainer
+    ckpt = agent.save(checkpoint_dir(run, trainer.step))
+    from .runs import read_metrics
+
+    plot_learning_curves(run / CURVE, [(env_id, read_metrics(run / METRICS))], f"DDPG on {env_id}")
+    mean, std = trainer.last_eval
+    summary = {
+        "env_id": env_id, "seed": cfg.seed, "steps": trainer.step, "episodes": trainer.episodes,
+        "final_eval_mean": mean, "final_eval_std": std, "eval_episodes": cfg.eval_episodes,
+        "wall_s": wall, "train_s": trainer.wall_s, "steps_per_s": trainer.step / trainer.wall_s,
+        "checkpoint": str(ckpt.relative_to(run)), "preset": preset,
+    }
+    from .checkpoint import versions
+
+    summary["versions"] = versions()
+    write_summary(run, summary)
+    _print_kv("final evaluation", f"{mean:.1f} ± {std:.1f} over {cfg.eval_episodes} episodes")
+    _print_kv("time", f"{wall:.1f} s ({summary['steps_per_s']:.0f} steps/s)")
+    _print_kv("wrote", f"{run / 'config.toml'}, {run / METRICS}, {run / 'summary.json'}, {run / CURVE}, {ckpt}")
+
+
+def _print_kv(key: str, value: str) -> None:
+    out.print(f"{key}: {value}", markup=False)
+
+
+def _load_run_agent(run_dir: Path, checkpoint: Path | None, device: str | None):
+    from .ddpg import DDPG
+    from .runs import latest_checkpoint
+
+    if not run_dir.exists():
+        raise UserError(f"{run_dir}: no such run directory")
+    ckpt = checkpoint if checkpoint is not None else latest_checkpoint(run_dir)
+    return DDPG.load(ckpt, device=device), ckpt
+
+
+@app.command("eval")
+def eval_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `ddpgkit train`."),
+    episodes: int = typer.Option(10, help="Deterministic episodes to run."),
+    seed: int | None = typer.Option(None, help="Seed of episode 0 (episode i uses seed + i) "
+                                    "[default: the run's evaluation seeds, as in summary.json]."),
+    gif: Path | None = typer.Option(None, "--gif", help="Also write an animation of the first episode (GIF)."),
+    checkpoint: Path | None = typer.Option(None, help="A checkpoint directory [default: the run's latest]."),
+    device: str | None = typer.Option(None, help="Device to run the actor on [default: the run's]."),
+) -> None:
+    """Evaluate a trained run: mean ± std return of deterministic episodes."""
+    if episodes < 1:
+        raise UserError(f"--episodes must be >= 1, got {episodes}")
+    agent, ckpt = _load_run_agent(run_dir, checkpoint, device)
+    returns = agent.evaluate(episodes, seed)
+    _print_kv("checkpoint", str(ckpt))
+    _print_kv("return", f"{returns.mean():.2f} ± {returns.std():.2f} over {episodes} episodes")
+    if gif is not None:
+        from .render import record_episode
+
+        base = seed if seed is not None else None
+        path, frames, ret = record_episode(agent, gif, seed=base)
+        _print_kv("animation", f"{path} ({frames} frames, return {ret:.1f})")
+
+
+@app.command()
+def plot(
+    run_dirs: list[Path] = typer.Argument(..., help="One or more run directories."),
+    out_file: Path | None = typer.Option(None, "--out", help="PNG to write [default: RUN_DIR/learning_curve.png "
+                                         "for one run, learning_curves.png for several]."),
+    title: str = typer.Option("Learning curves", help="Figure title."),
+) -> None:
+    """Draw the learning curves of one run or overlay several, from their metrics.csv files."""
+    from .plots import plot_learning_curves
+    from .runs import CURVE, read_metrics
+
+    runs = [(str(d), read_metrics(d)) for d in run_dirs]
+    target = out_file or (run_dirs[0] / CURVE if len(run_dirs) == 1 else Path("learning_curves.png"))
+    if target.suffix.lower() != ".png":
+        raise UserError(f"--out must be a .png file, got {target}")
+    plot_learning_curves(target, runs, title)
+    _print_kv("wrote", str(target))
 
 
 def main(argv: list[str] | None = None) -> int:

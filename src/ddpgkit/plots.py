@@ -107,3 +107,30 @@ def plot_loss(path: str | Path, losses: Sequence[float], title: str = "Training 
     ax.set(xlabel="step", ylabel="MSE loss L(ω; D)", title=title)
     ax.grid(True, which="both", alpha=0.3)
     return _save(fig, path)
+
+
+def plot_learning_curves(path: str | Path, runs: Sequence[tuple[str, Sequence[dict]]],
+                         title: str = "Learning curve") -> Path:
+    """Returns against environment steps for one or more runs (rows of their metrics.csv):
+    training-episode returns as faint lines, deterministic evaluations as mean ± std."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for k, (label, rows) in enumerate(runs):
+        color = f"C{k % 10}"
+        train = [(r["step"], r["episode_return"]) for r in rows if r.get("episode_return") is not None]
+        evals = [(r["step"], r["eval_mean"], r["eval_std"] or 0.0) for r in rows if r.get("eval_mean") is not None]
+        if train:
+            xs, ys = zip(*train)
+            ax.plot(xs, ys, color=color, alpha=0.25, lw=0.8,
+                    label=f"{label}: training episodes" if len(runs) == 1 else None)
+        if evals:
+            xs, means, stds = (list(v) for v in zip(*evals))
+            lo = [m - s for m, s in zip(means, stds)]
+            hi = [m + s for m, s in zip(means, stds)]
+            ax.fill_between(xs, lo, hi, color=color, alpha=0.15, lw=0)
+            ax.plot(xs, means, color=color, marker="o", ms=3, lw=1.6,
+                    label=f"{label}: evaluation (mean ± std)" if len(runs) == 1 else label)
+    ax.set(xlabel="environment steps", ylabel="episode return", title=title)
+    ax.grid(True, alpha=0.3)
+    if runs:
+        ax.legend(loc="lower right", fontsize="small")
+    return _save(fig, path)

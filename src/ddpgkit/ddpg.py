@@ -1,0 +1,290 @@
+"""DDPG (Lillicrap et al. 2015, "Continuous control with deep reinforcement learning").
+
+The update is three functions that read like the paper:
+
+* :func:`critic_loss` — L(φ) = mean_B (Q_φ(s, a) − y)²  with  y = r + γ (1 − d) Q_φ'(s', μ_θ'(s'))
+* :func:`actor_loss`  — J(θ) = −mean_B Q_φ(s, μ_θ(s))  (the deterministic policy gradient)
+* :func:`soft_update` — θ' ← τ θ + (1 − τ) θ'
+
+and :class:`DDPG` owns the networks, optimisers, replay buffer and noise, with the API users know
+from Stable-Baselines3: ``DDPG(env, config, seed=0).learn(steps)``, ``predict``, ``save``, ``load``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .buffer import Batch, ReplayBuffer
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import DDPGConfig
+from .envs import env_id as get_env_id
+from .envs import make_env
+from .errors import CheckpointError, ConfigError
+from .nn import Actor, Critic
+from .noise import make_noise
+
+if TYPE_CHECKING:
+    from .train import Callback, Trainer
+
+# Sub-seeds derived from the one run seed, so that every generator is independent and fixed.
+BUFFER_SEED_OFFSET = 1
+NOISE_SEED_OFFSET = 2
+EXPLORE_SEED_OFFSET = 3
+EVAL_SEED_OFFSET = 10_000  # evaluation episode i is reset with seed + EVAL_SEED_OFFSET + i
+
+
+def td_target(reward: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor, gamma: float) -> torch.Tensor:
+    """The TD target  y = r + γ (1 − terminated) Q'(s', μ'(s')).
+
+    Only a true termination stops the bootstrap; a transition cut by a time limit (``truncated``)
+    still bootstraps from Q'(s', μ'(s')). All arguments and the result are (B, 1).
+    """
+    return reward + gamma * (1.0 - terminated) * next_q
+
+
+def critic_loss(critic: Critic, critic_target: Critic, actor_target: Actor, batch: Batch,
+                gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """L(φ) = 1/B Σ_i (Q_φ(s_i, a_i) − y_i)²,  y_i = r_i + γ (1 − d_i) Q_φ'(s'_i, μ_θ'(s'_i)).
+
+    The target y is computed without gradient (from the target networks). Returns the loss and
+    the detached Q(s, a) of shape (B, 1) for logging.
+    """
+    with torch.no_grad():
+        next_q = critic_target(batch.next_obs, actor_target(batch.next_obs))  # (B, 1)
+        y = td_target(batch.reward, batch.terminated, next_q, gamma)  # (B, 1)
+    q = critic(batch.obs, batch.action)  # (B, 1)
+    return F.mse_loss(q, y), q.detach()
+
+
+def actor_loss(actor: Actor, critic: Critic, obs: torch.Tensor) -> torch.Tensor:
+    """J(θ) = −1/B Σ_i Q_φ(s_i, μ_θ(s_i)); its gradient is the deterministic policy gradient
+    ∇_θ J = −1/B Σ_i ∇_a Q_φ(s_i, a)|_{a=μ_θ(s_i)} ∇_θ μ_θ(s_i)."""
+    return -critic(obs, actor(obs)).mean()
+
+
+@torch.no_grad()
+def soft_update(target: torch.nn.Module, online: torch.nn.Module, tau: float) -> None:
+    """Polyak averaging θ' ← τ θ + (1 − τ) θ' over all parameters (τ weights the online network).
+
+    One fused ``lerp`` over the parameter lists: θ' + τ (θ − θ') = τ θ + (1 − τ) θ'.
+    """
+    torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available here")
+    return torch.device(name)
+
+
+class DDPG:
+    """The DDPG agent.
+
+    Args:
+        env: a Gymnasium id such as ``"Pendulum-v1"`` or a ``gymnasium.Env`` with a bounded Box
+            action space.
+        config: hyperparameters; the defaults of :class:`DDPGConfig` when None.
+        seed: overrides ``config.seed`` when given. The seed fixes torch's and numpy's global
+            generators (for the initial weights), the env, its action space, and the buffer's,
+            noise's and warm-up's own generators.
+        eval_env: the env used for evaluation; a fresh instance of ``env`` when None.
+    """
+
+    def __init__(self, env: str | gym.Env, config: DDPGConfig | None = None, seed: int | None = None,
+                 eval_env: str | gym.Env | None = None) -> None:
+        config = config or DDPGConfig()
+        if seed is not None:
+            config = config.replace(seed=seed)
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.env = make_env(env)
+        self.env_id = get_env_id(self.env)
+        self._eval_env_arg = eval_env
+        self._eval_env: gym.Env | None = None
+        act_space = self.env.action_space
+        self.obs_dim = int(self.env.observation_space.shape[0])
+        self.act_dim = int(act_space.shape[0])
+        self.action_low = torch.as_tensor(act_space.low, dtype=torch.float32)  # (act_dim,)
+        self.action_high = torch.as_tensor(act_space.high, dtype=torch.float32)  # (act_dim,)
+
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        init = config.final_layer_init or None
+        self.actor = Actor(self.obs_dim, self.action_low, self.action_high, config.hidden, config.activation,
+                           init).to(self.device)
+        self.critic = Critic(self.obs_dim, self.act_dim, config.hidden, config.activation, init).to(self.device)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, foreach=True)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr,
+                                                 weight_decay=config.critic_weight_decay, foreach=True)
+        self.buffer = ReplayBuffer(config.buffer_size, self.obs_dim, self.act_dim, self.device,
+                                   seed=config.seed + BUFFER_SEED_OFFSET)
+        self.noise = make_noise(config.noise, config.noise_scale * self.actor.action_scale.cpu(),
+                                theta=config.ou_theta, dt=config.ou_dt, seed=config.seed + NOISE_SEED_OFFSET)
+        self.explore_generator = torch.Generator().manual_seed(config.seed + EXPLORE_SEED_OFFSET)
+        self.num_updates = 0
+        self.trainer: Trainer | None = None
+
+    # ---- acting -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """The action for one observation (obs_dim,) or a batch (N, obs_dim): μ(s), plus
+        exploration noise when ``deterministic`` is False, clipped to the action bounds."""
+        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        single = obs_t.ndim == 1
+        action = self.actor(obs_t.reshape(1, -1) if single else obs_t).cpu()  # (N, act_dim)
+        if not deterministic:
+            action = action + self.noise.sample()
+            action = torch.maximum(torch.minimum(action, self.action_high), self.action_low)
+        out = action.numpy()
+        return out[0] if single else out
+
+    def random_action(self) -> np.ndarray:
+        """A uniform random action in [low, high] from the agent's own generator (warm-up)."""
+        u = torch.rand(self.act_dim, generator=self.explore_generator)
+        return (self.action_low + u * (self.action_high - self.action_low)).numpy()
+
+    # ---- learning -----------------------------------------------------------------------------
+
+    def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One DDPG gradient step on a batch: critic, then actor (critic frozen), then targets.
+
+        Returns detached (critic loss, actor loss, mean Q(s, a)) as 0-d tensors.
+        """
+        cfg = self.config
+        # critic: minimise (Q(s, a) − y)²
+        loss_q, q = critic_loss(self.critic, self.critic_target, self.actor_target, batch, cfg.gamma)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss_q.backward()
+        self.critic_optimizer.step()
+        # actor: minimise −Q(s, μ(s)); the critic's weights need no gradient here, only ∂Q/∂a does
+        self.critic.requires_grad_(False)
+        loss_pi = actor_loss(self.actor, self.critic, batch.obs)
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        loss_pi.backward()
+        self.actor_optimizer.step()
+        self.critic.requires_grad_(True)
+        # targets: θ' ← τ θ + (1 − τ) θ'
+        soft_update(self.critic_target, self.critic, cfg.tau)
+        soft_update(self.actor_target, self.actor, cfg.tau)
+        self.num_updates += 1
+        return loss_q.detach(), loss_pi.detach(), q.mean()
+
+    def learn(self, total_steps: int | None = None, callback: Callback | list[Callback] | None = None) -> DDPG:
+        """Train until ``total_steps`` environment steps in all (``config.total_steps`` when None).
+
+        Calling again continues where the last call stopped. ``callback`` receives every step,
+        episode, evaluation and metrics row (see :class:`ddpgkit.train.Callback`).
+        """
+        from .train import Trainer
+
+        if self.trainer is None:
+            self.trainer = Trainer(self)
+        self.trainer.run(total_steps if total_steps is not None else self.config.total_steps, callback)
+        return self
+
+    @property
+    def eval_env(self) -> gym.Env:
+        """The evaluation env: ``eval_env`` if given, else a new instance of the training env."""
+        if self._eval_env is None:
+            if self._eval_env_arg is not None:
+                self._eval_env = make_env(self._eval_env_arg)
+            elif self.env.spec is not None:
+                self._eval_env = make_env(gym.make(self.env.spec))
+            else:
+                self._eval_env = copy.deepcopy(self.env)
+        return self._eval_env
+
+    def evaluate(self, episodes: int | None = None, seed: int | None = None) -> np.ndarray:
+        """Returns of ``episodes`` deterministic episodes (μ(s), no noise) on the eval env.
+
+        Episode i starts from ``reset(seed=seed + i)``, with ``seed = config.seed + EVAL_SEED_OFFSET``
+        by default, so every evaluation of a run sees the same start states.
+        """
+        from .train import evaluate
+
+        n = episodes if episodes is not None else self.config.eval_episodes
+        base = seed if seed is not None else self.config.seed + EVAL_SEED_OFFSET
+        return evaluate(self, self.eval_env, n, base)
+
+    # ---- persistence --------------------------------------------------------------------------
+
+    def model_tensors(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for prefix, module in (("actor", self.actor), ("critic", self.critic),
+                               ("actor_target", self.actor_target), ("critic_target", self.critic_target)):
+            out.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
+        return out
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "algorithm": "DDPG", "env_id": self.env_id, "config": self.config.to_dict(),
+            "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+            "action_low": self.action_low.tolist(), "action_high": self.action_high.tolist(),
+            "num_updates": self.num_updates,
+            "step": self.trainer.step if self.trainer is not None else 0,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the four networks (safetensors) and the config and metadata (JSON) to ``path``."""
+        return save_checkpoint(path, {"model": self.model_tensors()}, self.metadata())
+
+    @classmethod
+    def load(cls, path: str | Path, env: str | gym.Env | None = None, device: str | None = None) -> DDPG:
+        """Rebuild an agent from :meth:`save`'s directory. ``env`` defaults to the saved env id.
+
+        The checkpoint is verified (checksums) and checked against the env's observation and action
+        dimensions and bounds before any weight is copied.
+        """
+        tensors, meta = load_checkpoint(path, only=("model",))
+        try:
+            config = DDPGConfig.from_dict(meta["config"], f"{path}: config")
+            if device is not None:
+                config = config.replace(device=device)
+            env_arg = env if env is not None else meta["env_id"]
+            if env_arg is None:
+                raise CheckpointError(f"{path}: made with an unregistered env; pass env= to load it")
+            agent = cls(env_arg, config)
+            agent._check_compatible(meta, str(path))
+            agent._load_model(tensors["model"], str(path))
+            agent.num_updates = int(meta.get("num_updates", 0))
+        except (KeyError, TypeError) as e:
+            raise CheckpointError(f"{path}: manifest metadata is incomplete ({e})") from None
+        return agent
+
+    def _check_compatible(self, meta: dict[str, Any], where: str) -> None:
+        if (meta.get("obs_dim"), meta.get("act_dim")) != (self.obs_dim, self.act_dim):
+            raise CheckpointError(
+                f"{where}: made for observation/action dimensions {meta.get('obs_dim')}/{meta.get('act_dim')}, "
+                f"but the env has {self.obs_dim}/{self.act_dim}")
+        low, high = meta.get("action_low"), meta.get("action_high")
+        if low != self.action_low.tolist() or high != self.action_high.tolist():
+            raise CheckpointError(f"{where}: made for action bounds {low}..{high}, but the env has "
+                                  f"{self.action_low.tolist()}..{self.action_high.tolist()}")
+
+    def _load_model(self, tensors: dict[str, torch.Tensor], where: str) -> None:
+        expected = self.model_tensors()
+        if set(tensors) != set(expected):
+            missing, extra = set(expected) - set(tensors), set(tensors) - set(expected)
+            raise CheckpointError(f"{where}: model tensors do not match this config "
+                                  f"(missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]})")
+        for name, t in tensors.items():
+            if t.shape != expected[name].shape or t.dtype != expected[name].dtype:
+                raise CheckpointError(f"{where}: tensor {name} has shape {tuple(t.shape)} {t.dtype}, "
+                                      f"expected {tuple(expected[name].shape)} {expected[name].dtype}")
+            if not torch.isfinite(t).all():
+                raise CheckpointError(f"{where}: tensor {name} contains NaN or inf")
+        with torch.no_grad():
+            for name, t in tensors.items():
+                expected[name].copy_(t)

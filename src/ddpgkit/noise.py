@@ -1,0 +1,87 @@
+"""Exploration noise added to the deterministic action μ(s) while training.
+
+Each noise object draws from its own explicit ``torch.Generator`` (so a run is reproducible and its
+state can be saved), returns a (act_dim,) float32 tensor, and has ``reset()`` for episode starts.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import torch
+
+
+class ActionNoise(ABC):
+    """Base class: ``sample()`` returns the next noise vector, ``reset()`` starts a new episode."""
+
+    def __init__(self, scale: torch.Tensor, seed: int = 0) -> None:
+        self.scale = torch.as_tensor(scale, dtype=torch.float32).reshape(-1)  # (act_dim,)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @abstractmethod
+    def sample(self) -> torch.Tensor:
+        """The next (act_dim,) noise vector."""
+
+    def reset(self) -> None:  # noqa: B027 - stateless noises have nothing to reset
+        """Called at the start of every episode."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+class NoNoise(ActionNoise):
+    """Zero noise: the deterministic policy explores only through the warm-up's random actions."""
+
+    def sample(self) -> torch.Tensor:
+        return torch.zeros_like(self.scale)
+
+
+class GaussianNoise(ActionNoise):
+    """Independent N(0, σ²) per step and dimension, with σ = ``scale`` (per action dimension)."""
+
+    def sample(self) -> torch.Tensor:
+        return self.scale * torch.randn(self.scale.shape, generator=self.generator)
+
+
+class OrnsteinUhlenbeckNoise(ActionNoise):
+    """Temporally correlated noise, the one DDPG's paper used:
+
+    x_{t+1} = x_t + θ (μ − x_t) dt + σ √dt · ε_t,   ε_t ~ N(0, I),   x_0 = μ = 0 at every ``reset()``
+
+    with σ = ``scale``. Its stationary standard deviation is σ √(dt / (1 − (1 − θ dt)²)) ≈ σ / √(2θ).
+    """
+
+    def __init__(self, scale: torch.Tensor, theta: float = 0.15, dt: float = 1e-2, seed: int = 0) -> None:
+        super().__init__(scale, seed)
+        self.theta, self.dt = float(theta), float(dt)
+        self.x = torch.zeros_like(self.scale)
+
+    def sample(self) -> torch.Tensor:
+        eps = torch.randn(self.scale.shape, generator=self.generator)
+        self.x = self.x + self.theta * (0.0 - self.x) * self.dt + self.scale * math.sqrt(self.dt) * eps
+        return self.x.clone()
+
+    def reset(self) -> None:
+        self.x = torch.zeros_like(self.scale)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {**super().state_dict(), "x": self.x.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        super().load_state_dict(state)
+        self.x = state["x"].clone()
+
+
+def make_noise(kind: str, scale: torch.Tensor, *, theta: float = 0.15, dt: float = 1e-2, seed: int = 0) -> ActionNoise:
+    """Noise by config name: ``gaussian``, ``ou`` or ``none``."""
+    if kind == "gaussian":
+        return GaussianNoise(scale, seed)
+    if kind == "ou":
+        return OrnsteinUhlenbeckNoise(scale, theta, dt, seed)
+    if kind == "none":
+        return NoNoise(scale, seed)
+    raise ValueError(f"unknown noise {kind!r}; valid: gaussian, ou, none")

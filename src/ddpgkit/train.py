@@ -1,0 +1,177 @@
+"""The training loop: act, step the env, store, update, evaluate, report.
+
+One environment step of :meth:`Trainer.run`::
+
+    a = uniform random (first learning_starts steps)  or  clip(μ(s) + noise)
+    s', r, terminated, truncated = env.step(a)          (NaN/inf stops the run with the step number)
+    buffer.add(s, a, r, s', terminated, truncated)
+    updates_per_step × DDPG.update(buffer.sample(B))     (once past the warm-up)
+    every eval_interval steps: deterministic evaluation, a metrics row
+
+The loop never prints: progress bars, CSV files and user logging are :class:`Callback` objects.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from .errors import NonFiniteError
+from .runtime import configure_torch
+
+if TYPE_CHECKING:
+    from .ddpg import DDPG
+
+METRIC_COLUMNS = ("step", "episodes", "episode_return", "episode_length", "eval_mean", "eval_std",
+                  "critic_loss", "actor_loss", "q_mean", "steps_per_s", "wall_s")
+
+
+class Callback:
+    """Hooks into training; override what you need. ``on_step`` may return False to stop."""
+
+    def on_training_start(self, trainer: Trainer) -> None: ...
+
+    def on_step(self, trainer: Trainer) -> bool | None: ...
+
+    def on_episode_end(self, trainer: Trainer, episode_return: float, episode_length: int) -> None: ...
+
+    def on_eval(self, trainer: Trainer, returns: np.ndarray) -> None: ...
+
+    def on_metrics(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        """Every metrics row (one per finished episode and one per evaluation), columns
+        :data:`METRIC_COLUMNS`; values not measured in that row are None."""
+
+    def on_training_end(self, trainer: Trainer) -> None: ...
+
+
+def evaluate(agent: DDPG, env: gym.Env, episodes: int, seed: int) -> np.ndarray:
+    """Returns of ``episodes`` deterministic episodes; episode i starts from ``reset(seed=seed + i)``."""
+    returns = np.empty(episodes)
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(agent.predict(obs, deterministic=True))
+            total += float(reward)
+            done = terminated or truncated
+        returns[i] = total
+    return returns
+
+
+def _check_finite(step: int, obs: np.ndarray, reward: float) -> None:
+    if not np.all(np.isfinite(obs)):
+        raise NonFiniteError(f"the environment returned a non-finite observation at step {step}: {obs.tolist()}")
+    if not math.isfinite(reward):
+        raise NonFiniteError(f"the environment returned a non-finite reward at step {step}: {reward}")
+
+
+class Trainer:
+    """The state of one training run of an agent: counters, the current episode, metrics history."""
+
+    def __init__(self, agent: DDPG) -> None:
+        self.agent = agent
+        self.step = 0  # environment steps done
+        self.episodes = 0  # episodes finished
+        self.obs: np.ndarray | None = None  # current observation; None: reset before the next step
+        self.episode_return = 0.0
+        self.episode_length = 0
+        self.last_eval: tuple[float, float] | None = None  # (mean, std) of the latest evaluation
+        self.last_eval_step = -1
+        self.history: list[dict[str, Any]] = []  # every metrics row
+        self.wall_s = 0.0  # training seconds before the current run() call
+        self._acc = torch.zeros(3)  # sums of critic loss, actor loss, mean Q since the last row
+        self._acc_n = 0
+        self._seeded = False
+        self.callbacks: list[Callback] = []
+
+    # ---- the loop -----------------------------------------------------------------------------
+
+    def run(self, total_steps: int, callbacks: Callback | Iterable[Callback] | None = None) -> None:
+        agent, cfg = self.agent, self.agent.config
+        env, buffer = agent.env, agent.buffer
+        self.callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
+        configure_torch(cfg.threads)
+        if not self._seeded:
+            env.action_space.seed(cfg.seed)
+            self._seeded = True
+        start = self._start = time.perf_counter()
+        self._row_clock = (start, self.step)
+        self._emit("on_training_start")
+        eval_interval = cfg.eval_interval
+        for step in range(self.step, total_steps):
+            if self.obs is None:
+                self.obs, _ = env.reset(seed=cfg.seed if step == 0 else None)
+                agent.noise.reset()
+            obs = self.obs
+            if step < cfg.learning_starts:
+                action = agent.random_action()
+            else:
+                action = agent.predict(obs, deterministic=False)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            reward = float(reward)
+            _check_finite(step, next_obs, reward)
+            buffer.add(obs, action, reward, next_obs, terminated, truncated)
+            self.obs = next_obs
+            self.episode_return += reward
+            self.episode_length += 1
+            self.step = step + 1
+            if step >= cfg.learning_starts and len(buffer) >= cfg.batch_size:
+                for _ in range(cfg.updates_per_step):
+                    lq, lpi, q = agent.update(buffer.sample(cfg.batch_size))
+                    self._acc[0] += lq
+                    self._acc[1] += lpi
+                    self._acc[2] += q
+                    self._acc_n += 1
+            if terminated or truncated:
+                self._end_episode()
+            if eval_interval and self.step % eval_interval == 0:
+                self._evaluate()
+            if any(cb.on_step(self) is False for cb in self.callbacks):
+                break
+        if self.step >= total_steps and self.last_eval_step != self.step:
+            self._evaluate()  # a run always ends with an evaluation of its final policy
+        self.wall_s += time.perf_counter() - start
+        self._emit("on_training_end")
+
+    # ---- pieces -------------------------------------------------------------------------------
+
+    def _end_episode(self) -> None:
+        self.episodes += 1
+        ret, length = self.episode_return, self.episode_length
+        self.obs, self.episode_return, self.episode_length = None, 0.0, 0
+        self._emit("on_episode_end", ret, length)
+        self._log(episode_return=ret, episode_length=length)
+
+    def _evaluate(self) -> None:
+        returns = self.agent.evaluate()
+        self.last_eval = (float(returns.mean()), float(returns.std()))
+        self.last_eval_step = self.step
+        self._emit("on_eval", returns)
+        self._log(eval_mean=self.last_eval[0], eval_std=self.last_eval[1])
+
+    def _log(self, **values: Any) -> None:
+        now = time.perf_counter()
+        t0, s0 = self._row_clock
+        row: dict[str, Any] = dict.fromkeys(METRIC_COLUMNS)
+        row.update(step=self.step, episodes=self.episodes, **values)
+        if self._acc_n:
+            means = (self._acc / self._acc_n).tolist()
+            row.update(critic_loss=means[0], actor_loss=means[1], q_mean=means[2])
+            self._acc.zero_()
+            self._acc_n = 0
+        if now > t0 and self.step > s0:
+            row["steps_per_s"] = (self.step - s0) / (now - t0)
+            self._row_clock = (now, self.step)
+        row["wall_s"] = self.wall_s + (now - self._start)
+        self.history.append(row)
+        self._emit("on_metrics", row)
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
