@@ -3,13 +3,13 @@
 Layout (format version 1)::
 
     <dir>/manifest.json        {"format": "ddpgkit-checkpoint", "version": 1, "files": {name: {size, sha256}},
-                                "meta": {...}, "created": ..., "versions": {...}}
+                                "meta": {...}, "created": ..., "versions": {...}, "checksum": sha256}
     <dir>/<name>.safetensors   named tensors
 
 Saving writes everything into a temporary sibling directory, fsyncs it, and renames it into place,
 so a crash or a full disk leaves either the previous checkpoint or the complete new one. Loading
-checks the manifest, every file's size and SHA-256, and only then parses the tensors; any failure
-is a :class:`~ddpgkit.errors.CheckpointError` naming the file and what is wrong.
+checks the manifest's own checksum (of its canonical JSON), every file's size and SHA-256, and only
+then parses the tensors; any failure is a :class:`~ddpgkit.errors.CheckpointError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, dict[str, torch.Tensor]
             files[fname] = {"size": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
         manifest = {"format": FORMAT, "version": VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "versions": versions(), "files": files, "meta": meta}
+        manifest["checksum"] = _manifest_checksum(manifest)
         _write_synced(tmp / MANIFEST, (json.dumps(manifest, indent=1, allow_nan=False) + "\n").encode())
         fsync_dir(tmp)
         old = None
@@ -77,6 +78,12 @@ def save_checkpoint(path: str | Path, tensors: dict[str, dict[str, torch.Tensor]
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _manifest_checksum(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's canonical JSON without its own checksum field."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -108,6 +115,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if manifest.get("version") != VERSION:
         raise CheckpointError(f"{mpath}: checkpoint format version {manifest.get('version')!r} is not supported "
                               f"(this ddpgkit reads version {VERSION})")
+    if manifest.get("checksum") != _manifest_checksum(manifest):
+        raise CheckpointError(f"{mpath}: checksum mismatch (the manifest is corrupt or was edited)")
     files = manifest.get("files")
     if not isinstance(files, dict) or not isinstance(manifest.get("meta"), dict):
         raise CheckpointError(f"{mpath}: manifest lacks its 'files' or 'meta' table")

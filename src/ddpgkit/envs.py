@@ -33,7 +33,9 @@ def make_env(env: str | gym.Env, render_mode: str | None = None, **kwargs: Any) 
         hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.registry for the ids"
         raise EnvError(f"unknown environment {env!r}{hint}")
     try:
-        made = gym.make(env, render_mode=render_mode, **kwargs)
+        if render_mode is not None:
+            kwargs["render_mode"] = render_mode
+        made = gym.make(env, **kwargs)
     except gym.error.DependencyNotInstalled as e:
         raise EnvError(f"{env}: a dependency is missing: {str(e).splitlines()[0]}") from None
     except (gym.error.Error, TypeError, ValueError) as e:
@@ -131,9 +133,9 @@ class UnboundedEnv(MirrorEnv):
 
 def _register() -> None:
     entries = {
-        "ddpgkit/Mirror-v0": ("ddpgkit.envs:MirrorEnv", 1),
+        "ddpgkit/Mirror-v0": ("ddpgkit.envs:MirrorEnv", 10),
         "ddpgkit/NonFinite-v0": ("ddpgkit.envs:NonFiniteEnv", 200),
-        "ddpgkit/Unbounded-v0": ("ddpgkit.envs:UnboundedEnv", 1),
+        "ddpgkit/Unbounded-v0": ("ddpgkit.envs:UnboundedEnv", 10),
     }
     for env_name, (entry, steps) in entries.items():
         if env_name not in gym.registry:

@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+import torch
+
+from ddpgkit import DDPG, DDPGConfig
+from ddpgkit.errors import CheckpointError, NonFiniteError
+from ddpgkit.train import METRIC_COLUMNS, Callback
+
+SMALL = dict(hidden=(32, 32), total_steps=400, learning_starts=100, batch_size=32, buffer_size=1000,
+             eval_interval=200, eval_episodes=2)
+
+
+def weights(agent):
+    return {k: v.clone() for k, v in agent.model_tensors().items()}
+
+
+def same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def numbers(history):
+    return [{k: v for k, v in row.items() if k not in ("steps_per_s", "wall_s")} for row in history]
+
+
+def test_same_seed_same_numbers_different_seed_different():
+    cfg = DDPGConfig(**SMALL)
+    a = DDPG("Pendulum-v1", cfg, seed=1).learn()
+    b = DDPG("Pendulum-v1", cfg, seed=1).learn()
+    c = DDPG("Pendulum-v1", cfg, seed=2).learn()
+    assert same_weights(weights(a), weights(b))
+    assert numbers(a.trainer.history) == numbers(b.trainer.history)
+    assert not same_weights(weights(a), weights(c))
+
+
+def test_learn_in_two_calls_equals_one_call():
+    cfg = DDPGConfig(**{**SMALL, "eval_interval": 0})
+    one = DDPG("Pendulum-v1", cfg, seed=0).learn(400)
+    two = DDPG("Pendulum-v1", cfg, seed=0).learn(250).learn(400)
+    assert same_weights(weights(one), weights(two))
+    assert two.trainer.step == 400 and two.num_updates == one.num_updates == 300
+
+
+def test_metrics_rows_and_callbacks():
+    seen = {"steps": 0, "episodes": 0, "evals": 0, "rows": []}
+
+    class Count(Callback):
+        def on_step(self, trainer):
+            seen["steps"] += 1
+
+        def on_episode_end(self, trainer, ret, length):
+            seen["episodes"] += 1
+            assert length == 200  # Pendulum's time limit
+
+        def on_eval(self, trainer, returns):
+            seen["evals"] += 1
+            assert returns.shape == (2,)
+
+        def on_metrics(self, trainer, row):
+            seen["rows"].append(row)
+
+    agent = DDPG("Pendulum-v1", DDPGConfig(**SMALL)).learn(callback=Count())
+    assert seen["steps"] == 400 and seen["episodes"] == 2 and seen["evals"] == 2  # evals at 200 and 400
+    assert len(seen["rows"]) == 4 and all(set(r) == set(METRIC_COLUMNS) for r in seen["rows"])
+    learned = [r for r in seen["rows"] if r["critic_loss"] is not None]
+    assert learned and all(np.isfinite([r["critic_loss"], r["actor_loss"], r["q_mean"]]).all() for r in learned)
+    assert agent.trainer.last_eval is not None
+
+
+def test_callback_can_stop_training():
+    class StopAt(Callback):
+        def on_step(self, trainer):
+            return trainer.step < 150
+
+    agent = DDPG("Pendulum-v1", DDPGConfig(**SMALL)).learn(callback=StopAt())
+    assert agent.trainer.step == 150
+
+
+def test_tiny_learning_mirror_task():
+    # one-step task whose optimum μ*(s) = −s is known: the actor must find it
+    cfg = DDPGConfig(hidden=(64, 64), total_steps=2500, learning_starts=300, batch_size=64, buffer_size=5000,
+                     gamma=0.0, eval_interval=0, eval_episodes=50, noise_scale=0.2)
+    agent = DDPG("ddpgkit/Mirror-v0", cfg, seed=0).learn()
+    s = torch.rand(500, 2) * 2 - 1
+    a = agent.predict(s.numpy())
+    err = np.abs(a + s.numpy()).mean()
+    assert err < 0.1, err
+    random_policy = -np.mean(np.sum((np.random.default_rng(0).uniform(-1, 1, (500, 2)) + s.numpy()) ** 2, 1) / 2)
+    assert agent.evaluate().mean() > 0.05 * random_policy  # random: ~ -0.67, learned: > -0.03
+    # the critic learned Q(s, a) = r(s, a) = −‖a + s‖²/2 near the policy
+    q = agent.critic(s, torch.as_tensor(a)).detach().squeeze(1)
+    expected = -((torch.as_tensor(a) + s) ** 2).sum(1) / 2
+    assert (q - expected).abs().mean() < 0.05
+
+
+def test_actions_within_bounds_and_predict_shapes():
+    agent = DDPG("Pendulum-v1", DDPGConfig(**SMALL))
+    obs = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32) * 10
+    a = agent.predict(obs)
+    assert a.shape == (64, 1) and np.all(a >= -2) and np.all(a <= 2)
+    assert agent.predict(obs[0]).shape == (1,)
+    noisy = np.stack([agent.predict(obs[0], deterministic=False) for _ in range(50)])
+    assert np.all(noisy >= -2) and np.all(noisy <= 2) and noisy.std() > 0
+    r = np.stack([agent.random_action() for _ in range(2000)])
+    assert r.min() >= -2 and r.max() <= 2 and abs(r.mean()) < 0.1 and r.std() == pytest.approx(4 / 12**0.5, rel=0.05)
+
+
+def test_save_load_round_trip_gives_identical_actions(tmp_path):
+    agent = DDPG("Pendulum-v1", DDPGConfig(**SMALL), seed=3).learn()
+    path = agent.save(tmp_path / "ckpt")
+    loaded = DDPG.load(path)
+    assert loaded.config == agent.config and loaded.env_id == "Pendulum-v1"
+    assert same_weights(weights(agent), weights(loaded))
+    obs = np.random.default_rng(1).normal(size=(100, 3)).astype(np.float32)
+    assert np.array_equal(agent.predict(obs), loaded.predict(obs))
+    np.testing.assert_array_equal(agent.evaluate(3), loaded.evaluate(3))
+
+
+def test_load_refuses_other_dimensions_before_copying(tmp_path):
+    agent = DDPG("Pendulum-v1", DDPGConfig(**SMALL))
+    path = agent.save(tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match="observation/action dimensions 3/1, but the env has 2/2"):
+        DDPG.load(path, env="ddpgkit/Mirror-v0")
+
+
+def test_non_finite_env_stops_with_the_step():
+    from ddpgkit.envs import make_env
+
+    env = make_env("ddpgkit/NonFinite-v0", bad_step=37, kind="obs")
+    with pytest.raises(NonFiniteError, match="non-finite observation at step 36"):
+        DDPG(env, DDPGConfig(**SMALL)).learn()
+    env = make_env("ddpgkit/NonFinite-v0", bad_step=120, kind="reward", value="inf")
+    agent = DDPG(env, DDPGConfig(**SMALL))
+    with pytest.raises(NonFiniteError, match="non-finite reward at step 119: inf"):
+        agent.learn()
+    assert len(agent.buffer) == 119  # the bad transition was never stored
+    assert all(torch.isfinite(t).all() for t in agent.model_tensors().values())

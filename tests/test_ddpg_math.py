@@ -1,0 +1,130 @@
+"""The DDPG update against its equations written out by hand."""
+
+import copy
+
+import pytest
+import torch
+
+from ddpgkit.buffer import Batch
+from ddpgkit.ddpg import actor_loss, critic_loss, soft_update, td_target
+from ddpgkit.nn import Actor, Critic
+
+
+def make_batch(B=6, obs_dim=3, act_dim=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return Batch(
+        obs=torch.randn(B, obs_dim, generator=g),
+        action=torch.rand(B, act_dim, generator=g) * 2 - 1,
+        reward=torch.randn(B, 1, generator=g),
+        next_obs=torch.randn(B, obs_dim, generator=g),
+        terminated=torch.tensor([[1.0], [0.0], [0.0], [1.0], [0.0], [0.0]])[:B],
+        truncated=torch.tensor([[0.0], [1.0], [0.0], [0.0], [1.0], [0.0]])[:B],
+    )
+
+
+def nets(seed=0, obs_dim=3, act_dim=2):
+    torch.manual_seed(seed)
+    actor = Actor(obs_dim, [-1.0] * act_dim, [1.0] * act_dim, hidden=(16, 16))
+    critic = Critic(obs_dim, act_dim, hidden=(16, 16))
+    return actor, critic, copy.deepcopy(actor), copy.deepcopy(critic)
+
+
+def test_td_target_terminated_stops_bootstrap_truncated_does_not():
+    r = torch.tensor([[1.0], [1.0], [1.0]])
+    next_q = torch.tensor([[10.0], [10.0], [10.0]])
+    terminated = torch.tensor([[1.0], [0.0], [0.0]])  # row 1: truncated (time limit), row 2: ongoing
+    y = td_target(r, terminated, next_q, gamma=0.9)
+    assert y.tolist() == [[1.0], [1.0 + 0.9 * 10.0], [1.0 + 0.9 * 10.0]]
+    assert y.shape == (3, 1)
+
+
+def test_critic_loss_is_mse_to_the_written_target():
+    actor, critic, actor_t, critic_t = nets()
+    with torch.no_grad():  # make the targets differ from the online nets
+        for p in actor_t.parameters():
+            p.add_(0.1)
+    b = make_batch()
+    gamma = 0.97
+    loss, q = critic_loss(critic, critic_t, actor_t, b, gamma)
+    expected_q = critic(b.obs, b.action)
+    with torch.no_grad():
+        y = torch.empty(6, 1)
+        for i in range(6):  # the equation, one transition at a time
+            s2 = b.next_obs[i:i + 1]
+            bootstrap = 0.0 if b.terminated[i, 0] == 1.0 else gamma * critic_t(s2, actor_t(s2))[0, 0]
+            y[i, 0] = b.reward[i, 0] + bootstrap
+    torch.testing.assert_close(loss, ((expected_q - y) ** 2).mean())
+    torch.testing.assert_close(q, expected_q.detach())
+    assert q.shape == (6, 1)
+
+
+def test_critic_loss_gradient_reaches_only_the_critic():
+    actor, critic, actor_t, critic_t = nets()
+    loss, _ = critic_loss(critic, critic_t, actor_t, make_batch(), 0.99)
+    loss.backward()
+    assert all(p.grad is not None for p in critic.parameters())
+    assert all(p.grad is None for m in (actor, actor_t, critic_t) for p in m.parameters())
+
+
+def test_actor_loss_is_minus_mean_q():
+    actor, critic, *_ = nets()
+    obs = make_batch().obs
+    torch.testing.assert_close(actor_loss(actor, critic, obs), -critic(obs, actor(obs)).mean())
+
+
+def test_soft_update_formula():
+    torch.manual_seed(0)
+    online, target = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    before = [p.clone() for p in target.parameters()]
+    tau = 0.1
+    soft_update(target, online, tau)
+    for t, b, o in zip(target.parameters(), before, online.parameters()):
+        torch.testing.assert_close(t, tau * o + (1 - tau) * b)
+    soft_update(target, online, 1.0)  # tau = 1 copies
+    for t, o in zip(target.parameters(), online.parameters()):
+        torch.testing.assert_close(t, o, rtol=0, atol=0)
+
+
+def test_agent_update_isolates_gradients_and_moves_targets_by_tau():
+    from ddpgkit import DDPG, DDPGConfig
+
+    cfg = DDPGConfig(hidden=(16, 16), total_steps=100, learning_starts=10, batch_size=6, tau=0.25)
+    agent = DDPG("ddpgkit/Mirror-v0", cfg)
+    b = make_batch(obs_dim=2, act_dim=2)
+    b = b._replace(obs=b.obs[:, :2], next_obs=b.next_obs[:, :2])
+
+    # The critic step alone, as the agent does it, and the actor step on the updated critic.
+    critic_ref = copy.deepcopy(agent.critic)
+    actor_ref = copy.deepcopy(agent.actor)
+    opt_c = torch.optim.Adam(critic_ref.parameters(), lr=cfg.critic_lr)
+    loss_q, _ = critic_loss(critic_ref, agent.critic_target, agent.actor_target, b, cfg.gamma)
+    opt_c.zero_grad()
+    loss_q.backward()
+    opt_c.step()
+    critic_after = [p.clone() for p in critic_ref.parameters()]
+    opt_a = torch.optim.Adam(actor_ref.parameters(), lr=cfg.actor_lr)
+    loss_pi = actor_loss(actor_ref, critic_ref, b.obs)
+    opt_a.zero_grad()
+    loss_pi.backward()
+    opt_a.step()
+    # the actor's step must leave the critic exactly as the critic's step left it
+    for p, q in zip(critic_ref.parameters(), critic_after):
+        assert torch.equal(p, q)
+
+    targets_before = [p.clone() for p in agent.critic_target.parameters()]
+    agent.update(b)
+    for p, q in zip(agent.critic.parameters(), critic_ref.parameters()):
+        torch.testing.assert_close(p, q)
+    for p, q in zip(agent.actor.parameters(), actor_ref.parameters()):
+        torch.testing.assert_close(p, q)
+    # no critic weight gradient was kept from the actor's backward pass
+    assert all(p.requires_grad for p in agent.critic.parameters())
+    for t, b0, o in zip(agent.critic_target.parameters(), targets_before, agent.critic.parameters()):
+        torch.testing.assert_close(t, 0.25 * o + 0.75 * b0)
+    assert not any(p.requires_grad for p in agent.critic_target.parameters())
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0])
+def test_gamma_extremes(gamma):
+    r, nq, d = torch.ones(2, 1), torch.full((2, 1), 5.0), torch.zeros(2, 1)
+    assert td_target(r, d, nq, gamma).tolist() == [[1.0 + gamma * 5.0]] * 2
