@@ -16,13 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: install
-	$(VENV)/bin/ddpgkit fit
+	$(VENV)/bin/ddpgkit train Pendulum-v1 --preset pendulum --overwrite
 
 fit: install
-	$(VENV)/bin/ddpgkit fit
+	$(VENV)/bin/ddpgkit train Pendulum-v1 --preset pendulum --overwrite
 
 test: install
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q -n $(WORKERS) tests
 
 lint: install

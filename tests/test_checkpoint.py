@@ -111,3 +111,19 @@ def test_random_damage_is_refused_never_loaded(tmp_path, data):
     # only a change JSON cannot see (whitespace in the manifest) may load, and then loads the truth
     assert name == "manifest.json"
     assert meta == {"k": 1} and torch.equal(tensors["model"]["w"], sample_tensors()["model"]["w"])
+
+
+def test_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    from ddpgkit.fileio import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        p = save_checkpoint(tmp_path / "c", sample_tensors(), {})
+        t = atomic_write_text(tmp_path / "t.txt", "x")
+        assert oct(p.stat().st_mode & 0o777) == oct(0o755)
+        assert oct((p / "model.safetensors").stat().st_mode & 0o777) == oct(0o644)
+        assert oct(t.stat().st_mode & 0o777) == oct(0o644)
+    finally:
+        os.umask(mask)

@@ -30,7 +30,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .errors import CheckpointError
-from .fileio import fsync_dir
+from .fileio import default_mode, fsync_dir
 
 FORMAT = "ddpgkit-checkpoint"
 VERSION = 1
@@ -53,6 +53,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, dict[str, torch.Tensor]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        os.chmod(tmp, default_mode(directory=True))
         files = {}
         for name, group in tensors.items():
             if not name.isidentifier():
