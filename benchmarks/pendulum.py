@@ -16,13 +16,13 @@ import statistics
 import time
 
 
-def train_one(args: tuple[int, int, str]) -> dict:
-    seed, steps, preset = args
+def train_one(args: tuple[int, int, str, dict]) -> dict:
+    seed, steps, preset, overrides = args
     import torch
 
     from ddpgkit import DDPG, DDPGConfig
 
-    cfg = DDPGConfig.preset(preset, seed=seed, total_steps=steps)
+    cfg = DDPGConfig.preset(preset, seed=seed, total_steps=steps, **overrides)
     start = time.perf_counter()
     agent = DDPG("Pendulum-v1", cfg).learn()
     wall = time.perf_counter() - start
@@ -39,13 +39,21 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20_000)
     p.add_argument("--workers", type=int, default=2, help="processes in parallel (each uses 1 torch thread)")
     p.add_argument("--preset", default="pendulum")
+    p.add_argument("--hidden", default=None, help="override the preset's networks, e.g. 256,256")
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16"])
     a = p.parse_args()
-    jobs = [(s, a.steps, a.preset) for s in range(a.seeds)]
+    overrides: dict = {}
+    if a.hidden:
+        overrides["hidden"] = tuple(int(x) for x in a.hidden.split(","))
+    if a.precision:
+        overrides["precision"] = a.precision
+    jobs = [(s, a.steps, a.preset, overrides) for s in range(a.seeds)]
     t0 = time.perf_counter()
     with mp.get_context("spawn").Pool(a.workers) as pool:
         results = pool.map(train_one, jobs)
     total = time.perf_counter() - t0
-    print(f"DDPG on Pendulum-v1, preset '{a.preset}', {a.steps} steps per seed, final eval over 10 episodes")
+    extra = "".join(f", {k}={v}" for k, v in overrides.items())
+    print(f"DDPG on Pendulum-v1, preset '{a.preset}'{extra}, {a.steps} steps per seed, final eval over 10 episodes")
     print(f"machine: {platform.processor() or platform.machine()}, {mp.cpu_count()} cores; python "
           f"{platform.python_version()}; torch {results[0]['torch']} ({results[0]['threads']} thread/process, "
           f"{a.workers} processes)")

@@ -66,6 +66,14 @@ def test_activations_by_name(name):
     assert isinstance(MLP(2, 1, (4,), activation=name)[1], ACTIVATIONS[name])
 
 
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_functional_forward_equals_running_the_layers(name):
+    torch.manual_seed(0)
+    f = MLP(3, 2, hidden=(8, 8), activation=name, output_activation="tanh")
+    x = torch.randn(5, 3)
+    assert torch.equal(f(x), nn.Sequential.forward(f, x))  # the printed layers, run one by one
+
+
 def test_unknown_activation_lists_valid_names():
     with pytest.raises(ValueError, match="unknown activation 'gelu'.*relu, tanh, elu, leaky_relu, silu, identity"):
         MLP(1, 1, activation="gelu")

@@ -3,6 +3,7 @@ import torch
 from ddpgkit.fit import fit, make_dataset
 from ddpgkit.nn import MLP
 from ddpgkit.plots import plot_activation, plot_data, plot_fit, plot_function, plot_loss
+
 from tests.pngcheck import assert_png
 
 

@@ -23,6 +23,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 NOISE_TYPES = ("gaussian", "ou", "none")
+PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -57,6 +58,8 @@ class DDPGConfig:
     eval_interval: int = _param(5_000, "steps between deterministic evaluations; 0: only at the end")
     eval_episodes: int = _param(10, "episodes per evaluation")
     device: str = _param("auto", "torch device: auto (cuda if available), cpu or cuda")
+    precision: str = _param("fp32", "fp32, or bf16: the update's forward passes under bfloat16 autocast (faster for "
+                            "wide networks on CPUs with bf16 support, see benchmarks)")
     threads: int = _param(1, "torch intra-op threads; 0 keeps torch's default (see README: thread policy)")
 
     def __post_init__(self) -> None:
@@ -95,6 +98,7 @@ class DDPGConfig:
         need(self.device in DEVICES or self.device.startswith("cuda:"), "device",
              f"must be one of {', '.join(DEVICES)} or cuda:N")
         need(self.threads >= 0, "threads", "must be >= 0")
+        need(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
 
     # ---- construction -------------------------------------------------------------------------
 

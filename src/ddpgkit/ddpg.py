@@ -70,12 +70,27 @@ def actor_loss(actor: Actor, critic: Critic, obs: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def soft_update(target: torch.nn.Module, online: torch.nn.Module, tau: float) -> None:
+def soft_update(target: torch.nn.Module | list[torch.Tensor], online: torch.nn.Module | list[torch.Tensor],
+                tau: float) -> None:
     """Polyak averaging θ' ← τ θ + (1 − τ) θ' over all parameters (τ weights the online network).
 
-    One fused ``lerp`` over the parameter lists: θ' + τ (θ − θ') = τ θ + (1 − τ) θ'.
+    ``target`` and ``online`` are modules or matching lists of parameters (the agent passes the
+    actor's and critic's together). One fused ``lerp`` over the lists: θ' + τ (θ − θ') = τ θ + (1 − τ) θ'.
     """
-    torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+    if isinstance(target, torch.nn.Module):
+        target = list(target.parameters())
+    if isinstance(online, torch.nn.Module):
+        online = list(online.parameters())
+    torch._foreach_lerp_(target, online, tau)
+
+
+def make_adam(params: list[torch.Tensor], lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam with the fused kernel where this torch has it for the parameters' device (one call per
+    step instead of a dozen list operations), else the foreach implementation. Same update rule."""
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # pragma: no cover - older torch or unsupported device
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -124,9 +139,13 @@ class DDPG:
         self.critic = Critic(self.obs_dim, self.act_dim, config.hidden, config.activation, init).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, foreach=True)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr,
-                                                 weight_decay=config.critic_weight_decay, foreach=True)
+        # parameter lists, gathered once: walking the module tree on every update costs real time
+        self._actor_params = list(self.actor.parameters())
+        self._critic_params = list(self.critic.parameters())
+        self._online_params = self._critic_params + self._actor_params
+        self._target_params = list(self.critic_target.parameters()) + list(self.actor_target.parameters())
+        self.actor_optimizer = make_adam(self._actor_params, config.actor_lr)
+        self.critic_optimizer = make_adam(self._critic_params, config.critic_lr, config.critic_weight_decay)
         self.buffer = ReplayBuffer(config.buffer_size, self.obs_dim, self.act_dim, self.device,
                                    seed=config.seed + BUFFER_SEED_OFFSET)
         self.noise = make_noise(config.noise, config.noise_scale * self.actor.action_scale.cpu(),
@@ -134,19 +153,22 @@ class DDPG:
         self.explore_generator = torch.Generator().manual_seed(config.seed + EXPLORE_SEED_OFFSET)
         self.num_updates = 0
         self.trainer: Trainer | None = None
+        bf16 = config.precision == "bf16"
+        self._autocast = lambda: torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
 
     # ---- acting -------------------------------------------------------------------------------
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """The action for one observation (obs_dim,) or a batch (N, obs_dim): μ(s), plus
         exploration noise when ``deterministic`` is False, clipped to the action bounds."""
         obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
         single = obs_t.ndim == 1
-        action = self.actor(obs_t.reshape(1, -1) if single else obs_t).cpu()  # (N, act_dim)
+        action = self.actor(obs_t[None] if single else obs_t)  # (N, act_dim)
+        if action.device.type != "cpu":
+            action = action.cpu()
         if not deterministic:
-            action = action + self.noise.sample()
-            action = torch.maximum(torch.minimum(action, self.action_high), self.action_low)
+            action = torch.clamp(action + self.noise.sample(), self.action_low, self.action_high)
         out = action.numpy()
         return out[0] if single else out
 
@@ -164,20 +186,23 @@ class DDPG:
         """
         cfg = self.config
         # critic: minimise (Q(s, a) − y)²
-        loss_q, q = critic_loss(self.critic, self.critic_target, self.actor_target, batch, cfg.gamma)
+        with self._autocast():
+            loss_q, q = critic_loss(self.critic, self.critic_target, self.actor_target, batch, cfg.gamma)
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss_q.backward()
         self.critic_optimizer.step()
         # actor: minimise −Q(s, μ(s)); the critic's weights need no gradient here, only ∂Q/∂a does
-        self.critic.requires_grad_(False)
-        loss_pi = actor_loss(self.actor, self.critic, batch.obs)
+        for p in self._critic_params:
+            p.requires_grad_(False)
+        with self._autocast():
+            loss_pi = actor_loss(self.actor, self.critic, batch.obs)
         self.actor_optimizer.zero_grad(set_to_none=True)
         loss_pi.backward()
         self.actor_optimizer.step()
-        self.critic.requires_grad_(True)
-        # targets: θ' ← τ θ + (1 − τ) θ'
-        soft_update(self.critic_target, self.critic, cfg.tau)
-        soft_update(self.actor_target, self.actor, cfg.tau)
+        for p in self._critic_params:
+            p.requires_grad_(True)
+        # targets: θ' ← τ θ + (1 − τ) θ', critic and actor in one call
+        soft_update(self._target_params, self._online_params, cfg.tau)
         self.num_updates += 1
         return loss_q.detach(), loss_pi.detach(), q.mean()
 

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -20,6 +21,17 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,
     "silu": nn.SiLU,
     "identity": nn.Identity,
+}
+
+
+# The same functions without a module call, for MLP.forward (identical results, less overhead).
+_FUNCTIONAL = {
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "elu": F.elu,
+    "leaky_relu": F.leaky_relu,
+    "silu": F.silu,
+    "identity": None,
 }
 
 
@@ -71,6 +83,8 @@ class MLP(nn.Sequential):
         super().__init__(layers)
         self.in_features = in_features
         self.out_features = out_features
+        self._g = _FUNCTIONAL[activation]
+        self._g_out = _FUNCTIONAL[output_activation] if output_activation is not None else None
         if final_layer_init is not None:
             if not final_layer_init > 0:
                 raise ValueError(f"final_layer_init must be > 0, got {final_layer_init}")
@@ -78,10 +92,26 @@ class MLP(nn.Sequential):
             nn.init.uniform_(last.weight, -final_layer_init, final_layer_init)
             nn.init.uniform_(last.bias, -final_layer_init, final_layer_init)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, in_features) -> (B, out_features). The same computation as running the layers in
+        order, written with functional calls: a network of a few small layers is dominated by
+        per-call overhead, not arithmetic."""
+        linears, g = self.linears, self._g
+        for lin in linears[:-1]:
+            x = F.linear(x, lin.weight, lin.bias)  # W x + b
+            if g is not None:
+                x = g(x)
+        last = linears[-1]
+        x = F.linear(x, last.weight, last.bias)
+        return x if self._g_out is None else self._g_out(x)
+
     @property
     def linears(self) -> list[nn.Linear]:
         """The affine layers (W_i, b_i), input side first."""
-        return [m for m in self if isinstance(m, nn.Linear)]
+        cached = self.__dict__.get("_linears")
+        if cached is None:
+            cached = self.__dict__["_linears"] = [m for m in self if isinstance(m, nn.Linear)]
+        return cached
 
 
 _activation = activation  # MLP.__init__ shadows the name with its argument

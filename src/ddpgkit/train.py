@@ -85,7 +85,8 @@ class Trainer:
         self.last_eval_step = -1
         self.history: list[dict[str, Any]] = []  # every metrics row
         self.wall_s = 0.0  # training seconds before the current run() call
-        self._acc = torch.zeros(3)  # sums of critic loss, actor loss, mean Q since the last row
+        # sums of critic loss, actor loss and mean Q since the last metrics row
+        self._acc = [torch.zeros((), device=agent.device) for _ in range(3)]
         self._acc_n = 0
         self._seeded = False
         self.callbacks: list[Callback] = []
@@ -123,10 +124,7 @@ class Trainer:
             self.step = step + 1
             if step >= cfg.learning_starts and len(buffer) >= cfg.batch_size:
                 for _ in range(cfg.updates_per_step):
-                    lq, lpi, q = agent.update(buffer.sample(cfg.batch_size))
-                    self._acc[0] += lq
-                    self._acc[1] += lpi
-                    self._acc[2] += q
+                    torch._foreach_add_(self._acc, agent.update(buffer.sample(cfg.batch_size)))
                     self._acc_n += 1
             if terminated or truncated:
                 self._end_episode()
@@ -161,9 +159,9 @@ class Trainer:
         row: dict[str, Any] = dict.fromkeys(METRIC_COLUMNS)
         row.update(step=self.step, episodes=self.episodes, **values)
         if self._acc_n:
-            means = (self._acc / self._acc_n).tolist()
+            means = [a.item() / self._acc_n for a in self._acc]
             row.update(critic_loss=means[0], actor_loss=means[1], q_mean=means[2])
-            self._acc.zero_()
+            torch._foreach_zero_(self._acc)
             self._acc_n = 0
         if now > t0 and self.step > s0:
             row["steps_per_s"] = (self.step - s0) / (now - t0)
