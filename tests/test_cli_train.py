@@ -103,8 +103,8 @@ def test_config_file_and_flag_precedence(tmp_path, capsys):
 def test_bad_train_inputs_one_line(tmp_path, capsys, args, fragments):
     import torch
 
-    if "cuda:0" in args and torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+    if "cuda:0" in args and torch.cuda.is_available():  # the error case does not exist on a CUDA machine
+        args, fragments = ["Pendulum-v1", "--device", "tpu"], ["device must be one of"]
     r = run_cli(capsys, "train", *args, "--out", tmp_path / "run")
     assert_one_line_error(r, *fragments)
     assert not (tmp_path / "run" / "config.toml").exists()

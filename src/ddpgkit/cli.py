@@ -256,38 +256,134 @@ def train(
     config: Path | None = typer.Option(None, "--config", help="TOML file of hyperparameters (over the preset)."),
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory [default: runs/ENV_ID-sSEED]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run files in --out if it holds a run."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest valid "
+                                "checkpoint (the same command plus --resume); start it if it has none."),
     **overrides: Any,
 ) -> None:
     """Train DDPG on a Gymnasium task and write a run directory.
 
     Hyperparameters come from the defaults, then --preset, then --config FILE.toml, then the flags
     below. The run directory gets config.toml, metrics.csv, summary.json, learning_curve.png and
-    the final checkpoint.
+    checkpoints. Ctrl-C (SIGINT) or SIGTERM saves a checkpoint at the end of the current episode and
+    stops (a second one saves at once); `--resume` or `ddpgkit resume` continues.
     """
     from .ddpg import DDPG
-    from .plots import plot_learning_curves
-    from .runs import CONFIG, CURVE, METRICS, MetricsCSV, checkpoint_dir, prepare_run_dir, write_summary
+    from .runs import list_checkpoints, prepare_run_dir
 
     if preset is not None and preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite exclude each other")
     cfg = resolve_config(preset, config, overrides)
+    run = out_dir if out_dir is not None else Path("runs") / f"{env_id.replace('/', '_')}-s{cfg.seed}"
+    if resume and list_checkpoints(run):
+        agent = _load_for_resume(run, device=None)
+        _check_same_run(agent, env_id, cfg)
+        _continue(agent, run, cfg.total_steps, threads=cfg.threads)
+        return
     agent = DDPG(env_id, cfg)
-    default_dir = Path("runs") / f"{env_id.replace('/', '_')}-s{cfg.seed}"
-    run = prepare_run_dir(out_dir if out_dir is not None else default_dir, overwrite)
-    cfg.save(run / CONFIG)
+    if resume:
+        _print_kv("resume", f"{run} has no checkpoint yet; starting the run from step 0")
+    prepare_run_dir(run, overwrite or resume)
+    _train(agent, run, preset, resumed=False)
+
+
+@app.command("resume")
+def resume_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `ddpgkit train`."),
+    steps: int | None = typer.Option(None, "--steps", help="Train until this many steps in all "
+                                     "[default: the run's total_steps]."),
+    device: str | None = typer.Option(None, help="Device to continue on [default: the run's]."),
+    threads: int | None = typer.Option(None, help="torch threads [default: the run's]."),
+) -> None:
+    """Continue a run from its latest valid checkpoint (after a crash, kill or Ctrl-C), or extend it
+    with --steps. Bit-identical to an uninterrupted run when the checkpoint was taken at an episode
+    end (periodic and Ctrl-C checkpoints are) on the same device and thread count."""
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run directory")
+    agent = _load_for_resume(run_dir, device)
+    _continue(agent, run_dir, steps if steps is not None else agent.config.total_steps, threads)
+
+
+def _load_for_resume(run: Path, device: str | None):
+    from .runs import load_latest
+
+    agent, ckpt, skipped = load_latest(run, device)
+    for reason in skipped:
+        err.print(f"warning: skipped {reason}", markup=False)
+    if agent.trainer is None:
+        raise UserError(f"{ckpt}: holds no training state (saved with training_state=False); cannot resume")
+    _print_kv("resuming", f"{ckpt} (step {agent.trainer.step:,})")
+    return agent
+
+
+def _check_same_run(agent, env_id: str, cfg: DDPGConfig) -> None:
+    if agent.env_id != env_id:
+        raise UserError(f"--resume: the run trained {agent.env_id}, not {env_id}")
+    saved = agent.config.to_dict()
+    given = cfg.to_dict()
+    for key in saved:
+        if key not in ("total_steps", "device", "threads") and saved[key] != given[key]:
+            raise UserError(f"--resume continues the run's own config, but {key} differs "
+                            f"(run: {saved[key]!r}, given: {given[key]!r})")
+
+
+def _continue(agent, run: Path, total_steps: int, threads: int | None) -> None:
+    from .runs import CONFIG, METRICS, rewrite_metrics
+
+    done = agent.trainer.step
+    if total_steps <= done:
+        raise UserError(f"{run} already has {done:,} steps; pass --steps above that to train further")
+    changes: dict[str, Any] = {"total_steps": total_steps}
+    if threads is not None:
+        changes["threads"] = threads
+    agent.config = agent.config.replace(**changes)
+    rewrite_metrics(run / METRICS, agent.trainer.history)
+    agent.config.save(run / CONFIG)
+    _train(agent, run, None, resumed=True)
+
+
+def _train(agent, run: Path, preset: str | None, resumed: bool) -> None:
+    """Train ``agent`` to its config's total_steps with the run directory's callbacks, then write
+    the final checkpoint, the learning curve and summary.json."""
+    import signal
+
+    from .checkpoint import versions
+    from .plots import plot_learning_curves
+    from .runs import CONFIG, CURVE, METRICS, SUMMARY, Checkpointer, MetricsCSV, prune_checkpoints, write_summary
+
+    cfg, env_id = agent.config, agent.env_id or "custom env"
+    if not resumed:
+        cfg.save(run / CONFIG)
     metrics = MetricsCSV(run / METRICS)
+    checkpointer = Checkpointer(run, cfg.checkpoint_interval, cfg.keep_checkpoints)
+    signals: list[int] = []
+
+    def on_signal(signum, frame) -> None:
+        signals.append(signum)
+        checkpointer.request_stop(force=len(signals) > 1)
+
+    handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     _print_kv("training", f"DDPG on {env_id} for {cfg.total_steps:,} steps, seed {cfg.seed}, "
               f"networks {'-'.join(map(str, cfg.hidden))}, device {agent.device}")
     _print_kv("run directory", str(run))
     start = time.perf_counter()
     try:
         with ProgressReporter(cfg.total_steps) as progress:
-            agent.learn(cfg.total_steps, callback=[metrics, progress.callback])
+            agent.learn(cfg.total_steps, callback=[metrics, checkpointer, progress.callback])
     finally:
         metrics.close()
-    wall = time.perf_counter() - start
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
     trainer = agent.trainer
-    ckpt = agent.save(checkpoint_dir(run, trainer.step))
+    if signals:
+        name = signal.Signals(signals[0]).name
+        where = checkpointer.saved[-1] if checkpointer.saved else "no checkpoint"
+        raise Interrupted(f"{name} at step {trainer.step:,}: saved {where}; continue with: ddpgkit resume {run}",
+                          128 + signals[0])
+    wall = time.perf_counter() - start
+    ckpt = agent.save(run / "checkpoints" / str(trainer.step), training_state=True)
+    prune_checkpoints(run, cfg.keep_checkpoints)
     from .runs import read_metrics
 
     plot_learning_curves(run / CURVE, [(env_id, read_metrics(run / METRICS))], f"DDPG on {env_id}")
@@ -296,15 +392,21 @@ def train(
         "env_id": env_id, "seed": cfg.seed, "steps": trainer.step, "episodes": trainer.episodes,
         "final_eval_mean": mean, "final_eval_std": std, "eval_episodes": cfg.eval_episodes,
         "wall_s": wall, "train_s": trainer.wall_s, "steps_per_s": trainer.step / trainer.wall_s,
-        "checkpoint": str(ckpt.relative_to(run)), "preset": preset,
+        "checkpoint": str(ckpt.relative_to(run)), "preset": preset, "resumed": resumed,
+        "versions": versions(),
     }
-    from .checkpoint import versions
-
-    summary["versions"] = versions()
     write_summary(run, summary)
     _print_kv("final evaluation", f"{mean:.1f} ± {std:.1f} over {cfg.eval_episodes} episodes")
     _print_kv("time", f"{wall:.1f} s ({summary['steps_per_s']:.0f} steps/s)")
-    _print_kv("wrote", f"{run / 'config.toml'}, {run / METRICS}, {run / 'summary.json'}, {run / CURVE}, {ckpt}")
+    _print_kv("wrote", f"{run / CONFIG}, {run / METRICS}, {run / SUMMARY}, {run / CURVE}, {ckpt}")
+
+
+class Interrupted(Exception):
+    """Training stopped by a signal after saving a checkpoint; carries the exit status."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _print_kv(key: str, value: str) -> None:
@@ -318,7 +420,7 @@ def _load_run_agent(run_dir: Path, checkpoint: Path | None, device: str | None):
     if not run_dir.exists():
         raise UserError(f"{run_dir}: no such run directory")
     ckpt = checkpoint if checkpoint is not None else latest_checkpoint(run_dir)
-    return DDPG.load(ckpt, device=device), ckpt
+    return DDPG.load(ckpt, device=device, training_state=False), ckpt
 
 
 @app.command("eval")
@@ -379,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.format_message().replace("\n", " ")
         sys.stderr.write(f"error: {msg}\n")
         return EXIT_USAGE if isinstance(e, UsageError) else EXIT_ERROR
+    except Interrupted as e:
+        sys.stderr.write(f"stopped: {e}\n")
+        return e.code
     except (UserError, DDPGKitError) as e:
         sys.stderr.write(f"error: {e}\n")
         return EXIT_ERROR

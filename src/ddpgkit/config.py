@@ -57,6 +57,9 @@ class DDPGConfig:
     ou_dt: float = _param(1e-2, "Ornstein-Uhlenbeck time step dt")
     eval_interval: int = _param(5_000, "steps between deterministic evaluations; 0: only at the end")
     eval_episodes: int = _param(10, "episodes per evaluation")
+    checkpoint_interval: int = _param(10_000, "steps between full checkpoints (taken at the next episode end, "
+                                      "for exact resume); 0: only at the end")
+    keep_checkpoints: int = _param(3, "checkpoints kept in a run directory; the newest valid one is never removed")
     device: str = _param("auto", "torch device: auto (cuda if available), cpu or cuda")
     precision: str = _param("fp32", "fp32, or bf16: the update's forward passes under bfloat16 autocast (faster for "
                             "wide networks on CPUs with bf16 support, see benchmarks)")
@@ -95,6 +98,8 @@ class DDPGConfig:
         need(self.ou_dt > 0, "ou_dt", "must be > 0")
         need(self.eval_interval >= 0, "eval_interval", "must be >= 0")
         need(self.eval_episodes >= 1, "eval_episodes", "must be >= 1")
+        need(self.checkpoint_interval >= 0, "checkpoint_interval", "must be >= 0")
+        need(self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1")
         need(self.device in DEVICES or self.device.startswith("cuda:"), "device",
              f"must be one of {', '.join(DEVICES)} or cuda:N")
         need(self.threads >= 0, "threads", "must be >= 0")

@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from .buffer import Batch, ReplayBuffer
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, read_manifest, save_checkpoint
 from .config import DDPGConfig
 from .envs import env_id as get_env_id
 from .envs import make_env
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, DDPGKitError
 from .nn import Actor, Critic
 from .noise import make_noise
 
@@ -261,18 +261,34 @@ class DDPG:
             "step": self.trainer.step if self.trainer is not None else 0,
         }
 
-    def save(self, path: str | Path) -> Path:
-        """Write the four networks (safetensors) and the config and metadata (JSON) to ``path``."""
-        return save_checkpoint(path, {"model": self.model_tensors()}, self.metadata())
+    def save(self, path: str | Path, training_state: bool = False) -> Path:
+        """Write the four networks (safetensors) and the config and metadata (JSON) to ``path``.
+
+        With ``training_state=True`` the checkpoint also holds everything needed to continue
+        training exactly: optimiser states, the replay buffer, the noise and every random state, and
+        the training loop's counters and metrics (see :mod:`ddpgkit.state`).
+        """
+        tensors = {"model": self.model_tensors()}
+        meta = self.metadata()
+        if training_state:
+            from .state import training_state as collect
+
+            tensors["training"], meta["training"] = collect(self)
+        return save_checkpoint(path, tensors, meta)
 
     @classmethod
-    def load(cls, path: str | Path, env: str | gym.Env | None = None, device: str | None = None) -> DDPG:
+    def load(cls, path: str | Path, env: str | gym.Env | None = None, device: str | None = None,
+             training_state: bool = True) -> DDPG:
         """Rebuild an agent from :meth:`save`'s directory. ``env`` defaults to the saved env id.
 
         The checkpoint is verified (checksums) and checked against the env's observation and action
-        dimensions and bounds before any weight is copied.
+        dimensions and bounds before any weight is copied. If it holds a training state (and
+        ``training_state`` is True), that is restored too, and ``learn`` continues exactly where the
+        saved run stopped.
         """
-        tensors, meta = load_checkpoint(path, only=("model",))
+        manifest_files = read_manifest(path)["files"]
+        with_state = training_state and "training.safetensors" in manifest_files
+        tensors, meta = load_checkpoint(path, only=("model", "training") if with_state else ("model",))
         try:
             config = DDPGConfig.from_dict(meta["config"], f"{path}: config")
             if device is not None:
@@ -284,8 +300,15 @@ class DDPG:
             agent._check_compatible(meta, str(path))
             agent._load_model(tensors["model"], str(path))
             agent.num_updates = int(meta.get("num_updates", 0))
-        except (KeyError, TypeError) as e:
-            raise CheckpointError(f"{path}: manifest metadata is incomplete ({e})") from None
+            if with_state:
+                from .state import restore_training_state
+
+                restore_training_state(agent, tensors["training"], meta["training"], str(path))
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            if isinstance(e, DDPGKitError):
+                raise
+            raise CheckpointError(f"{path}: checkpoint metadata is incomplete or invalid ({type(e).__name__}: {e})"
+                                  ) from None
         return agent
 
     def _check_compatible(self, meta: dict[str, Any], where: str) -> None:

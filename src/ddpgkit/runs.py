@@ -137,6 +137,102 @@ def latest_checkpoint(run: str | Path) -> Path:
     raise RunError(f"{run}: no checkpoints; is this a ddpgkit run directory?")
 
 
+def prune_checkpoints(run: str | Path, keep: int) -> list[Path]:
+    """Remove all but the ``keep`` newest valid checkpoints (and any invalid one older than the newest
+    valid one). The newest valid checkpoint is never removed. Returns what was removed."""
+    import shutil
+
+    valid, removed = [], []
+    for p in list_checkpoints(run):
+        try:
+            read_manifest(p)
+            ok = True
+        except CheckpointError:
+            ok = False
+        if ok and len(valid) < max(keep, 1):
+            valid.append(p)
+        elif valid:  # older than a kept valid checkpoint
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    # temporaries of saves that were killed midway
+    root = Path(run) / CHECKPOINTS
+    for p in root.glob(".*.tmp") if root.is_dir() else []:
+        shutil.rmtree(p, ignore_errors=True)
+    return removed
+
+
+class Checkpointer(Callback):
+    """Saves full training checkpoints into ``<run>/checkpoints/<step>/``.
+
+    A checkpoint is due every ``interval`` steps and is taken at the first episode end after that
+    (an exact resume point). :meth:`request_stop` (the CLI calls it on SIGINT/SIGTERM) makes it save
+    at the next episode end and stop training; ``force=True`` (a second signal) saves right away,
+    mid-episode. Old checkpoints are pruned to ``keep``.
+    """
+
+    def __init__(self, run: str | Path, interval: int, keep: int) -> None:
+        self.run, self.interval, self.keep = Path(run), interval, keep
+        self.next_due: int | None = None
+        self.stop_requested = False
+        self.force = False
+        self.saved: list[Path] = []
+
+    def on_training_start(self, trainer: Trainer) -> None:
+        if self.interval:
+            self.next_due = (trainer.step // self.interval + 1) * self.interval
+
+    def request_stop(self, force: bool = False) -> None:
+        self.stop_requested = True
+        self.force = self.force or force
+
+    def save(self, trainer: Trainer) -> Path:
+        path = trainer.agent.save(checkpoint_dir(self.run, trainer.step), training_state=True)
+        self.saved.append(path)
+        prune_checkpoints(self.run, self.keep)
+        return path
+
+    def on_step(self, trainer: Trainer) -> bool | None:
+        boundary = trainer.at_episode_boundary
+        if self.stop_requested and (boundary or self.force):
+            self.save(trainer)
+            return False
+        if self.next_due is not None and boundary and trainer.step >= self.next_due:
+            self.save(trainer)
+            self.next_due = (trainer.step // self.interval + 1) * self.interval
+        return None
+
+
+def rewrite_metrics(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """Replace a metrics.csv with ``rows`` (on resume: the rows of the checkpoint, dropping any the
+    interrupted process wrote after it)."""
+    import io
+
+    from .fileio import atomic_write_text
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
+    return atomic_write_text(path, buf.getvalue())
+
+
+def load_latest(run: str | Path, device: str | None = None):
+    """The agent of the newest checkpoint that loads completely (checksums, shapes, training
+    state), with its path and why any newer ones were skipped."""
+    from .ddpg import DDPG
+
+    skipped: list[str] = []
+    for p in list_checkpoints(run):
+        try:
+            return DDPG.load(p, device=device), p, skipped
+        except CheckpointError as e:
+            skipped.append(str(e))
+    if skipped:
+        raise RunError(f"{run}: no valid checkpoint ({skipped[0]})")
+    raise RunError(f"{run}: no checkpoints; is this a ddpgkit run directory?")
+
+
 def write_summary(run: str | Path, summary: dict[str, Any]) -> Path:
     clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
     return atomic_write_json(Path(run) / SUMMARY, clean)

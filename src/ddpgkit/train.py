@@ -137,6 +137,43 @@ class Trainer:
         self.wall_s += time.perf_counter() - start
         self._emit("on_training_end")
 
+    # ---- persistence --------------------------------------------------------------------------
+
+    @property
+    def at_episode_boundary(self) -> bool:
+        """True between episodes: the next step starts with a reset (an exact resume point)."""
+        return self.obs is None
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """(tensors, JSON-able) state of the loop; see :mod:`ddpgkit.state`."""
+        meta = {
+            "step": self.step, "episodes": self.episodes, "episode_return": self.episode_return,
+            "episode_length": self.episode_length, "mid_episode": self.obs is not None,
+            "last_eval": list(self.last_eval) if self.last_eval is not None else None,
+            "last_eval_step": self.last_eval_step, "wall_s": self.wall_s, "acc_n": self._acc_n,
+            "seeded": self._seeded, "history": self.history,
+        }
+        return {"acc": torch.stack(self._acc).cpu()}, meta
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.step, self.episodes = int(meta["step"]), int(meta["episodes"])
+        if meta["mid_episode"]:
+            # the env's internal state is not saved: continue with a fresh episode
+            self.obs, self.episode_return, self.episode_length = None, 0.0, 0
+        else:
+            self.obs, self.episode_return, self.episode_length = None, float(meta["episode_return"]), \
+                int(meta["episode_length"])
+        self.last_eval = tuple(meta["last_eval"]) if meta["last_eval"] is not None else None
+        self.last_eval_step = int(meta["last_eval_step"])
+        self.wall_s = float(meta["wall_s"])
+        self._acc_n = int(meta["acc_n"])
+        acc = tensors["acc"].to(self.agent.device)
+        if acc.shape != (3,):
+            raise ValueError(f"trainer.acc has shape {tuple(acc.shape)}, expected (3,)")
+        self._acc = [a.clone() for a in acc.unbind()]
+        self._seeded = bool(meta["seeded"])
+        self.history = [dict(row) for row in meta["history"]]
+
     # ---- pieces -------------------------------------------------------------------------------
 
     def _end_episode(self) -> None:

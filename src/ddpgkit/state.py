@@ -1,0 +1,127 @@
+"""The complete training state of a DDPG run, as tensors and JSON (never pickle).
+
+A checkpoint made with ``DDPG.save(path, training_state=True)`` holds, besides the four networks:
+
+* both Adam optimisers (moments and step counts as tensors, hyperparameters as JSON);
+* the replay buffer's contents, write position, size and sampling generator;
+* the exploration noise's generator and (Ornstein-Uhlenbeck) state, the warm-up generator;
+* torch's, numpy's and Python's global random states, the env's and its action space's generators;
+* the training loop: step and episode counters, the current episode, the last evaluation, the
+  metrics rows so far, the training time.
+
+Periodic checkpoints are taken at the end of an episode, where the env needs no state of its own
+beyond its generator: the next ``reset`` then starts the same episode the uninterrupted run starts, so
+a resumed run is bit-identical to one that was never stopped (on the same device, thread count and
+versions). A checkpoint taken mid-episode (a second Ctrl-C, or the end of a run that stops
+mid-episode) records the episode's progress, but a Gymnasium env cannot hand over its internal
+state, so training resumes with a fresh episode: close, not bit-identical.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from .errors import CheckpointError
+
+if TYPE_CHECKING:
+    from .ddpg import DDPG
+
+STATE_VERSION = 1
+
+
+def _optimizer_state(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    sd = opt.state_dict()
+    layout: dict[str, list[str]] = {}
+    for idx, st in sd["state"].items():
+        names = []
+        for name, value in st.items():
+            if not isinstance(value, torch.Tensor):
+                value = torch.tensor(value)
+            tensors[f"{prefix}.{idx}.{name}"] = value
+            names.append(name)
+        layout[str(idx)] = names
+    return {"param_groups": sd["param_groups"], "state": layout}
+
+
+def _load_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                    meta: dict[str, Any]) -> None:
+    current = opt.state_dict()["param_groups"]
+    groups = meta["param_groups"]
+    if len(groups) != len(current) or any(len(g["params"]) != len(c["params"]) for g, c in zip(groups, current)):
+        raise ValueError(f"{prefix}: optimiser layout does not match the networks")
+    state = {int(idx): {name: tensors[f"{prefix}.{idx}.{name}"] for name in names}
+             for idx, names in meta["state"].items()}
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _np_global_state() -> dict[str, Any]:
+    st = np.random.get_state(legacy=False)
+    return {**st, "state": {"key": st["state"]["key"].tolist(), "pos": int(st["state"]["pos"])}}
+
+
+def _set_np_global_state(d: dict[str, Any]) -> None:
+    np.random.set_state({**d, "state": {"key": np.asarray(d["state"]["key"], dtype=np.uint32),
+                                        "pos": d["state"]["pos"]}})
+
+
+def _py_state() -> list[Any]:
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
+
+
+def training_state(agent: DDPG) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Everything beyond the networks that ``learn`` needs to continue exactly: (tensors, JSON)."""
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, Any] = {"version": STATE_VERSION}
+    meta["actor_optimizer"] = _optimizer_state("actor_optimizer", agent.actor_optimizer, tensors)
+    meta["critic_optimizer"] = _optimizer_state("critic_optimizer", agent.critic_optimizer, tensors)
+    buf_tensors, meta["buffer"] = agent.buffer.state_dict()
+    tensors.update({f"buffer.{k}": v for k, v in buf_tensors.items()})
+    tensors.update({f"noise.{k}": v for k, v in agent.noise.state_dict().items()})
+    tensors["explore_generator"] = agent.explore_generator.get_state()
+    tensors["torch_rng"] = torch.random.get_rng_state()
+    meta["numpy_rng"] = _np_global_state()
+    meta["python_rng"] = _py_state()
+    env = agent.env
+    meta["env_rng"] = env.unwrapped.np_random.bit_generator.state
+    meta["action_space_rng"] = env.action_space.np_random.bit_generator.state
+    if agent.trainer is not None:
+        t_tensors, meta["trainer"] = agent.trainer.state_dict()
+        tensors.update({f"trainer.{k}": v for k, v in t_tensors.items()})
+    else:
+        meta["trainer"] = None
+    return tensors, meta
+
+
+def restore_training_state(agent: DDPG, tensors: dict[str, torch.Tensor], meta: dict[str, Any], where: str) -> None:
+    """Put :func:`training_state`'s output back into a freshly built agent of the same config."""
+    from .train import Trainer
+
+    if meta.get("version") != STATE_VERSION:
+        raise CheckpointError(f"{where}: training state version {meta.get('version')!r} is not supported")
+    try:
+        _load_optimizer("actor_optimizer", agent.actor_optimizer, tensors, meta["actor_optimizer"])
+        _load_optimizer("critic_optimizer", agent.critic_optimizer, tensors, meta["critic_optimizer"])
+        agent.buffer.load_state_dict({k[len("buffer."):]: v for k, v in tensors.items() if k.startswith("buffer.")},
+                                     meta["buffer"])
+        agent.noise.load_state_dict({k[len("noise."):]: v for k, v in tensors.items() if k.startswith("noise.")})
+        agent.explore_generator.set_state(tensors["explore_generator"])
+        torch.random.set_rng_state(tensors["torch_rng"])
+        _set_np_global_state(meta["numpy_rng"])
+        version, internal, gauss = meta["python_rng"]
+        random.setstate((version, tuple(internal), gauss))
+        env = agent.env
+        env.unwrapped.np_random.bit_generator.state = meta["env_rng"]
+        env.action_space.np_random.bit_generator.state = meta["action_space_rng"]
+        if meta["trainer"] is not None:
+            agent.trainer = Trainer(agent)
+            agent.trainer.load_state_dict({k[len("trainer."):]: v for k, v in tensors.items()
+                                           if k.startswith("trainer.")}, meta["trainer"])
+    except CheckpointError:
+        raise
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
+        raise CheckpointError(f"{where}: training state is inconsistent ({type(e).__name__}: {e})") from None

@@ -1,0 +1,252 @@
+"""Exact resume: checkpoints hold the whole training state; a killed run continues bit-identically."""
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ddpgkit import DDPG, DDPGConfig
+from ddpgkit.errors import CheckpointError
+from ddpgkit.runs import Checkpointer, list_checkpoints, load_latest, prune_checkpoints, read_metrics
+from ddpgkit.train import Callback
+
+from tests.clihelp import assert_one_line_error, run_cli, run_subprocess
+
+SMALL = dict(hidden=(32, 32), total_steps=1200, learning_starts=100, batch_size=32, buffer_size=5000,
+             eval_interval=400, eval_episodes=2, checkpoint_interval=300, keep_checkpoints=2)
+CLI_FAST = ["Pendulum-v1", "--steps", "1400", "--learning-starts", "100", "--batch-size", "32", "--hidden", "32,32",
+            "--buffer-size", "5000", "--eval-interval", "400", "--eval-episodes", "2", "--checkpoint-interval", "200",
+            "--noise", "ou", "--seed", "5"]
+TIMING = ("steps_per_s", "wall_s")
+
+
+def model(agent):
+    return agent.model_tensors()
+
+
+def identical(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def numbers(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+def test_checkpoint_resume_is_bit_identical(tmp_path):
+    cfg = DDPGConfig(**SMALL, noise="ou")
+    full = DDPG("Pendulum-v1", cfg, seed=2).learn()
+    interrupted = DDPG("Pendulum-v1", cfg, seed=2)
+
+    class Crash(Exception):
+        pass
+
+    class CrashAt(Callback):
+        def on_step(self, trainer):
+            if trainer.step == 750:  # mid-episode, after the checkpoints at steps 400 and 600
+                raise Crash
+
+    with pytest.raises(Crash):
+        interrupted.learn(callback=[Checkpointer(tmp_path, cfg.checkpoint_interval, cfg.keep_checkpoints), CrashAt()])
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["600", "400"]  # due at 300 and 600, taken at episode ends
+    resumed, path, skipped = load_latest(tmp_path)
+    assert path.name == "600" and not skipped and resumed.trainer.step == 600
+    resumed.learn()
+    assert identical(model(full), model(resumed))
+    assert numbers(full.trainer.history) == numbers(resumed.trainer.history)
+    assert resumed.num_updates == full.num_updates
+    for a, b in zip(full.actor_optimizer.state.values(), resumed.actor_optimizer.state.values()):
+        assert torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])
+
+
+def test_mid_episode_checkpoint_continues_with_a_fresh_episode(tmp_path):
+    cfg = DDPGConfig(**SMALL)
+    agent = DDPG("Pendulum-v1", cfg).learn(250)  # Pendulum episodes are 200 steps: 50 steps into the second
+    assert not agent.trainer.at_episode_boundary
+    agent.save(tmp_path / "c", training_state=True)
+    loaded = DDPG.load(tmp_path / "c")
+    assert loaded.trainer.step == 250 and loaded.trainer.at_episode_boundary
+    loaded.learn(450)
+    assert loaded.trainer.step == 450 and loaded.trainer.episodes == 2  # 200 + (250 -> 450: one new episode)
+
+
+def test_prune_keeps_newest_valid(tmp_path):
+    agent = DDPG("Pendulum-v1", DDPGConfig(**SMALL))
+    for step in (100, 200, 300, 400):
+        agent.save(tmp_path / "checkpoints" / str(step))
+    (tmp_path / "checkpoints" / "500").mkdir()  # a newer, invalid one (no manifest)
+    (tmp_path / "checkpoints" / ".400.abc.tmp").mkdir()  # a temporary of a killed save
+    prune_checkpoints(tmp_path, keep=2)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["300", "400", "500"]
+
+
+def test_load_latest_skips_a_corrupt_newest(tmp_path):
+    agent = DDPG("Pendulum-v1", DDPGConfig(**SMALL)).learn(300)
+    agent.save(tmp_path / "checkpoints" / "200", training_state=True)
+    agent.save(tmp_path / "checkpoints" / "300", training_state=True)
+    f = tmp_path / "checkpoints" / "300" / "training.safetensors"
+    f.write_bytes(f.read_bytes()[:-1])
+    loaded, path, skipped = load_latest(tmp_path)
+    assert path.name == "200" and len(skipped) == 1 and "training.safetensors" in skipped[0]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_agent_checkpoint_is_refused(tmp_path_factory, data):
+    d = tmp_path_factory.mktemp("ck")
+    agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(8,), total_steps=300, learning_starts=50, batch_size=8,
+                                           buffer_size=400, eval_episodes=1))
+    agent.learn(60)
+    p = agent.save(d / "c", training_state=True)
+    name = data.draw(st.sampled_from(["model.safetensors", "training.safetensors", "manifest.json"]))
+    blob = bytearray((p / name).read_bytes())
+    i = data.draw(st.integers(0, 999_999)) * len(blob) // 1_000_000  # sizes vary: draw a position
+    if data.draw(st.booleans()):
+        blob = blob[:i]
+    else:
+        blob[i] ^= 1 << data.draw(st.integers(0, 7))
+    (p / name).write_bytes(bytes(blob))
+    try:
+        loaded = DDPG.load(p)
+    except CheckpointError:
+        return
+    # only a change invisible to the manifest's canonical JSON (whitespace) may load: then it is the truth
+    assert name == "manifest.json" and identical(model(agent), model(loaded))
+
+
+def _wait_for_checkpoint(run: Path, proc: subprocess.Popen, at_least: int, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        steps = [int(p.name) for p in list_checkpoints(run) if (p / "manifest.json").exists()]
+        if steps and max(steps) >= at_least:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended before a checkpoint at {at_least}: {proc.stderr.read()}")
+        time.sleep(0.02)
+    raise AssertionError("no checkpoint in time")
+
+
+def _popen(*args: str) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("ddpgkit")
+    return subprocess.Popen([str(exe), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    run = tmp_path_factory.mktemp("full") / "run"
+    r = run_subprocess("train", *CLI_FAST, "--out", run)
+    assert r.code == 0, r.err
+    return run
+
+
+def _final(run: Path):
+    summary = json.loads((run / "summary.json").read_text())
+    return DDPG.load(run / summary["checkpoint"]), summary
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, uninterrupted):
+    run = tmp_path / "run"
+    proc = _popen("train", *CLI_FAST, "--out", str(run))
+    _wait_for_checkpoint(run, proc, 600)
+    time.sleep(0.05)  # somewhere after it: mid-episode, perhaps mid-save
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "summary.json").exists()
+    r = run_subprocess("train", *CLI_FAST, "--out", run, "--resume")
+    assert r.code == 0, r.err
+    assert "resuming:" in r.out
+    ours, summary = _final(run)
+    ref, ref_summary = _final(uninterrupted)
+    assert identical(model(ours), model(ref))  # bit-identical weights, targets too
+    assert numbers(read_metrics(run)) == numbers(read_metrics(uninterrupted))
+    assert summary["final_eval_mean"] == ref_summary["final_eval_mean"]
+
+
+def test_sigint_saves_and_resume_command_continues(tmp_path, uninterrupted):
+    run = tmp_path / "run"
+    proc = _popen("train", *CLI_FAST, "--out", str(run))
+    _wait_for_checkpoint(run, proc, 400)
+    proc.send_signal(signal.SIGINT)
+    out, errtext = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT
+    lines = [line for line in errtext.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("stopped: SIGINT at step") and "ddpgkit resume" in lines[0]
+    assert "Traceback" not in errtext
+    r = run_subprocess("resume", run)
+    assert r.code == 0, r.err
+    ours, _ = _final(run)
+    ref, _ = _final(uninterrupted)
+    assert identical(model(ours), model(ref))
+
+
+def test_sigterm_saves_too(tmp_path):
+    run = tmp_path / "run"
+    proc = _popen("train", *CLI_FAST, "--out", str(run))
+    _wait_for_checkpoint(run, proc, 200)
+    proc.send_signal(signal.SIGTERM)
+    _, errtext = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM and "stopped: SIGTERM" in errtext
+
+
+def test_resume_extends_a_finished_run(uninterrupted, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted, run)
+    assert_one_line_error(run_cli(capsys, "resume", run), "already has 1,400 steps")
+    r = run_cli(capsys, "resume", run, "--steps", "1600")
+    assert r.code == 0, r.err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 1600 and summary["resumed"] is True
+
+
+def test_resume_errors(tmp_path, capsys, uninterrupted):
+    assert_one_line_error(run_cli(capsys, "resume", tmp_path / "none"), "no such run directory")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(run_cli(capsys, "resume", empty), "no checkpoints")
+    r = run_cli(capsys, "train", *CLI_FAST, "--gamma", "0.9", "--out", uninterrupted, "--resume")
+    assert_one_line_error(r, "--resume continues the run's own config, but gamma differs")
+    assert_one_line_error(run_cli(capsys, "train", *CLI_FAST, "--out", tmp_path / "x", "--resume", "--overwrite"),
+                          "exclude each other")
+
+
+def test_full_disk_during_checkpoint_keeps_the_last_good_one(tmp_path):
+    """A real write failure from the OS: the file-size limit makes writes beyond it fail (EFBIG)."""
+    run = tmp_path / "run"
+    args = [*CLI_FAST, "--out", str(run), "--steps", "600"]
+    assert run_subprocess("train", *args).code == 0
+    good = list_checkpoints(run)[0]
+    before = {p.name: p.read_bytes() for p in good.iterdir()}
+    limit = max(p.stat().st_size for p in good.iterdir()) + 1000  # the next, larger buffer will not fit
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    exe = Path(sys.executable).with_name("ddpgkit")
+    p = subprocess.run([str(exe), "resume", str(run), "--steps", "1400"], capture_output=True, text=True,
+                       preexec_fn=limit_file_size, timeout=300)
+    assert p.returncode != 0
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "File too large" in lines[0] and "Traceback" not in p.stderr
+    assert {q.name: q.read_bytes() for q in good.iterdir()} == before  # untouched
+    assert not [q for q in (run / "checkpoints").iterdir() if q.name.startswith(".")]  # no temporaries left
+    resumed, path, _ = load_latest(run)
+    assert path == good
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only directories")
+def test_unwritable_run_dir(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    assert_one_line_error(run_cli(capsys, "train", *CLI_FAST, "--out", ro / "run"), "ermission")
