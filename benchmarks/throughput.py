@@ -25,13 +25,14 @@ from common import busy_core, machine, set_threads, spread, table
 LEARNING_STARTS = 500
 
 
-def ddpgkit_steps_per_s(hidden: tuple[int, ...], steps: int, seed: int) -> float:
+def ddpgkit_steps_per_s(hidden: tuple[int, ...], steps: int, seed: int, precision: str = "fp32") -> float:
     from ddpgkit import DDPG, DDPGConfig
     from ddpgkit.train import Callback
 
     cfg = DDPGConfig(hidden=hidden, batch_size=256, actor_lr=1e-3, critic_lr=1e-3, gamma=0.99, tau=0.005,
                      learning_starts=LEARNING_STARTS, total_steps=LEARNING_STARTS + steps, noise="gaussian",
-                     noise_scale=0.05, buffer_size=100_000, eval_interval=0, eval_episodes=1, threads=0, seed=seed)
+                     noise_scale=0.05, buffer_size=100_000, eval_interval=0, eval_episodes=1, threads=0, seed=seed,
+                     precision=precision)
     marks: dict[int, float] = {}
 
     class Clock(Callback):
@@ -64,10 +65,11 @@ def sb3_steps_per_s(hidden: tuple[int, ...], steps: int, seed: int) -> float:
     return steps / (marks[LEARNING_STARTS + steps] - marks[LEARNING_STARTS])
 
 
-def update_alone_per_s(hidden: tuple[int, ...], updates: int) -> float:
+def update_alone_per_s(hidden: tuple[int, ...], updates: int, precision: str = "fp32") -> float:
     from ddpgkit import DDPG, DDPGConfig
 
-    agent = DDPG("Pendulum-v1", DDPGConfig(hidden=hidden, batch_size=256, learning_starts=0, threads=0))
+    agent = DDPG("Pendulum-v1", DDPGConfig(hidden=hidden, batch_size=256, learning_starts=0, threads=0,
+                                           precision=precision))
     g = torch.Generator().manual_seed(0)
     rows = torch.randn(256, agent.buffer.width, generator=g)
     rows[:, -2:] = (rows[:, -2:] > 1.5).float()
@@ -87,10 +89,12 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--steps", type=int, default=2000, help="timed env steps per run (after learning_starts)")
     p.add_argument("--busy", action="store_true", help="keep a second process spinning on the other core")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="ddpgkit's precision switch")
     a = p.parse_args()
     print(f"machine: {machine()}")
     print(f"Pendulum-v1, batch 256, 1 update per step, {a.steps} timed steps after {LEARNING_STARTS} warm-up steps, "
-          f"{a.reps} repetitions alternating A B; {'a busy process on the other core' if a.busy else 'quiet machine'}")
+          f"{a.reps} repetitions alternating A B; {'a busy process on the other core' if a.busy else 'quiet machine'}; "
+          f"ddpgkit precision {a.precision} (SB3 fp32)")
     print()
     rows = []
     with busy_core(a.busy):
@@ -100,9 +104,9 @@ def main() -> None:
                 set_threads(threads)
                 ours, theirs, ceiling = [], [], []
                 for rep in range(a.reps):
-                    ours.append(ddpgkit_steps_per_s(hidden, a.steps, rep))
+                    ours.append(ddpgkit_steps_per_s(hidden, a.steps, rep, a.precision))
                     theirs.append(sb3_steps_per_s(hidden, a.steps, rep))
-                    ceiling.append(update_alone_per_s(hidden, a.steps // 2))
+                    ceiling.append(update_alone_per_s(hidden, a.steps // 2, a.precision))
                 ratio = [o / t for o, t in zip(ours, theirs)]
                 overhead = [c / o - 1 for c, o in zip(ceiling, ours)]
                 rows.append([size.replace(",", "-"), threads, spread(theirs), spread(ours), spread(ratio, "{:.2f}×"),

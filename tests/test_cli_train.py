@@ -159,3 +159,4 @@ def test_train_help_lists_every_config_field(capsys):
     for f in fields(DDPGConfig):
         assert "--" + f.name.replace("_", "-") in r.out
     assert "--steps" in r.out and "--preset" in r.out and "--config" in r.out
+

@@ -78,6 +78,19 @@ def test_mid_episode_checkpoint_continues_with_a_fresh_episode(tmp_path):
     assert loaded.trainer.step == 450 and loaded.trainer.episodes == 2  # 200 + (250 -> 450: one new episode)
 
 
+def test_non_finite_env_keeps_the_last_good_checkpoint(tmp_path):
+    from ddpgkit.envs import make_env
+    from ddpgkit.errors import NonFiniteError
+
+    env = make_env("ddpgkit/NonFinite-v0", bad_step=350)  # 200-step episodes: a checkpoint at 200 comes first
+    agent = DDPG(env, DDPGConfig(**{**SMALL, "checkpoint_interval": 100}))
+    with pytest.raises(NonFiniteError, match="step 349"):
+        agent.learn(callback=Checkpointer(tmp_path, 100, 2))
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["200"]
+    good = DDPG.load(tmp_path / "checkpoints" / "200", env=make_env("ddpgkit/NonFinite-v0", bad_step=10**9))
+    assert good.trainer.step == 200 and all(torch.isfinite(t).all() for t in good.model_tensors().values())
+
+
 def test_prune_keeps_newest_valid(tmp_path):
     agent = DDPG("Pendulum-v1", DDPGConfig(**SMALL))
     for step in (100, 200, 300, 400):

@@ -236,12 +236,14 @@ def _toml_value(v: Any) -> str:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Solves Pendulum-v1 (10-episode deterministic eval >= -200) within 20k steps on every seed
-    # measured; benchmarks/pendulum.py checks it. Small networks and an early start pay here: the
-    # task is easy and the update is the whole cost of a step.
+    # Solves Pendulum-v1 (10-episode deterministic eval >= -200) well within 20k steps on every seed
+    # measured (benchmarks/pendulum.py): small networks, an early start (500 random steps), a faster
+    # target (τ 0.01) and PyTorch's default last-layer init reach -200 after 2000-3000 steps
+    # (benchmarks/time_to_solve.py). The update is the whole cost of a step here, so fewer steps and
+    # smaller networks are what make it fast.
     "pendulum": dict(
-        total_steps=20_000, hidden=(64, 64), learning_starts=1_000, gamma=0.98, actor_lr=1e-3, critic_lr=1e-3,
-        batch_size=256, tau=0.005, noise="gaussian", noise_scale=0.1, buffer_size=200_000,
+        total_steps=20_000, hidden=(64, 64), learning_starts=500, gamma=0.98, actor_lr=1e-3, critic_lr=1e-3,
+        batch_size=256, tau=0.01, final_layer_init=0.0, noise="gaussian", noise_scale=0.1, buffer_size=200_000,
         eval_interval=2_000, eval_episodes=10,
     ),
     # Lillicrap et al. 2015, section 7 (low-dimensional MuJoCo tasks such as HalfCheetah, Hopper,
