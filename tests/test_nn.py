@@ -4,6 +4,8 @@ from torch import nn
 
 from ddpgkit.nn import ACTIVATIONS, MLP, Actor, Critic, activation, count_parameters
 
+from tests.chapter import Network
+
 
 def test_print_shows_the_chapters_network():
     text = str(MLP(1, 1))
@@ -31,18 +33,6 @@ def test_forward_is_the_layer_formula_repeated():
 
 
 def test_same_seed_same_weights_as_the_chapter_network():
-    class Network(nn.Module):  # the chapter's class, verbatim in structure
-        def __init__(self):
-            super().__init__()
-            self.linear0 = nn.Linear(1, 256)
-            self.relu0 = nn.ReLU()
-            self.linear1 = nn.Linear(256, 256)
-            self.relu1 = nn.ReLU()
-            self.linear2 = nn.Linear(256, 1)
-
-        def forward(self, x):
-            return self.linear2(self.relu1(self.linear1(self.relu0(self.linear0(x)))))
-
     torch.manual_seed(3)
     ref = Network()
     torch.manual_seed(3)
