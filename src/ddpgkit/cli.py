@@ -78,11 +78,13 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _progress(total: int, description: str) -> Progress:
-    """A progress bar on stderr that draws only when stderr is a terminal."""
+def _progress(*fields: str) -> Progress:
+    """A progress bar on stderr (description, bar, n/total, the given task fields, time left) that
+    draws only when stderr is a terminal."""
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeRemainingColumn(), console=err, disable=not err.is_terminal, transient=False,
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        *(TextColumn(f"{{task.fields[{f}]}}") for f in fields),
+        TimeRemainingColumn(), console=err, disable=not err.is_terminal,
     )
 
 
@@ -144,7 +146,7 @@ def fit(
     if dataset.in_dim == 1:
         figures.append(plot_function(out_dir / "untrained.png", model, "Untrained network"))
 
-    with _progress(steps, "fit") as progress:
+    with _progress("info") as progress:
         task = progress.add_task("fit", total=steps, info="") if steps >= 1000 else None
 
         def on_step(i: int, loss: torch.Tensor) -> None:
@@ -215,9 +217,7 @@ class ProgressReporter:
         from .train import Callback
 
         self.every = every
-        self.progress = Progress(
-            TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-            TextColumn("{task.fields[eval]}"), TimeRemainingColumn(), console=err, disable=not err.is_terminal)
+        self.progress = _progress("rate", "eval")
         self.task = self.progress.add_task("train", total=total, rate="", eval="")
         self._t0 = time.perf_counter()
         self._s0: int | None = None

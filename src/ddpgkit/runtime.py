@@ -1,9 +1,9 @@
 """Process-wide torch settings: the thread policy and denormal flushing.
 
-On a 2-core machine torch's default of one intra-op thread per core was 1.1-1.4x faster when the
-machine was quiet, but collapsed (to ~5 DDPG updates/s) as soon as another busy process shared the
-cores, while one thread was unaffected (benchmarks/README.md has the measurements). ddpgkit therefore
-defaults to one thread; ``threads=0`` leaves torch's own choice, any other number sets it.
+On the project's 2-core machine torch's default of one intra-op thread per core was 1.05-1.7x faster
+when the machine was quiet, but 5-6x slower as soon as another busy process shared the cores, while
+one thread was unaffected (benchmarks/threads.py; benchmarks/README.md has the table). ddpgkit
+therefore defaults to one thread; ``threads=0`` leaves torch's own choice, any other number sets it.
 """
 
 from __future__ import annotations
