@@ -263,3 +263,43 @@ def test_unwritable_run_dir(tmp_path, capsys):
     ro = tmp_path / "ro"
     ro.mkdir(mode=0o500)
     assert_one_line_error(run_cli(capsys, "train", *CLI_FAST, "--out", ro / "run"), "ermission")
+
+
+_json = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=4),
+                               st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=False)),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_edited_metadata_with_a_recomputed_checksum_loads_or_fails_cleanly(tmp_path_factory, data):
+    """Someone who edits the manifest and recomputes its checksum still gets a valid agent or a
+    DDPGKitError, never another exception and never a half-loaded agent."""
+    from ddpgkit.checkpoint import _manifest_checksum
+    from ddpgkit.errors import DDPGKitError
+
+    d = tmp_path_factory.mktemp("edit")
+    agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(8,), total_steps=300, learning_starts=50, batch_size=8,
+                                           buffer_size=400, eval_episodes=1))
+    agent.learn(60)
+    p = agent.save(d / "c", training_state=True)
+    m = json.loads((p / "manifest.json").read_text())
+    meta = m["meta"]
+    path = data.draw(st.sampled_from([
+        ("obs_dim",), ("act_dim",), ("action_low",), ("env_id",), ("num_updates",), ("config", "gamma"),
+        ("config", "hidden"), ("config", "bogus"), ("training", "buffer", "size"), ("training", "buffer", "pos"),
+        ("training", "trainer", "step"), ("training", "trainer", "history"), ("training", "numpy_rng"),
+        ("training", "env_rng"), ("training", "python_rng"), ("training", "actor_optimizer", "param_groups"),
+        ("training", "version"), ("training", "trainer", "last_eval"),
+    ]))
+    target = meta
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = data.draw(_json)
+    m["checksum"] = _manifest_checksum(m)
+    (p / "manifest.json").write_text(json.dumps(m))
+    try:
+        DDPG.load(p)
+    except DDPGKitError:
+        pass
