@@ -126,3 +126,28 @@ def test_critic_concatenates_state_and_action():
     q = critic(obs, act)
     assert q.shape == (4, 1)
     torch.testing.assert_close(q, critic.net(torch.cat([obs, act], 1)))
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+@pytest.mark.parametrize("out_act", [None, "tanh"])
+def test_handwritten_backward_equals_autograd_bit_for_bit(name, out_act):
+    torch.manual_seed(0)
+    f = MLP(4, 2, (32, 16), name, out_act)
+    x = torch.randn(64, 4, requires_grad=True)
+    grad_y = torch.randn(64, 2)
+    y = f(x)
+    y.backward(grad_y)
+    reference = [p.grad.clone() for p in f.parameters()]
+    for p in f.parameters():
+        p.grad = None
+    with torch.no_grad():
+        y2, cache = f.forward_with_cache(x.detach())
+        dx = f.backward_from(cache, grad_y, input_grad=True)
+    assert torch.equal(y.detach(), y2)
+    assert all(torch.equal(r, p.grad) for r, p in zip(reference, f.parameters()))
+    assert torch.equal(x.grad, dx)
+    for p in f.parameters():
+        p.grad = None
+    with torch.no_grad():
+        assert f.backward_from(cache, grad_y, weight_grads=False, input_grad=False) is None
+    assert all(p.grad is None for p in f.parameters())

@@ -24,6 +24,7 @@ else:  # pragma: no cover
 
 NOISE_TYPES = ("gaussian", "ou", "none")
 PRECISIONS = ("fp32", "bf16")
+BACKWARDS = ("handwritten", "autograd")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -63,6 +64,8 @@ class DDPGConfig:
     device: str = _param("auto", "torch device: auto (cuda if available), cpu or cuda")
     precision: str = _param("fp32", "fp32, or bf16: the update's forward passes under bfloat16 autocast (faster for "
                             "wide networks on CPUs with bf16 support, see benchmarks)")
+    backward: str = _param("handwritten", "gradients of the update: handwritten (the MLP's backward pass written "
+                           "out; identical numbers, less overhead) or autograd; bf16 always uses autograd")
     threads: int = _param(1, "torch intra-op threads; 0 keeps torch's default (see README: thread policy)")
 
     def __post_init__(self) -> None:
@@ -104,6 +107,7 @@ class DDPGConfig:
              f"must be one of {', '.join(DEVICES)} or cuda:N")
         need(self.threads >= 0, "threads", "must be >= 0")
         need(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
+        need(self.backward in BACKWARDS, "backward", f"must be one of {', '.join(BACKWARDS)}")
 
     # ---- construction -------------------------------------------------------------------------
 

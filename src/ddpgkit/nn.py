@@ -35,6 +35,22 @@ _FUNCTIONAL = {
 }
 
 
+def _activation_backward(name: str, grad: torch.Tensor, pre: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
+    """dL/dh from dL/dg(h), with the same ATen kernels autograd uses (so the numbers are identical)."""
+    aten = torch.ops.aten
+    if name == "relu":
+        return aten.threshold_backward(grad, post, 0)
+    if name == "tanh":
+        return aten.tanh_backward(grad, post)
+    if name == "elu":
+        return aten.elu_backward(grad, 1.0, 1, 1, False, pre)
+    if name == "leaky_relu":
+        return aten.leaky_relu_backward(grad, pre, 0.01, False)
+    if name == "silu":
+        return aten.silu_backward(grad, pre)
+    return grad  # identity
+
+
 def activation(name: str) -> nn.Module:
     """Return a new activation module by name; unknown names raise a ValueError listing valid ones."""
     try:
@@ -85,6 +101,7 @@ class MLP(nn.Sequential):
         self.out_features = out_features
         self._g = _FUNCTIONAL[activation]
         self._g_out = _FUNCTIONAL[output_activation] if output_activation is not None else None
+        self._g_name, self._g_out_name = activation, output_activation
         if final_layer_init is not None:
             if not final_layer_init > 0:
                 raise ValueError(f"final_layer_init must be > 0, got {final_layer_init}")
@@ -104,6 +121,48 @@ class MLP(nn.Sequential):
         last = linears[-1]
         x = F.linear(x, last.weight, last.bias)
         return x if self._g_out is None else self._g_out(x)
+
+    def forward_with_cache(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]]]:
+        """The forward pass without autograd, keeping what :meth:`backward_from` needs: each layer's
+        input, pre-activation h and activation g(h). Call it under ``torch.no_grad()``."""
+        linears, g = self.linears, self._g
+        cache = []
+        for lin in linears[:-1]:
+            h = F.linear(x, lin.weight, lin.bias)  # W x + b
+            a = h if g is None else g(h)
+            cache.append((x, h, a))
+            x = a
+        last = linears[-1]
+        h = F.linear(x, last.weight, last.bias)
+        y = h if self._g_out is None else self._g_out(h)
+        cache.append((x, h, y))
+        return y, cache
+
+    def backward_from(self, cache: list[tuple[torch.Tensor, ...]], grad_y: torch.Tensor, *,
+                      input_grad: bool = False, weight_grads: bool = True) -> torch.Tensor | None:
+        """Back-propagate dL/dy by hand: for each layer, from the output side,
+
+            dL/dW = dL/dhᵀ x,   dL/db = Σ_batch dL/dh,   dL/dx = dL/dh W,   dL/dh_prev = dL/dx ⊙ g'(h_prev)
+
+        storing dL/dW and dL/db in the parameters' ``.grad`` (if ``weight_grads``) and returning
+        dL/dx of the network's input (if ``input_grad``). The same kernels as autograd, without its
+        graph: the gradients are identical, and a small network's update much cheaper.
+        """
+        linears = self.linears
+        x, h, y = cache[-1]
+        grad = grad_y if self._g_out_name is None else _activation_backward(self._g_out_name, grad_y, h, y)
+        for i in range(len(linears) - 1, -1, -1):
+            lin, x = linears[i], cache[i][0]
+            if weight_grads:
+                lin.weight.grad = grad.t().mm(x)  # (out, in)
+                lin.bias.grad = grad.sum(0)  # (out,)
+            if i == 0 and not input_grad:
+                return None
+            grad = grad.mm(lin.weight)  # dL/dx: (B, in)
+            if i > 0:
+                _, h_prev, a_prev = cache[i - 1]
+                grad = _activation_backward(self._g_name, grad, h_prev, a_prev)
+        return grad
 
     @property
     def linears(self) -> list[nn.Linear]:
