@@ -157,12 +157,9 @@ class Trainer:
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         self.step, self.episodes = int(meta["step"]), int(meta["episodes"])
-        if meta["mid_episode"]:
-            # the env's internal state is not saved: continue with a fresh episode
-            self.obs, self.episode_return, self.episode_length = None, 0.0, 0
-        else:
-            self.obs, self.episode_return, self.episode_length = None, float(meta["episode_return"]), \
-                int(meta["episode_length"])
+        # Training continues with a reset: at an episode end that is exactly what comes next; mid-episode
+        # the env's internal state was not saved, so the unfinished episode is dropped.
+        self.obs, self.episode_return, self.episode_length = None, 0.0, 0
         self.last_eval = tuple(meta["last_eval"]) if meta["last_eval"] is not None else None
         self.last_eval_step = int(meta["last_eval_step"])
         self.wall_s = float(meta["wall_s"])
