@@ -75,10 +75,11 @@ def test_callback_can_stop_training():
     assert agent.trainer.step == 150
 
 
-def test_tiny_learning_mirror_task():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_tiny_learning_mirror_task(precision):
     # one-step task whose optimum μ*(s) = −s is known: the actor must find it
     cfg = DDPGConfig(hidden=(64, 64), total_steps=2500, learning_starts=300, batch_size=64, buffer_size=5000,
-                     gamma=0.0, eval_interval=0, eval_episodes=50, noise_scale=0.2)
+                     gamma=0.0, eval_interval=0, eval_episodes=50, noise_scale=0.2, precision=precision)
     agent = DDPG("ddpgkit/Mirror-v0", cfg, seed=0).learn()
     s = torch.rand(500, 2) * 2 - 1
     a = agent.predict(s.numpy())

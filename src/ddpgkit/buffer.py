@@ -50,7 +50,10 @@ class ReplayBuffer:
         }
         self.width = 2 * o + a + 3
         self.data = torch.zeros(capacity, self.width, dtype=torch.float32, device=self.device)  # (C, width)
-        self._row = np.zeros(self.width, dtype=np.float32)  # staging row on the host
+        # On the CPU, rows are written through a numpy view of the storage (no tensor op per add);
+        # elsewhere through a staging row on the host and one copy to the device.
+        self._rows = self.data.numpy() if self.device.type == "cpu" else None
+        self._row = np.zeros(self.width, dtype=np.float32)
         self.pos = 0  # next row to write
         self.size = 0  # rows filled
         self.generator = torch.Generator(device=self.device)
@@ -61,14 +64,16 @@ class ReplayBuffer:
 
     def add(self, obs, action, reward: float, next_obs, terminated: bool, truncated: bool) -> None:
         """Store one transition (s, a, r, s', terminated, truncated)."""
-        row, (o, a) = self._row, (self.obs_dim, self.act_dim)
+        o, a = self.obs_dim, self.act_dim
+        row = self._rows[self.pos] if self._rows is not None else self._row
         row[:o] = obs
         row[o:o + a] = action
         row[o + a] = reward
         row[o + a + 1:2 * o + a + 1] = next_obs
         row[2 * o + a + 1] = float(terminated)
         row[2 * o + a + 2] = float(truncated)
-        self.data[self.pos].copy_(torch.from_numpy(row), non_blocking=False)
+        if self._rows is None:
+            self.data[self.pos].copy_(torch.from_numpy(row))
         self.pos = (self.pos + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 

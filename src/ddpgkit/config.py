@@ -62,10 +62,10 @@ class DDPGConfig:
                                       "for exact resume); 0: only at the end")
     keep_checkpoints: int = _param(3, "checkpoints kept in a run directory; the newest valid one is never removed")
     device: str = _param("auto", "torch device: auto (cuda if available), cpu or cuda")
-    precision: str = _param("fp32", "fp32, or bf16: the update's forward passes under bfloat16 autocast (faster for "
-                            "wide networks on CPUs with bf16 support, see benchmarks)")
+    precision: str = _param("fp32", "fp32, or bf16: the update's hidden-to-hidden matrix products in bfloat16, "
+                            "loss and Adam in fp32 (faster for wide networks on CPUs with bf16 support, see benchmarks)")
     backward: str = _param("handwritten", "gradients of the update: handwritten (the MLP's backward pass written "
-                           "out; identical numbers, less overhead) or autograd; bf16 always uses autograd")
+                           "out; identical numbers in fp32, less overhead) or autograd (bf16: under autocast)")
     threads: int = _param(1, "torch intra-op threads; 0 keeps torch's default (see README: thread policy)")
 
     def __post_init__(self) -> None:

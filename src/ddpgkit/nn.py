@@ -35,20 +35,18 @@ _FUNCTIONAL = {
 }
 
 
-def _activation_backward(name: str, grad: torch.Tensor, pre: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
-    """dL/dh from dL/dg(h), with the same ATen kernels autograd uses (so the numbers are identical)."""
+def _backward_fn(name: str):
+    """dL/dh from (dL/dg(h), h, g(h)) for activation ``name``, with the same ATen kernels autograd
+    uses, so the numbers are identical."""
     aten = torch.ops.aten
-    if name == "relu":
-        return aten.threshold_backward(grad, post, 0)
-    if name == "tanh":
-        return aten.tanh_backward(grad, post)
-    if name == "elu":
-        return aten.elu_backward(grad, 1.0, 1, 1, False, pre)
-    if name == "leaky_relu":
-        return aten.leaky_relu_backward(grad, pre, 0.01, False)
-    if name == "silu":
-        return aten.silu_backward(grad, pre)
-    return grad  # identity
+    return {
+        "relu": lambda grad, pre, post: aten.threshold_backward(grad, post, 0),
+        "tanh": lambda grad, pre, post: aten.tanh_backward(grad, post),
+        "elu": lambda grad, pre, post: aten.elu_backward(grad, 1.0, 1, 1, False, pre),
+        "leaky_relu": lambda grad, pre, post: aten.leaky_relu_backward(grad, pre, 0.01, False),
+        "silu": lambda grad, pre, post: aten.silu_backward(grad, pre),
+        "identity": lambda grad, pre, post: grad,
+    }[name]
 
 
 def activation(name: str) -> nn.Module:
@@ -101,7 +99,8 @@ class MLP(nn.Sequential):
         self.out_features = out_features
         self._g = _FUNCTIONAL[activation]
         self._g_out = _FUNCTIONAL[output_activation] if output_activation is not None else None
-        self._g_name, self._g_out_name = activation, output_activation
+        self._g_backward = _backward_fn(activation)
+        self._g_out_backward = _backward_fn(output_activation) if output_activation is not None else None
         if final_layer_init is not None:
             if not final_layer_init > 0:
                 raise ValueError(f"final_layer_init must be > 0, got {final_layer_init}")
@@ -122,46 +121,85 @@ class MLP(nn.Sequential):
         x = F.linear(x, last.weight, last.bias)
         return x if self._g_out is None else self._g_out(x)
 
-    def forward_with_cache(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]]]:
+    def layer_weights(self, dtype: torch.dtype | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``(W_i, b_i)`` of every affine layer, input side first.
+
+        With ``dtype`` (bfloat16), the hidden-to-hidden layers are returned cast to it, once per call;
+        the first and last layers, with only a handful of inputs or outputs, stay in the parameters'
+        dtype: their products are too small to gain from bf16 and on CPUs its small-matrix kernels
+        are slower than fp32's (benchmarks/README.md).
+        """
+        pairs = [(m._parameters["weight"], m._parameters["bias"]) for m in self.linears]  # no Module.__getattr__
+        if dtype is None or dtype == pairs[0][0].dtype:
+            return pairs
+        last = len(pairs) - 1
+        return [(w.to(dtype), b.to(dtype)) if 0 < i < last else (w, b) for i, (w, b) in enumerate(pairs)]
+
+    def forward_with_cache(self, x: torch.Tensor, weights: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+                           ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]]]:
         """The forward pass without autograd, keeping what :meth:`backward_from` needs: each layer's
-        input, pre-activation h and activation g(h). Call it under ``torch.no_grad()``."""
-        linears, g = self.linears, self._g
+        input, pre-activation h and activation g(h). Call it under ``torch.no_grad()``.
+
+        ``weights`` (from :meth:`layer_weights`) replaces the parameters, e.g. by bfloat16 copies;
+        each layer's input is cast to its weights' dtype.
+        """
+        weights = weights if weights is not None else self.layer_weights()
+        g = self._g
         cache = []
-        for lin in linears[:-1]:
-            h = F.linear(x, lin.weight, lin.bias)  # W x + b
+        for w, b in weights[:-1]:
+            if x.dtype != w.dtype:
+                x = x.to(w.dtype)
+            h = F.linear(x, w, b)  # W x + b
             a = h if g is None else g(h)
             cache.append((x, h, a))
             x = a
-        last = linears[-1]
-        h = F.linear(x, last.weight, last.bias)
+        w, b = weights[-1]
+        if x.dtype != w.dtype:
+            x = x.to(w.dtype)
+        h = F.linear(x, w, b)
         y = h if self._g_out is None else self._g_out(h)
         cache.append((x, h, y))
         return y, cache
 
     def backward_from(self, cache: list[tuple[torch.Tensor, ...]], grad_y: torch.Tensor, *,
-                      input_grad: bool = False, weight_grads: bool = True) -> torch.Tensor | None:
+                      input_grad: bool = False, weight_grads: bool = True,
+                      weights: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor | None:
         """Back-propagate dL/dy by hand: for each layer, from the output side,
 
             dL/dW = dL/dhᵀ x,   dL/db = Σ_batch dL/dh,   dL/dx = dL/dh W,   dL/dh_prev = dL/dx ⊙ g'(h_prev)
 
         storing dL/dW and dL/db in the parameters' ``.grad`` (if ``weight_grads``) and returning
         dL/dx of the network's input (if ``input_grad``). The same kernels as autograd, without its
-        graph: the gradients are identical, and a small network's update much cheaper.
+        graph: the gradients are identical, and a small network's update much cheaper. ``weights``
+        must be what the forward pass used; with reduced-precision copies the products run in that
+        precision and the gradients are stored in the parameters' own dtype (as autocast does).
         """
-        linears = self.linears
+        params = self.layer_weights()
+        weights = weights if weights is not None else params
         x, h, y = cache[-1]
-        grad = grad_y if self._g_out_name is None else _activation_backward(self._g_out_name, grad_y, h, y)
-        for i in range(len(linears) - 1, -1, -1):
-            lin, x = linears[i], cache[i][0]
+        if grad_y.dtype != h.dtype:
+            grad_y = grad_y.to(h.dtype)
+        grad = grad_y if self._g_out_backward is None else self._g_out_backward(grad_y, h, y)
+        g_backward = self._g_backward
+        for i in range(len(params) - 1, -1, -1):
+            x = cache[i][0]
+            if grad.dtype != x.dtype:
+                grad = grad.to(x.dtype)
             if weight_grads:
-                lin.weight.grad = grad.t().mm(x)  # (out, in)
-                lin.bias.grad = grad.sum(0)  # (out,)
+                w, b = params[i]
+                dw = grad.t().mm(x)  # (out, in)
+                if dw.dtype == w.dtype:
+                    w.grad, b.grad = dw, grad.sum(0)  # (out, in), (out,)
+                else:
+                    w.grad, b.grad = dw.to(w.dtype), grad.sum(0, dtype=b.dtype)
             if i == 0 and not input_grad:
                 return None
-            grad = grad.mm(lin.weight)  # dL/dx: (B, in)
+            grad = grad.mm(weights[i][0])  # dL/dx: (B, in)
             if i > 0:
                 _, h_prev, a_prev = cache[i - 1]
-                grad = _activation_backward(self._g_name, grad, h_prev, a_prev)
+                if grad.dtype != h_prev.dtype:
+                    grad = grad.to(h_prev.dtype)
+                grad = g_backward(grad, h_prev, a_prev)
         return grad
 
     @property
