@@ -5,6 +5,7 @@ the first step at which an evaluation reached -200, and the training time; then 
 seeds. Target (issue 3): every seed >= -200 and the mean >= -170.
 
     .venv/bin/python benchmarks/pendulum.py --seeds 5 [--workers 2] [--steps 20000]
+        [--hidden 256,256] [--precision bf16] [--compile] [--set tau=0.005 learning_starts=1000 ...]
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import multiprocessing as mp
 import platform
 import statistics
 import time
+
+import tomllib
 
 
 def train_one(args: tuple[int, int, str, dict]) -> dict:
@@ -41,12 +44,19 @@ def main() -> None:
     p.add_argument("--preset", default="pendulum")
     p.add_argument("--hidden", default=None, help="override the preset's networks, e.g. 256,256")
     p.add_argument("--precision", default=None, choices=["fp32", "bf16"])
+    p.add_argument("--compile", action="store_true", help="compile=True (torch.compile of the update)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="other DDPGConfig overrides, values in TOML syntax (tau=0.005)")
     a = p.parse_args()
     overrides: dict = {}
     if a.hidden:
         overrides["hidden"] = tuple(int(x) for x in a.hidden.split(","))
     if a.precision:
         overrides["precision"] = a.precision
+    if a.compile:
+        overrides["compile"] = True
+    for item in a.set:
+        overrides.update(tomllib.loads(item))
     jobs = [(s, a.steps, a.preset, overrides) for s in range(a.seeds)]
     t0 = time.perf_counter()
     with mp.get_context("spawn").Pool(a.workers) as pool:

@@ -25,23 +25,25 @@ from common import busy_core, machine, set_threads, spread, table
 LEARNING_STARTS = 500
 
 
-def ddpgkit_steps_per_s(hidden: tuple[int, ...], steps: int, seed: int, precision: str = "fp32") -> float:
+def ddpgkit_steps_per_s(hidden: tuple[int, ...], steps: int, seed: int, precision: str = "fp32",
+                        compile: bool = False) -> float:
     from ddpgkit import DDPG, DDPGConfig
     from ddpgkit.train import Callback
 
     cfg = DDPGConfig(hidden=hidden, batch_size=256, actor_lr=1e-3, critic_lr=1e-3, gamma=0.99, tau=0.005,
-                     learning_starts=LEARNING_STARTS, total_steps=LEARNING_STARTS + steps, noise="gaussian",
+                     learning_starts=LEARNING_STARTS, total_steps=LEARNING_STARTS + 1 + steps, noise="gaussian",
                      noise_scale=0.05, buffer_size=100_000, eval_interval=0, eval_episodes=1, threads=0, seed=seed,
-                     precision=precision)
+                     precision=precision, compile=compile)
     marks: dict[int, float] = {}
+    first, last = LEARNING_STARTS + 1, LEARNING_STARTS + 1 + steps  # from after the first update (compiles)
 
     class Clock(Callback):
         def on_step(self, trainer):
-            if trainer.step in (LEARNING_STARTS, LEARNING_STARTS + steps):
+            if trainer.step in (first, last):
                 marks[trainer.step] = time.perf_counter()
 
     DDPG("Pendulum-v1", cfg).learn(callback=Clock())
-    return steps / (marks[LEARNING_STARTS + steps] - marks[LEARNING_STARTS])
+    return steps / (marks[last] - marks[first])
 
 
 def sb3_steps_per_s(hidden: tuple[int, ...], steps: int, seed: int) -> float:
@@ -65,11 +67,11 @@ def sb3_steps_per_s(hidden: tuple[int, ...], steps: int, seed: int) -> float:
     return steps / (marks[LEARNING_STARTS + steps] - marks[LEARNING_STARTS])
 
 
-def update_alone_per_s(hidden: tuple[int, ...], updates: int, precision: str = "fp32") -> float:
+def update_alone_per_s(hidden: tuple[int, ...], updates: int, precision: str = "fp32", compile: bool = False) -> float:
     from ddpgkit import DDPG, DDPGConfig
 
     agent = DDPG("Pendulum-v1", DDPGConfig(hidden=hidden, batch_size=256, learning_starts=0, threads=0,
-                                           precision=precision))
+                                           precision=precision, compile=compile))
     g = torch.Generator().manual_seed(0)
     rows = torch.randn(256, agent.buffer.width, generator=g)
     rows[:, -2:] = (rows[:, -2:] > 1.5).float()
@@ -90,11 +92,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=2000, help="timed env steps per run (after learning_starts)")
     p.add_argument("--busy", action="store_true", help="keep a second process spinning on the other core")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="ddpgkit's precision switch")
+    p.add_argument("--compile", action="store_true", help="ddpgkit's compile switch (compile time not counted: "
+                   "the timed steps start after the warm-up; see compile.py for it)")
     a = p.parse_args()
     print(f"machine: {machine()}")
     print(f"Pendulum-v1, batch 256, 1 update per step, {a.steps} timed steps after {LEARNING_STARTS} warm-up steps, "
           f"{a.reps} repetitions alternating A B; {'a busy process on the other core' if a.busy else 'quiet machine'}; "
-          f"ddpgkit precision {a.precision} (SB3 fp32)")
+          f"ddpgkit precision {a.precision}{', compiled' if a.compile else ''} (SB3 fp32, eager)")
     print()
     rows = []
     with busy_core(a.busy):
@@ -104,9 +108,9 @@ def main() -> None:
                 set_threads(threads)
                 ours, theirs, ceiling = [], [], []
                 for rep in range(a.reps):
-                    ours.append(ddpgkit_steps_per_s(hidden, a.steps, rep, a.precision))
+                    ours.append(ddpgkit_steps_per_s(hidden, a.steps, rep, a.precision, a.compile))
                     theirs.append(sb3_steps_per_s(hidden, a.steps, rep))
-                    ceiling.append(update_alone_per_s(hidden, a.steps // 2, a.precision))
+                    ceiling.append(update_alone_per_s(hidden, a.steps // 2, a.precision, a.compile))
                 ratio = [o / t for o, t in zip(ours, theirs)]
                 overhead = [c / o - 1 for c, o in zip(ceiling, ours)]
                 rows.append([size.replace(",", "-"), threads, spread(theirs), spread(ours), spread(ratio, "{:.2f}×"),

@@ -39,6 +39,8 @@ def test_defaults_are_the_chapters_networks():
         ({"gamma": "high"}, "gamma must be a number"),
         ({"gamma": float("nan")}, "gamma must be finite"),
         ({"hidden": "256,256"}, "hidden must be a list of integers"),
+        ({"compile": True, "backward": "autograd"}, "compile compiles the hand-written update"),
+        ({"compile": "yes"}, "compile must be true or false"),
     ],
 )
 def test_invalid_values_are_named(changes, match):

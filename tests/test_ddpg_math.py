@@ -1,6 +1,7 @@
 """The DDPG update against its equations written out by hand."""
 
 import copy
+import shutil
 
 import pytest
 import torch
@@ -200,3 +201,25 @@ def test_bf16_training_is_reproducible():
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert all(torch.isfinite(t).all() for t in a.values())
     assert all(t.dtype == torch.float32 for t in a.values())  # the parameters stay fp32
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile on the CPU needs a C++ compiler")
+def test_compiled_update_matches_the_eager_one():
+    """compile=True runs the same gradient functions through torch.compile (inductor): fused kernels
+    round differently, so the check is closeness to the eager update, not bit equality."""
+    from ddpgkit import DDPG, DDPGConfig
+
+    agents = [DDPG("Pendulum-v1", DDPGConfig(hidden=(32, 32), batch_size=64, compile=c), seed=2) for c in (False, True)]
+    rows = torch.randn(64, agents[0].buffer.width, generator=torch.Generator().manual_seed(0))
+    rows[:, -2:] = (rows[:, -2:] > 1.0).float()
+    batch = agents[0].buffer.split(rows)
+    outs = [agent.update(batch) for agent in agents]
+    for a, b in zip(*outs):  # critic loss, actor loss, mean Q
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    params = [agent._critic_params + agent._actor_params for agent in agents]
+    for a, b in zip(*params):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    ta, tb = agents[0].model_tensors(), agents[1].model_tensors()
+    assert all(torch.allclose(ta[k], tb[k], rtol=1e-5, atol=1e-7) for k in ta)

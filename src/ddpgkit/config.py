@@ -63,9 +63,11 @@ class DDPGConfig:
     keep_checkpoints: int = _param(3, "checkpoints kept in a run directory; the newest valid one is never removed")
     device: str = _param("auto", "torch device: auto (cuda if available), cpu or cuda")
     precision: str = _param("fp32", "fp32, or bf16: the update's hidden-to-hidden matrix products in bfloat16, "
-                            "loss and Adam in fp32 (faster for wide networks on CPUs with bf16 support, see benchmarks)")
+                            "loss and Adam in fp32 (faster for wide networks on CPUs with bf16, see benchmarks)")
     backward: str = _param("handwritten", "gradients of the update: handwritten (the MLP's backward pass written "
                            "out; identical numbers in fp32, less overhead) or autograd (bf16: under autocast)")
+    compile: bool = _param(False, "compile the hand-written update with torch.compile: ~1.1-1.2x faster updates "
+                                  "after a one-off compile of several seconds (pays on long runs, see benchmarks)")
     threads: int = _param(1, "torch intra-op threads; 0 keeps torch's default (see README: thread policy)")
 
     def __post_init__(self) -> None:
@@ -108,6 +110,8 @@ class DDPGConfig:
         need(self.threads >= 0, "threads", "must be >= 0")
         need(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
         need(self.backward in BACKWARDS, "backward", f"must be one of {', '.join(BACKWARDS)}")
+        need(not self.compile or self.backward == "handwritten", "compile",
+             "compiles the hand-written update; it needs backward = handwritten")
 
     # ---- construction -------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from .config import DDPGConfig
 from .envs import env_id as get_env_id
 from .envs import make_env
 from .errors import CheckpointError, ConfigError, DDPGKitError
-from .nn import Actor, Critic
+from .nn import MLP, Actor, Critic
 from .noise import make_noise
 
 if TYPE_CHECKING:
@@ -125,6 +125,50 @@ def adam_step(optimizer: torch.optim.Optimizer) -> None:
                        grad_scale=None, found_inf=None)
 
 
+def critic_gradients(critic: MLP, critic_target: MLP, actor_target: MLP, batch: Batch, gamma: float,
+                     action_scale: torch.Tensor, action_bias: torch.Tensor, dtype: torch.dtype | None = None
+                     ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor, torch.Tensor]:
+    """∇_φ L of :func:`critic_loss` with the backward pass written out (:meth:`MLP.backward`):
+
+        y = r + γ (1 − d) Q_φ'(s', μ_θ'(s')),   L(φ) = 1/B Σ_i (Q_φ(s_i, a_i) − y_i)²,   ∂L/∂Q = 2 (Q − y) / B
+
+    Takes the MLPs inside the Critic/Actor modules and μ's action scale and bias (act_dim,); ``dtype``
+    (bf16) runs the hidden-to-hidden layers in that precision. Returns ([(∂L/∂W_i, ∂L/∂b_i)], L,
+    mean Q(s, a)); modifies nothing.
+    """
+    next_tanh, _ = actor_target.forward_with_cache(batch.next_obs, actor_target.layer_weights(dtype))  # (B, act_dim)
+    next_action = next_tanh * action_scale + action_bias  # (B, act_dim) μ'(s')
+    next_q, _ = critic_target.forward_with_cache(torch.cat([batch.next_obs, next_action], dim=-1),
+                                                 critic_target.layer_weights(dtype))  # (B, 1)
+    y = td_target(batch.reward, batch.terminated, next_q, gamma)  # (B, 1)
+    weights = critic.layer_weights(dtype)
+    q, cache = critic.forward_with_cache(torch.cat([batch.obs, batch.action], dim=-1), weights)  # (B, 1)
+    loss = F.mse_loss(q, y)
+    grads, _ = critic.backward(cache, (q - y) * (2.0 / q.numel()), weights=weights)
+    return grads, loss, q.mean()
+
+
+def actor_gradients(actor: MLP, critic: MLP, obs: torch.Tensor, action_scale: torch.Tensor, action_bias: torch.Tensor,
+                    dtype: torch.dtype | None = None) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+    """∇_θ J of :func:`actor_loss` with the backward pass written out:
+
+        J(θ) = −1/B Σ_i Q_φ(s_i, μ_θ(s_i)),   ∂J/∂Q = −1/B,
+        back through the critic to ∂J/∂a only (its weights get no gradient), ∂J/∂(tanh output) = ∂J/∂a · scale,
+        then through μ's MLP.
+
+    Returns ([(∂J/∂W_i, ∂J/∂b_i)] of the actor's MLP, J); modifies nothing.
+    """
+    actor_weights, critic_weights = actor.layer_weights(dtype), critic.layer_weights(dtype)
+    tanh_out, actor_cache = actor.forward_with_cache(obs, actor_weights)  # (B, act_dim)
+    action = tanh_out * action_scale + action_bias  # (B, act_dim) μ(s)
+    q_pi, critic_cache = critic.forward_with_cache(torch.cat([obs, action], dim=-1), critic_weights)  # (B, 1)
+    loss = -q_pi.mean()
+    _, grad_in = critic.backward(critic_cache, torch.full_like(q_pi, -1.0 / q_pi.numel()), weights=critic_weights,
+                                 input_grad=True, weight_grads=False)  # (B, obs_dim + act_dim)
+    grads, _ = actor.backward(actor_cache, grad_in[:, obs.shape[1]:] * action_scale, weights=actor_weights)
+    return grads, loss
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -193,6 +237,10 @@ class DDPG:
         self._autocast = lambda: torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
         self._handwritten = config.backward == "handwritten"
         self._compute_dtype = torch.bfloat16 if bf16 else None  # the handwritten update's matmul dtype
+        self._critic_gradients, self._actor_gradients = critic_gradients, actor_gradients
+        if config.compile:
+            self._critic_gradients = torch.compile(critic_gradients)
+            self._actor_gradients = torch.compile(actor_gradients)
 
     # ---- acting -------------------------------------------------------------------------------
 
@@ -253,49 +301,26 @@ class DDPG:
 
     @torch.no_grad()
     def _update_handwritten(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`update` with the backward passes written out (MLP.backward_from) instead of taken
-        by autograd: the same equations, the same kernels, identical gradients in fp32 (a test checks
-        them bit for bit), without building and walking an autograd graph twice per update.
-
-        critic: ∂L/∂Q = 2 (Q(s, a) − y) / B for L = mean (Q(s, a) − y)², y from the target networks
-        actor:  ∂J/∂Q = −1/B for J = −mean Q(s, μ(s)); back through the critic to ∂J/∂a (its weights
-                get no gradient), then through μ: ∂J/∂(tanh output) = ∂J/∂a · action_scale
-
-        With ``precision == "bf16"`` each network's hidden-to-hidden layers are cast to bfloat16 once
-        where the network is used, so their products and activations run in bf16; the first and last
-        layers (a handful of inputs or outputs), the loss, the TD target, the gradients handed to Adam
-        and Adam itself stay fp32.
-        """
-        cfg, dt = self.config, self._compute_dtype
+        """:meth:`update` with the gradients from :func:`critic_gradients` and :func:`actor_gradients`
+        (the backward passes written out) instead of autograd: in fp32 the same kernels and identical
+        gradients (a test checks them bit for bit), without building and walking an autograd graph
+        twice per update. With ``config.compile`` those two functions run compiled."""
         critic, actor, critic_target, actor_target = self._nets
-        scale, bias = self._action_scale_bias  # (act_dim,), (act_dim,)
+        scale, bias = self._action_scale_bias
+        dt = self._compute_dtype
         # critic step
-        next_tanh, _ = actor_target.forward_with_cache(batch.next_obs, actor_target.layer_weights(dt))
-        next_action = next_tanh * scale + bias  # (B, act_dim) μ'(s')
-        next_q, _ = critic_target.forward_with_cache(torch.cat([batch.next_obs, next_action], dim=-1),
-                                                     critic_target.layer_weights(dt))  # (B, 1)
-        y = td_target(batch.reward, batch.terminated, next_q, cfg.gamma)  # (B, 1) fp32
-        w = critic.layer_weights(dt)
-        q, cache = critic.forward_with_cache(torch.cat([batch.obs, batch.action], dim=-1), w)  # (B, 1)
-        if dt is not None:
-            q = q.float()
-        loss_q = F.mse_loss(q, y)
-        critic.backward_from(cache, (q - y) * (2.0 / q.numel()), weights=w)
+        grads, loss_q, q_mean = self._critic_gradients(critic, critic_target, actor_target, batch, self.config.gamma,
+                                                       scale, bias, dt)
+        critic.set_grads(grads)
         adam_step(self.critic_optimizer)
         # actor step (through the critic as the critic step left it)
-        w, w_actor = critic.layer_weights(dt), actor.layer_weights(dt)
-        tanh_out, actor_cache = actor.forward_with_cache(batch.obs, w_actor)  # (B, act_dim)
-        action = tanh_out * scale + bias  # (B, act_dim) μ(s)
-        q_pi, critic_cache = critic.forward_with_cache(torch.cat([batch.obs, action], dim=-1), w)  # (B, 1)
-        loss_pi = -(q_pi if dt is None else q_pi.float()).mean()
-        grad_in = critic.backward_from(critic_cache, torch.full_like(q_pi, -1.0 / q_pi.numel()), weights=w,
-                                       input_grad=True, weight_grads=False)  # (B, obs_dim + act_dim)
-        actor.backward_from(actor_cache, grad_in[:, self.obs_dim:] * scale, weights=w_actor)
+        grads, loss_pi = self._actor_gradients(actor, critic, batch.obs, scale, bias, dt)
+        actor.set_grads(grads)
         adam_step(self.actor_optimizer)
         # targets
-        soft_update(self._target_params, self._online_params, cfg.tau)
+        soft_update(self._target_params, self._online_params, self.config.tau)
         self.num_updates += 1
-        return loss_q, loss_pi, q.mean()
+        return loss_q, loss_pi, q_mean
 
     def learn(self, total_steps: int | None = None, callback: Callback | list[Callback] | None = None) -> DDPG:
         """Train until ``total_steps`` environment steps in all (``config.total_steps`` when None).

@@ -161,18 +161,18 @@ class MLP(nn.Sequential):
         cache.append((x, h, y))
         return y, cache
 
-    def backward_from(self, cache: list[tuple[torch.Tensor, ...]], grad_y: torch.Tensor, *,
-                      input_grad: bool = False, weight_grads: bool = True,
-                      weights: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor | None:
+    def backward(self, cache: list[tuple[torch.Tensor, ...]], grad_y: torch.Tensor, *, input_grad: bool = False,
+                 weight_grads: bool = True, weights: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+                 ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]] | None, torch.Tensor | None]:
         """Back-propagate dL/dy by hand: for each layer, from the output side,
 
             dL/dW = dL/dhᵀ x,   dL/db = Σ_batch dL/dh,   dL/dx = dL/dh W,   dL/dh_prev = dL/dx ⊙ g'(h_prev)
 
-        storing dL/dW and dL/db in the parameters' ``.grad`` (if ``weight_grads``) and returning
-        dL/dx of the network's input (if ``input_grad``). The same kernels as autograd, without its
-        graph: the gradients are identical, and a small network's update much cheaper. ``weights``
-        must be what the forward pass used; with reduced-precision copies the products run in that
-        precision and the gradients are stored in the parameters' own dtype (as autocast does).
+        Returns ``(grads, dx)``: ``[(dL/dW_i, dL/db_i)]`` input side first, in the parameters' dtype
+        (None unless ``weight_grads``), and dL/dx of the network's input (None unless ``input_grad``).
+        Nothing is modified (so the update can be compiled as a function). The same kernels as
+        autograd, without its graph: the gradients are identical. ``weights`` must be what the
+        forward pass used; with reduced-precision copies the products run in that precision.
         """
         params = self.layer_weights()
         weights = weights if weights is not None else params
@@ -181,6 +181,7 @@ class MLP(nn.Sequential):
             grad_y = grad_y.to(h.dtype)
         grad = grad_y if self._g_out_backward is None else self._g_out_backward(grad_y, h, y)
         g_backward = self._g_backward
+        grads: list[tuple[torch.Tensor, torch.Tensor]] = []
         for i in range(len(params) - 1, -1, -1):
             x = cache[i][0]
             if grad.dtype != x.dtype:
@@ -189,18 +190,34 @@ class MLP(nn.Sequential):
                 w, b = params[i]
                 dw = grad.t().mm(x)  # (out, in)
                 if dw.dtype == w.dtype:
-                    w.grad, b.grad = dw, grad.sum(0)  # (out, in), (out,)
+                    grads.append((dw, grad.sum(0)))  # (out, in), (out,)
                 else:
-                    w.grad, b.grad = dw.to(w.dtype), grad.sum(0, dtype=b.dtype)
+                    grads.append((dw.to(w.dtype), grad.sum(0, dtype=b.dtype)))
             if i == 0 and not input_grad:
-                return None
+                grad = None
+                break
             grad = grad.mm(weights[i][0])  # dL/dx: (B, in)
             if i > 0:
                 _, h_prev, a_prev = cache[i - 1]
                 if grad.dtype != h_prev.dtype:
                     grad = grad.to(h_prev.dtype)
                 grad = g_backward(grad, h_prev, a_prev)
-        return grad
+        return (grads[::-1] if weight_grads else None), grad
+
+    def backward_from(self, cache: list[tuple[torch.Tensor, ...]], grad_y: torch.Tensor, *,
+                      input_grad: bool = False, weight_grads: bool = True,
+                      weights: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor | None:
+        """:meth:`backward`, storing dL/dW and dL/db in the parameters' ``.grad`` (if ``weight_grads``)
+        and returning dL/dx of the network's input (if ``input_grad``, else None)."""
+        grads, dx = self.backward(cache, grad_y, input_grad=input_grad, weight_grads=weight_grads, weights=weights)
+        if grads is not None:
+            self.set_grads(grads)
+        return dx
+
+    def set_grads(self, grads: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Store ``[(dL/dW_i, dL/db_i)]`` (input side first) as the parameters' ``.grad``."""
+        for (w, b), (dw, db) in zip(self.layer_weights(), grads):
+            w.grad, b.grad = dw, db
 
     @property
     def linears(self) -> list[nn.Linear]:
