@@ -2,7 +2,7 @@
 every 1000 steps) first reaches -200 on Pendulum-v1.
 
 Three contenders, one torch thread each, run one after another as separate processes:
-  ddpgkit     the `pendulum` preset (64-64, 1000 warm-up steps, γ 0.98, Adam 1e-3, Gaussian 0.1·scale)
+  ddpgkit     the `pendulum` preset (64-64, 500 warm-up steps, γ 0.98, Adam 1e-3, Gaussian 0.1·scale)
   sb3-fast    Stable-Baselines3 DDPG tuned for speed: 64-64, learning_starts 1000, γ 0.98, lr 1e-3,
               Gaussian σ 0.1, batch 256
   sb3-zoo     Stable-Baselines3 DDPG with rl-baselines3-zoo's Pendulum-v1 recipe: 400-300,

@@ -39,7 +39,7 @@ def test_defaults_are_the_chapters_networks():
         ({"gamma": "high"}, "gamma must be a number"),
         ({"gamma": float("nan")}, "gamma must be finite"),
         ({"hidden": "256,256"}, "hidden must be a list of integers"),
-        ({"compile": True, "backward": "autograd"}, "compile compiles the hand-written update"),
+        ({"compile": True, "backward": "autograd"}, "backward must be handwritten with compile = true"),
         ({"compile": "yes"}, "compile must be true or false"),
     ],
 )

@@ -110,8 +110,8 @@ class DDPGConfig:
         need(self.threads >= 0, "threads", "must be >= 0")
         need(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
         need(self.backward in BACKWARDS, "backward", f"must be one of {', '.join(BACKWARDS)}")
-        need(not self.compile or self.backward == "handwritten", "compile",
-             "compiles the hand-written update; it needs backward = handwritten")
+        need(not self.compile or self.backward == "handwritten", "backward",
+             "must be handwritten with compile = true (it compiles the hand-written update)")
 
     # ---- construction -------------------------------------------------------------------------
 
