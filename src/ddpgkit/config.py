@@ -66,8 +66,8 @@ class DDPGConfig:
                             "loss and Adam in fp32 (faster for wide networks on CPUs with bf16, see benchmarks)")
     backward: str = _param("handwritten", "gradients of the update: handwritten (the MLP's backward pass written "
                            "out; identical numbers in fp32, less overhead) or autograd (bf16: under autocast)")
-    compile: bool = _param(False, "compile the hand-written update with torch.compile: ~1.1-1.2x faster updates "
-                                  "after a one-off compile of several seconds (pays on long runs, see benchmarks)")
+    compile: bool = _param(False, "compile the hand-written update with torch.compile (on CUDA as CUDA "
+                                  "graphs): faster updates after a compile of seconds; pays on long runs (benchmarks)")
     threads: int = _param(1, "torch intra-op threads; 0 keeps torch's default (see README: thread policy)")
 
     def __post_init__(self) -> None:
