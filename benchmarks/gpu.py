@@ -1,5 +1,5 @@
-"""ddpgkit on a CUDA GPU: updates/s on a fixed batch and training env steps/s on Pendulum-v1, per
-network size, precision and compile switch (batch 256, one update per env step).
+"""ddpgkit on a CUDA GPU: updates/s on a fixed batch and training env steps/s on Pendulum-v1 (the
+hyperparameters of throughput.py), per network size, precision and compile switch.
 
     python benchmarks/gpu.py [--sizes 64,64 256,256 400,300] [--reps 3]
 
@@ -14,9 +14,9 @@ import time
 import torch
 
 from common import spread, table
+from throughput import ddpgkit_steps_per_s
 
 B = 256
-LEARNING_STARTS = 500
 
 
 def updates_per_s(hidden: tuple[int, ...], precision: str, compiled: bool, reps: int) -> tuple[list[float], float]:
@@ -44,24 +44,6 @@ def updates_per_s(hidden: tuple[int, ...], precision: str, compiled: bool, reps:
     return rates, first
 
 
-def env_steps_per_s(hidden: tuple[int, ...], precision: str, compiled: bool, steps: int = 1500) -> float:
-    from ddpgkit import DDPG, DDPGConfig
-    from ddpgkit.train import Callback
-
-    cfg = DDPGConfig(hidden=hidden, batch_size=B, learning_starts=LEARNING_STARTS, eval_interval=0, eval_episodes=1,
-                     total_steps=LEARNING_STARTS + 1 + steps, device="cuda", precision=precision, compile=compiled)
-    marks: dict[int, float] = {}
-    first, last = LEARNING_STARTS + 1, LEARNING_STARTS + 1 + steps
-
-    class Clock(Callback):
-        def on_step(self, trainer):
-            if trainer.step in (first, last):
-                marks[trainer.step] = time.perf_counter()
-
-    DDPG("Pendulum-v1", cfg).learn(callback=Clock())
-    return steps / (marks[last] - marks[first])
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", nargs="+", default=["64,64", "256,256", "400,300"])
@@ -75,7 +57,7 @@ def main() -> None:
         hidden = tuple(int(x) for x in size.split(","))
         for precision, compiled in (("fp32", False), ("bf16", False), ("fp32", True)):
             rates, first = updates_per_s(hidden, precision, compiled, a.reps)
-            loop = env_steps_per_s(hidden, precision, compiled)
+            loop = ddpgkit_steps_per_s(hidden, 1500, 0, precision, compiled, device="cuda")
             rows.append([size.replace(",", "-"), precision, "yes" if compiled else "no", spread(rates), f"{loop:.0f}",
                          f"{first:.1f}"])
             print(table(["networks", "precision", "compile", "updates/s alone", "env steps/s", "first update (s)"],

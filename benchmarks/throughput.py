@@ -26,14 +26,14 @@ LEARNING_STARTS = 500
 
 
 def ddpgkit_steps_per_s(hidden: tuple[int, ...], steps: int, seed: int, precision: str = "fp32",
-                        compile: bool = False) -> float:
+                        compile: bool = False, device: str = "cpu") -> float:
     from ddpgkit import DDPG, DDPGConfig
     from ddpgkit.train import Callback
 
     cfg = DDPGConfig(hidden=hidden, batch_size=256, actor_lr=1e-3, critic_lr=1e-3, gamma=0.99, tau=0.005,
                      learning_starts=LEARNING_STARTS, total_steps=LEARNING_STARTS + 1 + steps, noise="gaussian",
                      noise_scale=0.05, buffer_size=100_000, eval_interval=0, eval_episodes=1, threads=0, seed=seed,
-                     precision=precision, compile=compile)
+                     precision=precision, compile=compile, device=device)
     marks: dict[int, float] = {}
     first, last = LEARNING_STARTS + 1, LEARNING_STARTS + 1 + steps  # from after the first update (compiles)
 

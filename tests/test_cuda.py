@@ -27,6 +27,12 @@ def grads(agent):
     return [p.grad.clone() for p in agent._critic_params + agent._actor_params]
 
 
+def grads_after_one_update(**config):
+    agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(64, 64), batch_size=64, device="cuda", **config), seed=1)
+    agent.update(batch_for(agent))
+    return grads(agent)
+
+
 def test_everything_lives_on_the_gpu():
     agent = DDPG("Pendulum-v1", DDPGConfig(**SMALL), seed=0)
     tensors = list(agent.model_tensors().values()) + [agent.buffer.data]
@@ -38,12 +44,7 @@ def test_everything_lives_on_the_gpu():
 
 
 def test_handwritten_gradients_equal_autograd_on_cuda():
-    out = {}
-    for backward in ("autograd", "handwritten"):
-        agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(64, 64), batch_size=64, device="cuda", backward=backward),
-                     seed=1)
-        agent.update(batch_for(agent))
-        out[backward] = grads(agent)
+    out = {backward: grads_after_one_update(backward=backward) for backward in ("autograd", "handwritten")}
     for a, b in zip(out["autograd"], out["handwritten"]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
@@ -80,12 +81,7 @@ def test_saved_on_cuda_loads_on_the_cpu(tmp_path):
 
 
 def test_bf16_on_cuda_matches_fp32_to_bf16_accuracy():
-    out = {}
-    for precision in ("fp32", "bf16"):
-        agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(64, 64), batch_size=64, device="cuda", precision=precision),
-                     seed=1)
-        agent.update(batch_for(agent))
-        out[precision] = grads(agent)
+    out = {precision: grads_after_one_update(precision=precision) for precision in ("fp32", "bf16")}
     for a, b in zip(out["fp32"], out["bf16"]):
         assert (a - b).norm() <= 0.1 * a.norm() + 1e-6  # as on the CPU (tests/test_ddpg_math.py)
 
