@@ -1,7 +1,7 @@
 """Where the time of one training-loop step goes, inside the loop and alone.
 
 Trains ddpgkit on Pendulum-v1 (the throughput benchmark's hyperparameters) with the agent's parts
-wrapped in timers — acting (``predict``), ``env.step``, ``buffer.add``, ``buffer.sample`` and the
+wrapped in timers — acting (``explore``), ``env.step``, ``buffer.add``, ``buffer.sample`` and the
 update — and prints their mean cost per env step inside the loop next to the cost of the same call
 repeated alone (warm caches). The difference between the two columns is what interleaving costs:
 each part runs after the others have pushed its code and data out of the CPU's caches.
@@ -39,7 +39,7 @@ def profile(hidden: tuple[int, ...], steps: int) -> list[list[str]]:
     agent = DDPG("Pendulum-v1", cfg)
     agent.learn(LEARNING_STARTS)
     spent: Counter[str] = Counter()
-    parts = {"predict (act)": (agent, "predict"), "env.step": (agent.env, "step"),
+    parts = {"explore (act)": (agent, "explore"), "env.step": (agent.env, "step"),
              "buffer.add": (agent.buffer, "add"), "buffer.sample": (agent.buffer, "sample"),
              "update": (agent, "update")}
     for label, (obj, name) in parts.items():
@@ -53,16 +53,16 @@ def profile(hidden: tuple[int, ...], steps: int) -> list[list[str]]:
 
         setattr(obj, name, timed)
     t0 = time.perf_counter()
-    agent.learn(LEARNING_STARTS + steps)  # ends with one evaluation episode, counted under predict/env.step
+    agent.learn(steps)  # `steps` more env steps (the final evaluation acts through `act`, not timed here)
     total = time.perf_counter() - t0
     for obj, name in parts.values():
         delattr(obj, name)  # back to the class's methods
     obs, _ = agent.env.reset(seed=0)
-    action = agent.predict(obs, deterministic=False)
+    action = agent.explore(obs)
     batch = agent.buffer.sample(256)
     n = 1000 if hidden[0] <= 64 else 200
     solo = {
-        "predict (act)": alone(lambda: agent.predict(obs, deterministic=False), n),
+        "explore (act)": alone(lambda: agent.explore(obs), n),
         "env.step": alone(lambda: agent.env.step(action)[3] and agent.env.reset(), n),
         "buffer.add": alone(lambda: agent.buffer.add(obs, action, 0.0, obs, False, False), n),
         "buffer.sample": alone(lambda: agent.buffer.sample(256), n),

@@ -27,8 +27,7 @@ LEARNING_STARTS = 500
 
 def ddpgkit_steps_per_s(hidden: tuple[int, ...], steps: int, seed: int, precision: str = "fp32",
                         compile: bool = False, device: str = "cpu") -> float:
-    from ddpgkit import DDPG, DDPGConfig
-    from ddpgkit.train import Callback
+    from ddpgkit import DDPG, Callback, DDPGConfig
 
     cfg = DDPGConfig(hidden=hidden, batch_size=256, actor_lr=1e-3, critic_lr=1e-3, gamma=0.99, tau=0.005,
                      learning_starts=LEARNING_STARTS, total_steps=LEARNING_STARTS + 1 + steps, noise="gaussian",

@@ -30,8 +30,7 @@ def child(kind: str, seed: int) -> None:
 
     torch.set_num_threads(1)
     if kind == "ddpgkit":
-        from ddpgkit import DDPG, DDPGConfig
-        from ddpgkit.train import Callback
+        from ddpgkit import DDPG, Callback, DDPGConfig
 
         class Stop(Callback):
             solved = False

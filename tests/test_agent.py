@@ -4,7 +4,7 @@ import torch
 
 from ddpgkit import DDPG, DDPGConfig
 from ddpgkit.errors import CheckpointError, NonFiniteError
-from ddpgkit.train import METRIC_COLUMNS, Callback
+from ddpgkit.training.loop import METRIC_COLUMNS, Callback
 
 SMALL = dict(hidden=(32, 32), total_steps=400, learning_starts=100, batch_size=32, buffer_size=1000,
              eval_interval=200, eval_episodes=2)
@@ -35,7 +35,7 @@ def test_same_seed_same_numbers_different_seed_different():
 def test_learn_in_two_calls_equals_one_call():
     cfg = DDPGConfig(**{**SMALL, "eval_interval": 0})
     one = DDPG("Pendulum-v1", cfg, seed=0).learn(400)
-    two = DDPG("Pendulum-v1", cfg, seed=0).learn(250).learn(400)
+    two = DDPG("Pendulum-v1", cfg, seed=0).learn(250).learn(150)  # learn(n) adds n steps, as in SB3
     assert same_weights(weights(one), weights(two))
     assert two.trainer.step == 400 and two.num_updates == one.num_updates == 300
 
@@ -82,7 +82,7 @@ def test_tiny_learning_mirror_task(precision):
                      gamma=0.0, eval_interval=0, eval_episodes=50, noise_scale=0.2, precision=precision)
     agent = DDPG("ddpgkit/Mirror-v0", cfg, seed=0).learn()
     s = torch.rand(500, 2) * 2 - 1
-    a = agent.predict(s.numpy())
+    a = agent.act(s.numpy())
     err = np.abs(a + s.numpy()).mean()
     assert err < 0.1, err
     random_policy = -np.mean(np.sum((np.random.default_rng(0).uniform(-1, 1, (500, 2)) + s.numpy()) ** 2, 1) / 2)
@@ -96,10 +96,10 @@ def test_tiny_learning_mirror_task(precision):
 def test_actions_within_bounds_and_predict_shapes():
     agent = DDPG("Pendulum-v1", DDPGConfig(**SMALL))
     obs = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32) * 10
-    a = agent.predict(obs)
+    a = agent.act(obs)
     assert a.shape == (64, 1) and np.all(a >= -2) and np.all(a <= 2)
-    assert agent.predict(obs[0]).shape == (1,)
-    noisy = np.stack([agent.predict(obs[0], deterministic=False) for _ in range(50)])
+    assert agent.act(obs[0]).shape == (1,)
+    noisy = np.stack([agent.explore(obs[0]) for _ in range(50)])
     assert np.all(noisy >= -2) and np.all(noisy <= 2) and noisy.std() > 0
     r = np.stack([agent.random_action() for _ in range(2000)])
     assert r.min() >= -2 and r.max() <= 2 and abs(r.mean()) < 0.1 and r.std() == pytest.approx(4 / 12**0.5, rel=0.05)
@@ -112,7 +112,7 @@ def test_save_load_round_trip_gives_identical_actions(tmp_path):
     assert loaded.config == agent.config and loaded.env_id == "Pendulum-v1"
     assert same_weights(weights(agent), weights(loaded))
     obs = np.random.default_rng(1).normal(size=(100, 3)).astype(np.float32)
-    assert np.array_equal(agent.predict(obs), loaded.predict(obs))
+    assert np.array_equal(agent.act(obs), loaded.act(obs))
     np.testing.assert_array_equal(agent.evaluate(3), loaded.evaluate(3))
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddpgkit.buffer import ReplayBuffer
+from ddpgkit.data.buffer import ReplayBuffer
 
 
 def fill(buf, n, start=0):

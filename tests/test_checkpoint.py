@@ -5,8 +5,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ddpgkit.checkpoint import load_checkpoint, read_manifest, save_checkpoint
 from ddpgkit.errors import CheckpointError
+from ddpgkit.io.checkpoint import load_checkpoint, read_manifest, save_checkpoint
 
 
 def sample_tensors():
@@ -29,11 +29,67 @@ def test_round_trip_and_manifest(tmp_path):
     assert set(only) == {"extra"}
 
 
-def test_overwrite_replaces_atomically_and_leaves_no_temporaries(tmp_path):
+def test_overwrite_replaces_and_leaves_no_temporaries(tmp_path):
     save_checkpoint(tmp_path / "c", sample_tensors(), {"v": 1})
     save_checkpoint(tmp_path / "c", sample_tensors(), {"v": 2})
     assert load_checkpoint(tmp_path / "c")[1] == {"v": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+
+
+def test_exchange_swaps_two_directories_atomically(tmp_path):
+    """The atomic swap the overwrite relies on (Linux renameat2); where the file system lacks it the
+    function says so and the fallback below is used."""
+    from ddpgkit.io.checkpoint import exchange
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "from_a").write_text("a")
+    (tmp_path / "b" / "from_b").write_text("b")
+    if not exchange(tmp_path / "a", tmp_path / "b"):
+        pytest.skip("this file system has no atomic exchange; the fallback is tested below")
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["from_b"]
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["from_a"]
+    with pytest.raises(FileNotFoundError):
+        exchange(tmp_path / "a", tmp_path / "missing")
+
+
+CRASH_SCRIPT = """
+import os, sys
+import torch
+from ddpgkit.io import checkpoint
+path, use_exchange = sys.argv[1], sys.argv[2] == "1"
+if not use_exchange:
+    checkpoint.exchange = lambda a, b: False  # a file system without the atomic swap
+real_replace, calls = os.replace, []
+
+def replace_then_die(src, dst):  # the process dies right after the first rename of the overwrite
+    real_replace(src, dst)
+    os._exit(9)
+
+os.replace = replace_then_die
+checkpoint.save_checkpoint(path, {"model": {"w": torch.full((3,), 2.0)}}, {"v": 2})
+"""
+
+
+@pytest.mark.parametrize("use_exchange", [True, False])
+def test_a_crash_while_overwriting_never_leaves_zero_checkpoints(tmp_path, use_exchange):
+    """A real process death (os._exit) after the first rename of an overwrite: the old checkpoint or
+    the new one is found at the path afterwards, and the next save completes the replacement."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "c"
+    save_checkpoint(path, {"model": {"w": torch.full((3,), 1.0)}}, {"v": 1})
+    p = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(path), "1" if use_exchange else "0"],
+                       capture_output=True, text=True, timeout=120)
+    tensors, meta = load_checkpoint(path)  # before the fix: "manifest.json: missing" in the fallback case
+    if use_exchange:  # the exchange is one step: no rename of the overwrite happened through os.replace
+        assert p.returncode == 0 and meta == {"v": 2}
+    else:
+        assert p.returncode == 9 and meta == {"v": 1} and torch.equal(tensors["model"]["w"], torch.full((3,), 1.0))
+    save_checkpoint(path, {"model": {"w": torch.full((3,), 3.0)}}, {"v": 3})
+    assert load_checkpoint(path)[1] == {"v": 3}
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["c"]
 
 
 def test_failed_save_keeps_the_old_checkpoint(tmp_path):
@@ -75,7 +131,7 @@ def test_bit_flip_and_edited_manifest(tmp_path):
     with pytest.raises(CheckpointError, match="manifest.json: checksum mismatch"):
         load_checkpoint(q)
     # even with a recomputed checksum, a path outside the directory is refused
-    from ddpgkit.checkpoint import _manifest_checksum
+    from ddpgkit.io.checkpoint import _manifest_checksum
 
     m["files"]["../../etc/passwd.safetensors"] = m["files"].pop("model.safetensors")
     m["checksum"] = _manifest_checksum(m)
@@ -116,7 +172,7 @@ def test_random_damage_is_refused_never_loaded(tmp_path, data):
 def test_files_get_ordinary_permissions(tmp_path):
     import os
 
-    from ddpgkit.fileio import atomic_write_text
+    from ddpgkit.io.atomic import atomic_write_text
 
     mask = os.umask(0o022)
     try:

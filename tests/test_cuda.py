@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from ddpgkit import DDPG, DDPGConfig
-from ddpgkit.runs import Checkpointer, load_latest
-from ddpgkit.train import Callback
+from ddpgkit import DDPG, Callback, DDPGConfig
+from ddpgkit.experiments.run import load_latest
+from ddpgkit.training.callbacks import Checkpointer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -40,7 +40,7 @@ def test_everything_lives_on_the_gpu():
     agent.learn(150)
     state = agent.critic_optimizer.state[agent._critic_params[0]]
     assert state["exp_avg"].device.type == "cuda"
-    assert agent.predict(np.zeros(3, dtype=np.float32)).shape == (1,)
+    assert agent.act(np.zeros(3, dtype=np.float32)).shape == (1,)
 
 
 def test_handwritten_gradients_equal_autograd_on_cuda():
@@ -77,7 +77,7 @@ def test_saved_on_cuda_loads_on_the_cpu(tmp_path):
     agent.save(tmp_path / "ckpt")
     cpu = DDPG.load(tmp_path / "ckpt", device="cpu", training_state=False)
     obs = np.random.default_rng(0).uniform(-1, 1, (16, 3)).astype(np.float32)
-    np.testing.assert_allclose(agent.predict(obs), cpu.predict(obs), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(agent.act(obs), cpu.act(obs), rtol=1e-5, atol=1e-6)
 
 
 def test_bf16_on_cuda_matches_fp32_to_bf16_accuracy():

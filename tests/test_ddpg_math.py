@@ -6,8 +6,8 @@ import shutil
 import pytest
 import torch
 
-from ddpgkit.buffer import Batch
-from ddpgkit.ddpg import actor_loss, critic_loss, soft_update, td_target
+from ddpgkit.algo.ddpg import actor_loss, critic_loss, soft_update, td_target
+from ddpgkit.data.buffer import Batch
 from ddpgkit.nn import Actor, Critic
 
 
@@ -86,10 +86,11 @@ def test_soft_update_formula():
         torch.testing.assert_close(t, o, rtol=0, atol=0)
 
 
-def test_agent_update_isolates_gradients_and_moves_targets_by_tau():
+@pytest.mark.parametrize("backward", ["handwritten", "autograd"])
+def test_agent_update_isolates_gradients_and_moves_targets_by_tau(backward):
     from ddpgkit import DDPG, DDPGConfig
 
-    cfg = DDPGConfig(hidden=(16, 16), total_steps=100, learning_starts=10, batch_size=6, tau=0.25)
+    cfg = DDPGConfig(hidden=(16, 16), total_steps=100, learning_starts=10, batch_size=6, tau=0.25, backward=backward)
     agent = DDPG("ddpgkit/Mirror-v0", cfg)
     b = make_batch(obs_dim=2, act_dim=2)
     b = b._replace(obs=b.obs[:, :2], next_obs=b.next_obs[:, :2])
@@ -101,6 +102,7 @@ def test_agent_update_isolates_gradients_and_moves_targets_by_tau():
     loss_q, _ = critic_loss(critic_ref, agent.critic_target, agent.actor_target, b, cfg.gamma)
     opt_c.zero_grad()
     loss_q.backward()
+    critic_grads = [p.grad.clone() for p in critic_ref.parameters()]  # ∇_φ L alone
     opt_c.step()
     critic_after = [p.clone() for p in critic_ref.parameters()]
     opt_a = torch.optim.Adam(actor_ref.parameters(), lr=cfg.actor_lr)
@@ -118,8 +120,11 @@ def test_agent_update_isolates_gradients_and_moves_targets_by_tau():
         torch.testing.assert_close(p, q)
     for p, q in zip(agent.actor.parameters(), actor_ref.parameters()):
         torch.testing.assert_close(p, q)
-    # no critic weight gradient was kept from the actor's backward pass
-    assert all(p.requires_grad for p in agent.critic.parameters())
+    # the critic's gradients after the whole update are ∇_φ L of its own step: the actor's backward
+    # pass through Q(s, μ(s)) added nothing to them
+    for p, g in zip(agent.critic.parameters(), critic_grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-6, atol=1e-8)
+    assert not torch.allclose(loss_pi.new_tensor(0.0), critic_grads[0].abs().sum())  # a real gradient
     for t, b0, o in zip(agent.critic_target.parameters(), targets_before, agent.critic.parameters()):
         torch.testing.assert_close(t, 0.25 * o + 0.75 * b0)
     assert not any(p.requires_grad for p in agent.critic_target.parameters())
@@ -148,28 +153,70 @@ def test_handwritten_and_autograd_updates_train_identically(activation):
 
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
 def test_adam_step_equals_optimizer_step_bit_for_bit(weight_decay):
-    from ddpgkit.ddpg import adam_step, make_adam
+    from ddpgkit.algo.optim import adam_step, make_adam
 
     torch.manual_seed(0)
     nets_ = [torch.nn.Linear(5, 3), copy.deepcopy(torch.nn.Linear(5, 3))]
     nets_[1].load_state_dict(nets_[0].state_dict())
     opts = [make_adam(list(n.parameters()), 1e-2, weight_decay) for n in nets_]
     g = torch.Generator().manual_seed(1)
+    fast = []
     for step in range(6):
         grads = [torch.randn(p.shape, generator=g) for p in nets_[0].parameters()]
         for net in nets_:
             for p, gr in zip(net.parameters(), grads):
                 p.grad = gr.clone()
         opts[0].step()
-        adam_step(opts[1])  # the first call creates the state through optimizer.step()
+        fast.append(adam_step(opts[1]))  # the first call creates the state through optimizer.step()
         if step == 2:  # a state loaded from a state dict (new tensors) is picked up as well
             opts[1].load_state_dict(copy.deepcopy(opts[1].state_dict()))
+    # the fast path really ran (a silent fallback to optimizer.step() would pass the equality below)
+    assert fast == [False, True, True, True, True, True]
     for p, q in zip(nets_[0].parameters(), nets_[1].parameters()):
         assert torch.equal(p, q)
     for p, q in zip(nets_[0].parameters(), nets_[1].parameters()):
         s, t = opts[0].state[p], opts[1].state[q]
         assert all(torch.equal(s[k], t[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
     assert float(opts[1].state[next(nets_[1].parameters())]["step"]) == 6
+
+
+def test_adam_fast_path_guard():
+    """Only settings the fast call reproduces exactly take it: a param group without a key that only
+    newer torch releases have still does; an unknown key or a non-plain setting falls back."""
+    from ddpgkit.algo.optim import adam_step, fast_path_applies, make_adam
+
+    def fresh():
+        torch.manual_seed(0)
+        net = torch.nn.Linear(4, 2)
+        opt = make_adam(list(net.parameters()), 1e-2)
+        for p in net.parameters():
+            p.grad = torch.ones_like(p)
+        adam_step(opt)  # creates the state
+        return net, opt
+
+    _, opt = fresh()
+    assert fast_path_applies(opt)
+    del opt.param_groups[0]["decoupled_weight_decay"]  # as in torch releases before the key existed
+    assert fast_path_applies(opt) and adam_step(opt)
+    for change in ({"maximize": True}, {"brand_new_option": 1}, {"lr": torch.tensor(0.01)}):
+        net, opt = fresh()
+        reference, ref_opt = fresh()
+        opt.param_groups[0].update(change)
+        ref_opt.param_groups[0].update(change)
+        assert not fast_path_applies(opt) and adam_step(opt) is False
+        ref_opt.step()
+        assert all(torch.equal(p, q) for p, q in zip(net.parameters(), reference.parameters()))
+
+
+def test_the_agents_update_takes_the_fast_adam_path():
+    from ddpgkit import DDPG, DDPGConfig
+    from ddpgkit.algo.optim import fast_path_applies
+
+    agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(16, 16), batch_size=8, total_steps=60, learning_starts=20,
+                                           eval_episodes=1))
+    agent.learn(40)
+    assert agent.num_updates == 20
+    assert fast_path_applies(agent.critic_optimizer) and fast_path_applies(agent.actor_optimizer)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])

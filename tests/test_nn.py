@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from ddpgkit.nn import ACTIVATIONS, MLP, Actor, Critic, activation, count_parameters
+from ddpgkit.nn.backward import backward, forward_with_cache, set_grads
 
 from tests.chapter import Network
 
@@ -141,13 +142,14 @@ def test_handwritten_backward_equals_autograd_bit_for_bit(name, out_act):
     for p in f.parameters():
         p.grad = None
     with torch.no_grad():
-        y2, cache = f.forward_with_cache(x.detach())
-        dx = f.backward_from(cache, grad_y, input_grad=True)
+        y2, cache = forward_with_cache(f, x.detach())
+        grads, dx = backward(f, cache, grad_y, input_grad=True)
+        set_grads(f, grads)
     assert torch.equal(y.detach(), y2)
     assert all(torch.equal(r, p.grad) for r, p in zip(reference, f.parameters()))
     assert torch.equal(x.grad, dx)
     for p in f.parameters():
         p.grad = None
     with torch.no_grad():
-        assert f.backward_from(cache, grad_y, weight_grads=False, input_grad=False) is None
+        assert backward(f, cache, grad_y, weight_grads=False, input_grad=False) == (None, None)
     assert all(p.grad is None for p in f.parameters())

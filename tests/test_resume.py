@@ -14,10 +14,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ddpgkit import DDPG, DDPGConfig
+from ddpgkit import DDPG, Callback, DDPGConfig
 from ddpgkit.errors import CheckpointError
-from ddpgkit.runs import Checkpointer, list_checkpoints, load_latest, prune_checkpoints, read_metrics
-from ddpgkit.train import Callback
+from ddpgkit.experiments.run import load_latest
+from ddpgkit.io.rundir import list_checkpoints, prune_checkpoints, read_metrics
+from ddpgkit.training.callbacks import Checkpointer
 
 from tests.clihelp import assert_one_line_error, run_cli, run_subprocess
 
@@ -74,7 +75,7 @@ def test_mid_episode_checkpoint_continues_with_a_fresh_episode(tmp_path):
     agent.save(tmp_path / "c", training_state=True)
     loaded = DDPG.load(tmp_path / "c")
     assert loaded.trainer.step == 250 and loaded.trainer.at_episode_boundary
-    loaded.learn(450)
+    loaded.learn(200)  # 200 more steps: to 450
     assert loaded.trainer.step == 450 and loaded.trainer.episodes == 2  # 200 + (250 -> 450: one new episode)
 
 
@@ -228,7 +229,7 @@ def test_resume_errors(tmp_path, capsys, uninterrupted):
     empty.mkdir()
     assert_one_line_error(run_cli(capsys, "resume", empty), "no checkpoints")
     r = run_cli(capsys, "train", *CLI_FAST, "--gamma", "0.9", "--out", uninterrupted, "--resume")
-    assert_one_line_error(r, "--resume continues the run's own config, but gamma differs")
+    assert_one_line_error(r, "resume continues the run's own config, but gamma differs")
     assert_one_line_error(run_cli(capsys, "train", *CLI_FAST, "--out", tmp_path / "x", "--resume", "--overwrite"),
                           "exclude each other")
 
@@ -276,8 +277,8 @@ _json = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10*
 def test_edited_metadata_with_a_recomputed_checksum_loads_or_fails_cleanly(tmp_path_factory, data):
     """Someone who edits the manifest and recomputes its checksum still gets a valid agent or a
     DDPGKitError, never another exception and never a half-loaded agent."""
-    from ddpgkit.checkpoint import _manifest_checksum
     from ddpgkit.errors import DDPGKitError
+    from ddpgkit.io.checkpoint import _manifest_checksum
 
     d = tmp_path_factory.mktemp("edit")
     agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(8,), total_steps=300, learning_starts=50, batch_size=8,

@@ -15,12 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .nn import ACTIVATIONS
+from .io.atomic import atomic_write_text
+from .nn.mlp import ACTIVATIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+# Sub-seeds derived from the one run seed, so that every generator is independent and fixed.
+BUFFER_SEED_OFFSET = 1  # the replay buffer's sampling
+NOISE_SEED_OFFSET = 2  # the exploration noise
+EXPLORE_SEED_OFFSET = 3  # the warm-up's uniform actions
+EVAL_SEED_OFFSET = 10_000  # evaluation episode i is reset with seed + EVAL_SEED_OFFSET + i
 
 NOISE_TYPES = ("gaussian", "ou", "none")
 PRECISIONS = ("fp32", "bf16")
@@ -169,8 +176,6 @@ class DDPGConfig:
         return "\n".join(lines) + "\n"
 
     def save(self, path: str | Path) -> Path:
-        from .fileio import atomic_write_text
-
         return atomic_write_text(path, self.to_toml())
 
 

@@ -30,3 +30,15 @@ class NonFiniteError(DDPGKitError, ArithmeticError):
 
 class CheckpointError(DDPGKitError, ValueError):
     """A checkpoint is missing, corrupt, or made for another problem."""
+
+
+class RunError(DDPGKitError, ValueError):
+    """A run directory is missing, incomplete, or would be overwritten."""
+
+
+class RunInterrupted(DDPGKitError):
+    """Training stopped on a signal after saving a checkpoint; ``code`` is the exit status (128 + signal)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import DataError
-from .nn import MLP
+from .nn.mlp import MLP
 
 TARGETS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sin": torch.sin,

@@ -1,4 +1,5 @@
-"""Process-wide torch settings: the thread policy and denormal flushing.
+"""Process-wide torch settings and what this machine can do: the thread policy, denormal flushing,
+the device, and whether the CPU has bfloat16 instructions.
 
 On the project's 2-core machine torch's default of one intra-op thread per core was 1.05-1.7x faster
 when the machine was quiet, but 5-6x slower as soon as another busy process shared the cores, while
@@ -8,9 +9,21 @@ therefore defaults to one thread; ``threads=0`` leaves torch's own choice, any o
 
 from __future__ import annotations
 
+import functools
+import os
+import platform
+from pathlib import Path
+
 import torch
 
+from .errors import ConfigError
+
 DEFAULT_THREADS = 1
+
+# CPU flags (Linux /proc/cpuinfo names) that give bfloat16 matrix products at speed: AVX-512 BF16 and
+# AMX on x86-64, the BF16 extension on Arm. Without them torch emulates bf16 products, measured 5-10x
+# slower than fp32 on an AVX2-only AMD EPYC (issue 9).
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
 
 def configure_torch(threads: int = DEFAULT_THREADS, flush_denormal: bool = True) -> None:
@@ -25,3 +38,55 @@ def configure_torch(threads: int = DEFAULT_THREADS, flush_denormal: bool = True)
         torch.set_num_threads(threads)
     if flush_denormal:
         torch.set_flush_denormal(True)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if available, else cpu; a CUDA device where CUDA is missing is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available here")
+    return torch.device(name)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_description() -> tuple[str, frozenset[str]]:
+    """(CPU model name, its feature flags) from /proc/cpuinfo; the platform's processor name and no
+    flags where that file does not exist (not Linux)."""
+    model, flags = platform.processor() or platform.machine(), frozenset()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return model, flags
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key == "model name" and value.strip():
+            model = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = frozenset(value.split())
+    return model, flags
+
+
+def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool:
+    """Whether the CPU (``flags``: this machine's by default) has bfloat16 matrix instructions."""
+    flags = cpu_description()[1] if flags is None else flags
+    return any(f in flags for f in BF16_FLAGS)
+
+
+def check_precision(precision: str, device: torch.device, flags: frozenset[str] | None = None) -> None:
+    """Refuse ``bf16`` on a CPU without bfloat16 instructions, where it is several times slower than
+    fp32 (the reason to ask for bf16 is speed). ``flags`` defaults to this machine's CPU flags."""
+    if precision != "bf16" or device.type != "cpu":
+        return
+    model, own = cpu_description()
+    if not cpu_has_bf16(own if flags is None else flags):
+        raise ConfigError(f"precision bf16 needs a CPU with bfloat16 instructions (one of {', '.join(BF16_FLAGS)}); "
+                          f"this one ({model}) has none, where bf16 runs 5-10x slower than fp32: use fp32")
+
+
+def cpu_summary() -> str:
+    """One line for benchmark tables: the CPU model, cores, and its vector/matrix features."""
+    model, flags = cpu_description()
+    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "bf16", "sve") if f in flags]
+    return f"{model}, {os.cpu_count()} cores; features: {' '.join(shown) or 'none of avx2/avx512/amx/bf16'}"

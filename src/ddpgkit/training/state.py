@@ -20,15 +20,22 @@ state, so training resumes with a fresh episode: close, not bit-identical.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
+from .loop import Agent, Trainer
 
-if TYPE_CHECKING:
-    from .ddpg import DDPG
+
+class TrainableAgent(Agent):
+    """What the training state holds of an agent beyond what the loop needs."""
+
+    actor_optimizer: torch.optim.Optimizer
+    critic_optimizer: torch.optim.Optimizer
+    explore_generator: torch.Generator
+    trainer: Trainer | None
 
 STATE_VERSION = 1
 
@@ -47,12 +54,27 @@ def _optimizer_state(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str,
     return {"param_groups": sd["param_groups"], "state": layout}
 
 
+def _same_kind(saved: Any, current: Any) -> bool:
+    """A saved param-group value may replace the current one: same JSON kind (bool apart from numbers)."""
+    if isinstance(current, bool) or current is None:
+        return isinstance(saved, bool) or (current is None and saved is None)
+    if isinstance(current, (int, float)):
+        return isinstance(saved, (int, float)) and not isinstance(saved, bool)
+    if isinstance(current, (tuple, list)):
+        return (isinstance(saved, list) and len(saved) == len(current)
+                and all(_same_kind(s, c) for s, c in zip(saved, current)))
+    return type(saved) is type(current)
+
+
 def _load_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
                     meta: dict[str, Any]) -> None:
     current = opt.state_dict()["param_groups"]
     groups = meta["param_groups"]
-    if len(groups) != len(current) or any(len(g["params"]) != len(c["params"]) for g, c in zip(groups, current)):
-        raise ValueError(f"{prefix}: optimiser layout does not match the networks")
+    if (not isinstance(groups, list) or len(groups) != len(current)
+            or not all(isinstance(g, dict) and set(g) == set(c) and g["params"] == c["params"]
+                       and all(_same_kind(g[k], c[k]) for k in c if k != "params")
+                       for g, c in zip(groups, current))):
+        raise ValueError(f"{prefix}: optimiser settings do not match this agent's optimiser")
     state = {int(idx): {name: tensors[f"{prefix}.{idx}.{name}"] for name in names}
              for idx, names in meta["state"].items()}
     opt.load_state_dict({"state": state, "param_groups": groups})
@@ -73,7 +95,7 @@ def _py_state() -> list[Any]:
     return [version, list(internal), gauss]
 
 
-def training_state(agent: DDPG) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def training_state(agent: TrainableAgent) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Everything beyond the networks that ``learn`` needs to continue exactly: (tensors, JSON)."""
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, Any] = {"version": STATE_VERSION}
@@ -97,11 +119,11 @@ def training_state(agent: DDPG) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     return tensors, meta
 
 
-def restore_training_state(agent: DDPG, tensors: dict[str, torch.Tensor], meta: dict[str, Any], where: str) -> None:
+def restore_training_state(agent: TrainableAgent, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
+                           where: str) -> None:
     """Put :func:`training_state`'s output back into a freshly built agent of the same config."""
-    from .train import Trainer
-
-    if meta.get("version") != STATE_VERSION:
+    version = meta.get("version")
+    if type(version) is not int or version != STATE_VERSION:
         raise CheckpointError(f"{where}: training state version {meta.get('version')!r} is not supported")
     try:
         _load_optimizer("actor_optimizer", agent.actor_optimizer, tensors, meta["actor_optimizer"])

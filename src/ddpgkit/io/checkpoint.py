@@ -6,14 +6,22 @@ Layout (format version 1)::
                                 "meta": {...}, "created": ..., "versions": {...}, "checksum": sha256}
     <dir>/<name>.safetensors   named tensors
 
-Saving writes everything into a temporary sibling directory, fsyncs it, and renames it into place,
-so a crash or a full disk leaves either the previous checkpoint or the complete new one. Loading
+Saving writes everything into a temporary sibling directory, fsyncs it, and moves it into place in
+one step: a new path by ``rename``; an existing checkpoint by an atomic exchange of the two
+directories (Linux ``renameat2(RENAME_EXCHANGE)``), after which the old one is deleted. So a crash or a
+full disk at any moment leaves the previous checkpoint or the complete new one, never neither. Where
+the exchange is not available (another OS, a file system without it) the old directory is first
+renamed to ``.<name>.replaced``; a crash right then leaves it there, and :func:`checkpoint_location`
+(used by every reader) and the next save find it again. Loading
 checks the manifest's own checksum (of its canonical JSON), every file's size and SHA-256, and only
 then parses the tensors; any failure is a :class:`~ddpgkit.errors.CheckpointError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import glob
 import hashlib
 import json
 import os
@@ -29,8 +37,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .errors import CheckpointError
-from .fileio import default_mode, fsync_dir
+from .._version import __version__
+from ..errors import CheckpointError
+from .atomic import default_mode, fsync_dir
 
 FORMAT = "ddpgkit-checkpoint"
 VERSION = 1
@@ -39,8 +48,7 @@ _MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
 
 def versions() -> dict[str, str]:
-    from . import __version__
-
+    """The versions a checkpoint or run records."""
     return {"ddpgkit": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
@@ -51,6 +59,8 @@ def save_checkpoint(path: str | Path, tensors: dict[str, dict[str, torch.Tensor]
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # of a save that died midway
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         os.chmod(tmp, default_mode(directory=True))
@@ -67,18 +77,70 @@ def save_checkpoint(path: str | Path, tensors: dict[str, dict[str, torch.Tensor]
         manifest["checksum"] = _manifest_checksum(manifest)
         _write_synced(tmp / MANIFEST, (json.dumps(manifest, indent=1, allow_nan=False) + "\n").encode())
         fsync_dir(tmp)
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _move_into_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def replaced_name(path: Path) -> Path:
+    """Where the fallback replacement parks the old checkpoint for a moment: ``.<name>.replaced``."""
+    return path.with_name(f".{path.name}.replaced")
+
+
+def checkpoint_location(path: str | Path) -> Path:
+    """``path``, or the old checkpoint a fallback replacement parked beside it if a crash came right
+    after moving it aside (``path`` missing, ``.<name>.replaced`` present)."""
+    path = Path(path)
+    parked = replaced_name(path)
+    if not path.exists() and parked.is_dir():
+        return parked
+    return path
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths (Linux ``renameat2`` with ``RENAME_EXCHANGE``).
+
+    Returns False where that is not available (no such libc function, an old kernel, a file system
+    without it); raises OSError for a real failure."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _move_into_place(tmp: Path, path: Path) -> None:
+    """Put the complete checkpoint ``tmp`` at ``path`` so that a crash at any point leaves a valid one."""
+    parked = replaced_name(path)
+    if parked.is_dir():  # a fallback replacement was interrupted earlier
+        if path.exists():
+            shutil.rmtree(parked, ignore_errors=True)
+        else:
+            os.replace(parked, path)
+    if not path.exists():
+        os.replace(tmp, path)
+    elif exchange(tmp, path):  # tmp now holds the old checkpoint
+        fsync_dir(path.parent)
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        os.replace(path, parked)  # a crash here leaves the old checkpoint at .<name>.replaced
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+        shutil.rmtree(parked, ignore_errors=True)
+    fsync_dir(path.parent)
 
 
 def _manifest_checksum(manifest: dict[str, Any]) -> str:
@@ -95,8 +157,8 @@ def _write_synced(path: Path, data: bytes) -> None:
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The checked manifest of the checkpoint directory ``path``."""
-    path = Path(path)
+    """The checked manifest of the checkpoint directory ``path`` (see :func:`checkpoint_location`)."""
+    path = checkpoint_location(path)
     mpath = path / MANIFEST
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a checkpoint directory")
@@ -138,7 +200,7 @@ def load_checkpoint(path: str | Path, only: tuple[str, ...] | None = None
     ``only`` limits reading to some files (by name without ``.safetensors``); each one read is
     verified against the manifest's size and SHA-256 before it is parsed.
     """
-    path = Path(path)
+    path = checkpoint_location(path)
     manifest = read_manifest(path)
     out: dict[str, dict[str, torch.Tensor]] = {}
     for fname, entry in manifest["files"].items():

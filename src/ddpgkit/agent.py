@@ -1,180 +1,39 @@
-"""DDPG (Lillicrap et al. 2015, "Continuous control with deep reinforcement learning").
+"""The DDPG agent: its networks, optimisers, replay buffer and noise, one update, acting, training
+and persistence.
 
-The update is three functions that read like the paper:
-
-* :func:`critic_loss` — L(φ) = mean_B (Q_φ(s, a) − y)²  with  y = r + γ (1 − d) Q_φ'(s', μ_θ'(s'))
-* :func:`actor_loss`  — J(θ) = −mean_B Q_φ(s, μ_θ(s))  (the deterministic policy gradient)
-* :func:`soft_update` — θ' ← τ θ + (1 − τ) θ'
-
-and :class:`DDPG` owns the networks, optimisers, replay buffer and noise, with the API users know
-from Stable-Baselines3: ``DDPG(env, config, seed=0).learn(steps)``, ``predict``, ``save``, ``load``.
+``DDPG(env, config, seed=0).learn(steps)``, ``predict``, ``save`` and ``DDPG.load`` behave as in
+Stable-Baselines3 where the names are shared (README: "Coming from Stable-Baselines3"). The update
+calls the paper's functions in :mod:`ddpgkit.algo.ddpg` (``backward="autograd"``) or, by default,
+the same gradients with the backward pass written out (:mod:`ddpgkit.algo.gradients`).
 """
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .buffer import Batch, ReplayBuffer
-from .checkpoint import load_checkpoint, read_manifest, save_checkpoint
-from .config import DDPGConfig
+from .algo.ddpg import actor_loss, critic_loss, soft_update
+from .algo.gradients import actor_gradients, critic_gradients
+from .algo.optim import adam_step, make_adam
+from .config import BUFFER_SEED_OFFSET, EVAL_SEED_OFFSET, EXPLORE_SEED_OFFSET, NOISE_SEED_OFFSET, DDPGConfig
+from .data.buffer import Batch, ReplayBuffer
+from .data.noise import make_noise
 from .envs import env_id as get_env_id
 from .envs import make_env
-from .errors import CheckpointError, ConfigError, DDPGKitError
-from .nn import MLP, Actor, Critic
-from .noise import make_noise
-
-if TYPE_CHECKING:
-    from .train import Callback, Trainer
-
-# Sub-seeds derived from the one run seed, so that every generator is independent and fixed.
-BUFFER_SEED_OFFSET = 1
-NOISE_SEED_OFFSET = 2
-EXPLORE_SEED_OFFSET = 3
-EVAL_SEED_OFFSET = 10_000  # evaluation episode i is reset with seed + EVAL_SEED_OFFSET + i
-
-
-def td_target(reward: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor, gamma: float) -> torch.Tensor:
-    """The TD target  y = r + γ (1 − terminated) Q'(s', μ'(s')).
-
-    Only a true termination stops the bootstrap; a transition cut by a time limit (``truncated``)
-    still bootstraps from Q'(s', μ'(s')). All arguments and the result are (B, 1).
-    """
-    return reward + gamma * (1.0 - terminated) * next_q
-
-
-def critic_loss(critic: Critic, critic_target: Critic, actor_target: Actor, batch: Batch,
-                gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """L(φ) = 1/B Σ_i (Q_φ(s_i, a_i) − y_i)²,  y_i = r_i + γ (1 − d_i) Q_φ'(s'_i, μ_θ'(s'_i)).
-
-    The target y is computed without gradient (from the target networks). Returns the loss and
-    the detached Q(s, a) of shape (B, 1) for logging.
-    """
-    with torch.no_grad():
-        next_q = critic_target(batch.next_obs, actor_target(batch.next_obs))  # (B, 1)
-        y = td_target(batch.reward, batch.terminated, next_q, gamma)  # (B, 1)
-    q = critic(batch.obs, batch.action)  # (B, 1)
-    return F.mse_loss(q, y), q.detach()
-
-
-def actor_loss(actor: Actor, critic: Critic, obs: torch.Tensor) -> torch.Tensor:
-    """J(θ) = −1/B Σ_i Q_φ(s_i, μ_θ(s_i)); its gradient is the deterministic policy gradient
-    ∇_θ J = −1/B Σ_i ∇_a Q_φ(s_i, a)|_{a=μ_θ(s_i)} ∇_θ μ_θ(s_i)."""
-    return -critic(obs, actor(obs)).mean()
-
-
-@torch.no_grad()
-def soft_update(target: torch.nn.Module | list[torch.Tensor], online: torch.nn.Module | list[torch.Tensor],
-                tau: float) -> None:
-    """Polyak averaging θ' ← τ θ + (1 − τ) θ' over all parameters (τ weights the online network).
-
-    ``target`` and ``online`` are modules or matching lists of parameters (the agent passes the
-    actor's and critic's together). One fused ``lerp`` over the lists: θ' + τ (θ − θ') = τ θ + (1 − τ) θ'.
-    """
-    if isinstance(target, torch.nn.Module):
-        target = list(target.parameters())
-    if isinstance(online, torch.nn.Module):
-        online = list(online.parameters())
-    torch._foreach_lerp_(target, online, tau)
-
-
-def make_adam(params: list[torch.Tensor], lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
-    """Adam with the fused kernel where this torch has it for the parameters' device (one call per
-    step instead of a dozen list operations), else the foreach implementation. Same update rule."""
-    try:
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # pragma: no cover - older torch or unsupported device
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
-
-
-def adam_step(optimizer: torch.optim.Optimizer) -> None:
-    """``optimizer.step()`` for a one-group fused Adam, minus torch.optim's per-call bookkeeping.
-
-    It calls the kernel ``Adam.step`` would call (``torch._fused_adam_``) on the optimiser's own state
-    tensors, so parameters and state come out bit-identical to ``optimizer.step()`` (tested) — in
-    about a third of the time, which matters for small networks (two optimiser steps per update).
-    Anything else (the first step, which creates the state; several groups; non-fused; AMSGrad;
-    a parameter without a gradient) goes through ``optimizer.step()``.
-    """
-    groups = optimizer.param_groups
-    group = groups[0]
-    params = group["params"]
-    state = optimizer.state
-    if (len(groups) != 1 or not group.get("fused") or group["amsgrad"] or group["maximize"]
-            or group["differentiable"] or group["capturable"] or group["decoupled_weight_decay"]
-            or isinstance(group["lr"], torch.Tensor) or not state.get(params[0])):
-        optimizer.step()
-        return
-    grads = [p.grad for p in params]
-    if any(g is None for g in grads):
-        optimizer.step()
-        return
-    states = [state[p] for p in params]
-    steps = [s["step"] for s in states]
-    torch._foreach_add_(steps, 1)
-    beta1, beta2 = group["betas"]
-    torch._fused_adam_(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [],
-                       steps, amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2,
-                       weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
-                       grad_scale=None, found_inf=None)
-
-
-def critic_gradients(critic: MLP, critic_target: MLP, actor_target: MLP, batch: Batch, gamma: float,
-                     action_scale: torch.Tensor, action_bias: torch.Tensor, dtype: torch.dtype | None = None
-                     ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor, torch.Tensor]:
-    """∇_φ L of :func:`critic_loss` with the backward pass written out (:meth:`MLP.backward`):
-
-        y = r + γ (1 − d) Q_φ'(s', μ_θ'(s')),   L(φ) = 1/B Σ_i (Q_φ(s_i, a_i) − y_i)²,   ∂L/∂Q = 2 (Q − y) / B
-
-    Takes the MLPs inside the Critic/Actor modules and μ's action scale and bias (act_dim,); ``dtype``
-    (bf16) runs the hidden-to-hidden layers in that precision. Returns ([(∂L/∂W_i, ∂L/∂b_i)], L,
-    mean Q(s, a)); modifies nothing.
-    """
-    next_tanh, _ = actor_target.forward_with_cache(batch.next_obs, actor_target.layer_weights(dtype))  # (B, act_dim)
-    next_action = next_tanh * action_scale + action_bias  # (B, act_dim) μ'(s')
-    next_q, _ = critic_target.forward_with_cache(torch.cat([batch.next_obs, next_action], dim=-1),
-                                                 critic_target.layer_weights(dtype))  # (B, 1)
-    y = td_target(batch.reward, batch.terminated, next_q, gamma)  # (B, 1)
-    weights = critic.layer_weights(dtype)
-    q, cache = critic.forward_with_cache(torch.cat([batch.obs, batch.action], dim=-1), weights)  # (B, 1)
-    loss = F.mse_loss(q, y)
-    grads, _ = critic.backward(cache, (q - y) * (2.0 / q.numel()), weights=weights)
-    return grads, loss, q.mean()
-
-
-def actor_gradients(actor: MLP, critic: MLP, obs: torch.Tensor, action_scale: torch.Tensor, action_bias: torch.Tensor,
-                    dtype: torch.dtype | None = None) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
-    """∇_θ J of :func:`actor_loss` with the backward pass written out:
-
-        J(θ) = −1/B Σ_i Q_φ(s_i, μ_θ(s_i)),   ∂J/∂Q = −1/B,
-        back through the critic to ∂J/∂a only (its weights get no gradient), ∂J/∂(tanh output) = ∂J/∂a · scale,
-        then through μ's MLP.
-
-    Returns ([(∂J/∂W_i, ∂J/∂b_i)] of the actor's MLP, J); modifies nothing.
-    """
-    actor_weights, critic_weights = actor.layer_weights(dtype), critic.layer_weights(dtype)
-    tanh_out, actor_cache = actor.forward_with_cache(obs, actor_weights)  # (B, act_dim)
-    action = tanh_out * action_scale + action_bias  # (B, act_dim) μ(s)
-    q_pi, critic_cache = critic.forward_with_cache(torch.cat([obs, action], dim=-1), critic_weights)  # (B, 1)
-    loss = -q_pi.mean()
-    _, grad_in = critic.backward(critic_cache, torch.full_like(q_pi, -1.0 / q_pi.numel()), weights=critic_weights,
-                                 input_grad=True, weight_grads=False)  # (B, obs_dim + act_dim)
-    grads, _ = actor.backward(actor_cache, grad_in[:, obs.shape[1]:] * action_scale, weights=actor_weights)
-    return grads, loss
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available here")
-    return torch.device(name)
+from .errors import CheckpointError, DDPGKitError
+from .io.checkpoint import load_checkpoint, read_manifest, save_checkpoint
+from .nn.actor_critic import Actor, Critic, scale_action
+from .nn.backward import set_grads
+from .rollout import evaluate_policy
+from .runtime import check_precision, resolve_device
+from .training.loop import Callback, Trainer
+from .training.state import restore_training_state
+from .training.state import training_state as collect_training_state
 
 
 class DDPG:
@@ -197,6 +56,7 @@ class DDPG:
             config = config.replace(seed=seed)
         self.config = config
         self.device = resolve_device(config.device)
+        check_precision(config.precision, self.device)
         self.env = make_env(env)
         self.env_id = get_env_id(self.env)
         self._eval_env_arg = eval_env
@@ -219,11 +79,11 @@ class DDPG:
         self._actor_params = list(self.actor.parameters())
         self._critic_params = list(self.critic.parameters())
         self._online_params = self._critic_params + self._actor_params
+        self._target_params = list(self.critic_target.parameters()) + list(self.actor_target.parameters())
         # the MLPs and action scale/bias for the hand-written update, looked up once (the modules
         # stay on their device; loading copies into them in place)
         self._nets = (self.critic.net, self.actor.net, self.critic_target.net, self.actor_target.net)
         self._action_scale_bias = (self.actor.action_scale, self.actor.action_bias)
-        self._target_params = list(self.critic_target.parameters()) + list(self.actor_target.parameters())
         self.actor_optimizer = make_adam(self._actor_params, config.actor_lr)
         self.critic_optimizer = make_adam(self._critic_params, config.critic_lr, config.critic_weight_decay)
         self.buffer = ReplayBuffer(config.buffer_size, self.obs_dim, self.act_dim, self.device,
@@ -248,21 +108,39 @@ class DDPG:
 
     # ---- acting -------------------------------------------------------------------------------
 
-    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """The action for one observation (obs_dim,) or a batch (N, obs_dim): μ(s), plus
-        exploration noise when ``deterministic`` is False, clipped to the action bounds."""
+    def _policy(self, obs: np.ndarray, noise: bool) -> np.ndarray:
+        """μ(s) for one observation (obs_dim,) or a batch (N, obs_dim), plus exploration noise and
+        clipped to the action bounds when ``noise``."""
         with torch.inference_mode():
             obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
             single = obs_t.ndim == 1
             scale, bias = self._action_scale_bias
-            # μ(s) = scale · tanh(MLP(s)) + bias: Actor.forward without the module-call overhead
-            action = self._nets[1].forward(obs_t[None] if single else obs_t) * scale + bias  # (N, act_dim)
+            # Actor.forward without the module-call overhead
+            action = scale_action(self._nets[1].forward(obs_t[None] if single else obs_t), scale, bias)  # (N, act_dim)
             if action.device.type != "cpu":
                 action = action.cpu()
-            if not deterministic:
+            if noise:
                 action = torch.clamp(action + self.noise.sample(), self.action_low, self.action_high)
             out = action.numpy()
         return out[0] if single else out
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The deterministic action μ(s): (obs_dim,) -> (act_dim,), or (N, obs_dim) -> (N, act_dim)."""
+        return self._policy(obs, noise=False)
+
+    def explore(self, obs: np.ndarray) -> np.ndarray:
+        """The training action clip(μ(s) + noise, low, high), with the agent's exploration noise."""
+        return self._policy(obs, noise=True)
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, None]:
+        """Stable-Baselines3's ``predict``: ``(action, None)`` for one observation or a batch.
+
+        ``state`` and ``episode_start`` exist for recurrent policies and are ignored (DDPG has no
+        state), as in SB3. The action is μ(s) either way: as in SB3's DDPG, ``deterministic`` does not
+        add exploration noise (use :meth:`explore` for that).
+        """
+        return self.act(observation), None
 
     def random_action(self) -> np.ndarray:
         """A uniform random action in [low, high] from the agent's own generator (warm-up)."""
@@ -276,7 +154,7 @@ class DDPG:
 
         Returns detached (critic loss, actor loss, mean Q(s, a)) as 0-d tensors. With
         ``config.backward == "handwritten"`` (the default) the gradients come from
-        :meth:`_update_handwritten`, which in fp32 computes the same numbers as autograd does here.
+        :mod:`ddpgkit.algo.gradients`, which in fp32 computes the same numbers as autograd does here.
         With ``backward == "autograd"`` and bf16, the forward passes run under bfloat16 autocast.
         """
         if self._handwritten:
@@ -306,10 +184,8 @@ class DDPG:
     @torch.no_grad()
     def _update_handwritten(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """:meth:`update` with the gradients from :func:`critic_gradients` and :func:`actor_gradients`
-        (the backward passes written out) instead of autograd: in fp32 the same kernels and identical
-        gradients (a test checks them bit for bit), without building and walking an autograd graph
-        twice per update. With ``config.compile`` those two functions run compiled (on CUDA, replayed
-        as CUDA graphs)."""
+        instead of autograd. With ``config.compile`` those two functions run compiled (on CUDA,
+        replayed as CUDA graphs)."""
         critic, actor, critic_target, actor_target = self._nets
         scale, bias = self._action_scale_bias
         dt = self._compute_dtype
@@ -318,11 +194,11 @@ class DDPG:
         # critic step
         grads, loss_q, q_mean = self._critic_gradients(critic, critic_target, actor_target, batch, self.config.gamma,
                                                        scale, bias, dt)
-        critic.set_grads(grads)
+        set_grads(critic, grads)
         adam_step(self.critic_optimizer)
         # actor step (through the critic as the critic step left it)
         grads, loss_pi = self._actor_gradients(actor, critic, batch.obs, scale, bias, dt)
-        actor.set_grads(grads)
+        set_grads(actor, grads)
         adam_step(self.actor_optimizer)
         # targets
         soft_update(self._target_params, self._online_params, self.config.tau)
@@ -331,17 +207,30 @@ class DDPG:
             return loss_q.clone(), loss_pi.clone(), q_mean.clone()
         return loss_q, loss_pi, q_mean
 
-    def learn(self, total_steps: int | None = None, callback: Callback | list[Callback] | None = None) -> DDPG:
-        """Train until ``total_steps`` environment steps in all (``config.total_steps`` when None).
+    @property
+    def num_timesteps(self) -> int:
+        """Environment steps trained so far (all ``learn`` calls together)."""
+        return self.trainer.step if self.trainer is not None else 0
 
-        Calling again continues where the last call stopped. ``callback`` receives every step,
-        episode, evaluation and metrics row (see :class:`ddpgkit.train.Callback`).
+    def learn(self, total_timesteps: int | None = None, callback: Callback | list[Callback] | None = None) -> DDPG:
+        """Train for ``total_timesteps`` more environment steps, as Stable-Baselines3's ``learn`` does;
+        with None, until ``config.total_steps`` steps in all (the run's budget).
+
+        Calling again continues where the last call stopped (the buffer, optimisers and counters are
+        kept). ``callback`` receives every step, episode, evaluation and metrics row (see
+        :class:`ddpgkit.training.loop.Callback`).
         """
-        from .train import Trainer
+        if total_timesteps is not None and (isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int)
+                                            or total_timesteps < 0):
+            raise ValueError(f"total_timesteps must be an integer >= 0, got {total_timesteps!r}")
+        until = self.config.total_steps if total_timesteps is None else self.num_timesteps + total_timesteps
+        return self.learn_until(until, callback)
 
+    def learn_until(self, total_steps: int, callback: Callback | list[Callback] | None = None) -> DDPG:
+        """Train until ``total_steps`` environment steps in all (nothing if that many are done)."""
         if self.trainer is None:
             self.trainer = Trainer(self)
-        self.trainer.run(total_steps if total_steps is not None else self.config.total_steps, callback)
+        self.trainer.run(total_steps, callback)
         return self
 
     @property
@@ -357,20 +246,19 @@ class DDPG:
         return self._eval_env
 
     def evaluate(self, episodes: int | None = None, seed: int | None = None) -> np.ndarray:
-        """Returns of ``episodes`` deterministic episodes (μ(s), no noise) on the eval env.
+        """Returns (episodes,) of deterministic episodes (μ(s), no noise) on the eval env.
 
         Episode i starts from ``reset(seed=seed + i)``, with ``seed = config.seed + EVAL_SEED_OFFSET``
         by default, so every evaluation of a run sees the same start states.
         """
-        from .train import evaluate
-
         n = episodes if episodes is not None else self.config.eval_episodes
         base = seed if seed is not None else self.config.seed + EVAL_SEED_OFFSET
-        return evaluate(self, self.eval_env, n, base)
+        return evaluate_policy(self.eval_env, self.act, n, base)
 
     # ---- persistence --------------------------------------------------------------------------
 
     def model_tensors(self) -> dict[str, torch.Tensor]:
+        """The four networks' tensors by name (``actor.net.linear0.weight``, ...), as saved."""
         out = {}
         for prefix, module in (("actor", self.actor), ("critic", self.critic),
                                ("actor_target", self.actor_target), ("critic_target", self.critic_target)):
@@ -378,12 +266,12 @@ class DDPG:
         return out
 
     def metadata(self) -> dict[str, Any]:
+        """What a checkpoint records beside the tensors (JSON)."""
         return {
             "algorithm": "DDPG", "env_id": self.env_id, "config": self.config.to_dict(),
             "obs_dim": self.obs_dim, "act_dim": self.act_dim,
             "action_low": self.action_low.tolist(), "action_high": self.action_high.tolist(),
-            "num_updates": self.num_updates,
-            "step": self.trainer.step if self.trainer is not None else 0,
+            "num_updates": self.num_updates, "step": self.num_timesteps,
         }
 
     def save(self, path: str | Path, training_state: bool = False) -> Path:
@@ -391,14 +279,12 @@ class DDPG:
 
         With ``training_state=True`` the checkpoint also holds everything needed to continue
         training exactly: optimiser states, the replay buffer, the noise and every random state, and
-        the training loop's counters and metrics (see :mod:`ddpgkit.state`).
+        the training loop's counters and metrics (see :mod:`ddpgkit.training.state`).
         """
         tensors = {"model": self.model_tensors()}
         meta = self.metadata()
         if training_state:
-            from .state import training_state as collect
-
-            tensors["training"], meta["training"] = collect(self)
+            tensors["training"], meta["training"] = collect_training_state(self)
         return save_checkpoint(path, tensors, meta)
 
     @classmethod
@@ -409,7 +295,7 @@ class DDPG:
         The checkpoint is verified (checksums) and checked against the env's observation and action
         dimensions and bounds before any weight is copied. If it holds a training state (and
         ``training_state`` is True), that is restored too, and ``learn`` continues exactly where the
-        saved run stopped.
+        saved run stopped. ``device`` replaces the saved config's device.
         """
         manifest_files = read_manifest(path)["files"]
         with_state = training_state and "training.safetensors" in manifest_files
@@ -424,12 +310,13 @@ class DDPG:
             agent = cls(env_arg, config)
             agent._check_compatible(meta, str(path))
             agent._load_model(tensors["model"], str(path))
-            agent.num_updates = int(meta.get("num_updates", 0))
+            num_updates = meta["num_updates"]
+            if type(num_updates) is not int or num_updates < 0:
+                raise CheckpointError(f"{path}: num_updates must be an integer >= 0, got {num_updates!r}")
+            agent.num_updates = num_updates
             if with_state:
-                from .state import restore_training_state
-
                 restore_training_state(agent, tensors["training"], meta["training"], str(path))
-        except (KeyError, TypeError, ValueError, IndexError) as e:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             if isinstance(e, DDPGKitError):
                 raise
             raise CheckpointError(f"{path}: checkpoint metadata is incomplete or invalid ({type(e).__name__}: {e})"
@@ -437,12 +324,15 @@ class DDPG:
         return agent
 
     def _check_compatible(self, meta: dict[str, Any], where: str) -> None:
-        if (meta.get("obs_dim"), meta.get("act_dim")) != (self.obs_dim, self.act_dim):
+        dims = (meta.get("obs_dim"), meta.get("act_dim"))
+        if not all(type(d) is int for d in dims) or dims != (self.obs_dim, self.act_dim):
             raise CheckpointError(
-                f"{where}: made for observation/action dimensions {meta.get('obs_dim')}/{meta.get('act_dim')}, "
+                f"{where}: made for observation/action dimensions {dims[0]}/{dims[1]}, "
                 f"but the env has {self.obs_dim}/{self.act_dim}")
         low, high = meta.get("action_low"), meta.get("action_high")
-        if low != self.action_low.tolist() or high != self.action_high.tolist():
+        numbers = all(isinstance(b, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)
+                      for b in (low, high))
+        if not numbers or low != self.action_low.tolist() or high != self.action_high.tolist():
             raise CheckpointError(f"{where}: made for action bounds {low}..{high}, but the env has "
                                   f"{self.action_low.tolist()}..{self.action_high.tolist()}")
 
@@ -461,3 +351,4 @@ class DDPG:
         with torch.no_grad():
             for name, t in tensors.items():
                 expected[name].copy_(t)
+

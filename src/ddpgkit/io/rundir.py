@@ -1,36 +1,36 @@
 """The run directory: what every command writes and every later command reads.
 
     <run>/config.toml        the resolved DDPGConfig (every key, with its meaning)
-    <run>/metrics.csv        one row per finished episode and per evaluation (train.METRIC_COLUMNS)
+    <run>/metrics.csv        one row per finished episode and per evaluation (training.loop.METRIC_COLUMNS)
     <run>/summary.json       final evaluation, steps, wall time, env id, versions
     <run>/learning_curve.png training-episode and evaluation returns against steps
     <run>/checkpoints/<step>/ manifest.json + safetensors (see checkpoint.py)
 
-Plots and reports are drawn from these files alone.
+Plots and reports are drawn from these files alone. This module knows the layout and reads and
+writes the plain files; it needs neither torch nor an agent (the callbacks that write a run while it
+trains are in :mod:`ddpgkit.training.callbacks`, the run's lifecycle in :mod:`ddpgkit.experiments.run`).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import CheckpointError, RunError
+from .atomic import atomic_write_json, atomic_write_text, ensure_writable_dir
 from .checkpoint import read_manifest
-from .errors import CheckpointError, DDPGKitError
-from .fileio import atomic_write_json, ensure_writable_dir
-from .train import METRIC_COLUMNS, Callback, Trainer
 
 CONFIG = "config.toml"
 METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 CURVE = "learning_curve.png"
 CHECKPOINTS = "checkpoints"
-
-
-class RunError(DDPGKitError, ValueError):
-    """A run directory is missing, incomplete or would be overwritten."""
 
 
 def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
@@ -42,39 +42,14 @@ def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
         raise RunError(f"{path} already holds a run ({', '.join(existing)}); choose another --out or pass --overwrite")
     ensure_writable_dir(path)
     if existing:
-        import shutil
-
         for n in (CONFIG, METRICS, SUMMARY, CURVE):
             (path / n).unlink(missing_ok=True)
         shutil.rmtree(path / CHECKPOINTS, ignore_errors=True)
     return path
 
 
-class MetricsCSV(Callback):
-    """Appends every metrics row to ``<run>/metrics.csv`` and flushes it, so the file is readable
-    while training runs."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        self._fh = self.path.open("a", newline="")
-        self._writer = csv.DictWriter(self._fh, fieldnames=METRIC_COLUMNS)
-        if new:
-            self._writer.writeheader()
-            self._fh.flush()
-
-    def on_metrics(self, trainer: Trainer, row: dict[str, Any]) -> None:
-        self._writer.writerow({k: _fmt(v) for k, v in row.items()})
-        self._fh.flush()
-
-    def on_training_end(self, trainer: Trainer) -> None:
-        self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-def _fmt(v: Any) -> str:
+def format_cell(v: Any) -> str:
+    """A metrics value as a CSV cell: blank for None, ``repr`` for floats (exact round trip)."""
     if v is None:
         return ""
     if isinstance(v, float):
@@ -115,12 +90,17 @@ def checkpoint_dir(run: str | Path, step: int) -> Path:
 
 
 def list_checkpoints(run: str | Path) -> list[Path]:
-    """Checkpoint directories of a run, newest (highest step) first."""
+    """Checkpoint directories of a run, newest (highest step) first. A checkpoint that a replacement
+    parked as ``.<step>.replaced`` when a crash interrupted it counts when ``<step>`` itself is missing."""
     root = Path(run) / CHECKPOINTS
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.isdigit()]
-    return sorted(found, key=lambda p: int(p.name), reverse=True)
+    found = {int(p.name): p for p in root.iterdir() if p.is_dir() and p.name.isdigit()}
+    for p in root.glob(".*.replaced"):
+        step = p.name[1:-len(".replaced")]
+        if p.is_dir() and step.isdigit() and int(step) not in found:
+            found[int(step)] = p
+    return [found[s] for s in sorted(found, reverse=True)]
 
 
 def latest_checkpoint(run: str | Path) -> Path:
@@ -140,8 +120,6 @@ def latest_checkpoint(run: str | Path) -> Path:
 def prune_checkpoints(run: str | Path, keep: int) -> list[Path]:
     """Remove all but the ``keep`` newest valid checkpoints (and any invalid one older than the newest
     valid one). The newest valid checkpoint is never removed. Returns what was removed."""
-    import shutil
-
     valid, removed = [], []
     for p in list_checkpoints(run):
         try:
@@ -161,76 +139,15 @@ def prune_checkpoints(run: str | Path, keep: int) -> list[Path]:
     return removed
 
 
-class Checkpointer(Callback):
-    """Saves full training checkpoints into ``<run>/checkpoints/<step>/``.
-
-    A checkpoint is due every ``interval`` steps and is taken at the first episode end after that
-    (an exact resume point). :meth:`request_stop` (the CLI calls it on SIGINT/SIGTERM) makes it save
-    at the next episode end and stop training; ``force=True`` (a second signal) saves right away,
-    mid-episode. Old checkpoints are pruned to ``keep``.
-    """
-
-    def __init__(self, run: str | Path, interval: int, keep: int) -> None:
-        self.run, self.interval, self.keep = Path(run), interval, keep
-        self.next_due: int | None = None
-        self.stop_requested = False
-        self.force = False
-        self.saved: list[Path] = []
-
-    def on_training_start(self, trainer: Trainer) -> None:
-        if self.interval:
-            self.next_due = (trainer.step // self.interval + 1) * self.interval
-
-    def request_stop(self, force: bool = False) -> None:
-        self.stop_requested = True
-        self.force = self.force or force
-
-    def save(self, trainer: Trainer) -> Path:
-        path = trainer.agent.save(checkpoint_dir(self.run, trainer.step), training_state=True)
-        self.saved.append(path)
-        prune_checkpoints(self.run, self.keep)
-        return path
-
-    def on_step(self, trainer: Trainer) -> bool | None:
-        boundary = trainer.at_episode_boundary
-        if self.stop_requested and (boundary or self.force):
-            self.save(trainer)
-            return False
-        if self.next_due is not None and boundary and trainer.step >= self.next_due:
-            self.save(trainer)
-            self.next_due = (trainer.step // self.interval + 1) * self.interval
-        return None
-
-
-def rewrite_metrics(path: str | Path, rows: list[dict[str, Any]]) -> Path:
-    """Replace a metrics.csv with ``rows`` (on resume: the rows of the checkpoint, dropping any the
-    interrupted process wrote after it)."""
-    import io
-
-    from .fileio import atomic_write_text
-
+def write_metrics(path: str | Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> Path:
+    """Replace a metrics.csv with ``rows`` (atomically; on resume: the rows of the checkpoint,
+    dropping any the interrupted process wrote after it)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
+        writer.writerow({k: format_cell(row.get(k)) for k in columns})
     return atomic_write_text(path, buf.getvalue())
-
-
-def load_latest(run: str | Path, device: str | None = None):
-    """The agent of the newest checkpoint that loads completely (checksums, shapes, training
-    state), with its path and why any newer ones were skipped."""
-    from .ddpg import DDPG
-
-    skipped: list[str] = []
-    for p in list_checkpoints(run):
-        try:
-            return DDPG.load(p, device=device), p, skipped
-        except CheckpointError as e:
-            skipped.append(str(e))
-    if skipped:
-        raise RunError(f"{run}: no valid checkpoint ({skipped[0]})")
-    raise RunError(f"{run}: no checkpoints; is this a ddpgkit run directory?")
 
 
 def write_summary(run: str | Path, summary: dict[str, Any]) -> Path:

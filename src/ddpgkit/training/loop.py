@@ -2,13 +2,15 @@
 
 One environment step of :meth:`Trainer.run`::
 
-    a = uniform random (first learning_starts steps)  or  clip(μ(s) + noise)
+    a = uniform random (first learning_starts steps)  or  clip(μ(s) + noise)   (agent.explore)
     s', r, terminated, truncated = env.step(a)          (NaN/inf stops the run with the step number)
     buffer.add(s, a, r, s', terminated, truncated)
     updates_per_step × DDPG.update(buffer.sample(B))     (once past the warm-up)
     every eval_interval steps: deterministic evaluation, a metrics row
 
 The loop never prints: progress bars, CSV files and user logging are :class:`Callback` objects.
+It drives any agent with the attributes of :class:`Agent` (:class:`ddpgkit.DDPG` is one) and never
+imports the agent's module: the agent owns its trainer, not the other way round.
 """
 
 from __future__ import annotations
@@ -16,20 +18,38 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from .errors import NonFiniteError
-from .runtime import configure_torch
-
-if TYPE_CHECKING:
-    from .ddpg import DDPG
+from ..config import DDPGConfig
+from ..data.buffer import Batch, ReplayBuffer
+from ..data.noise import ActionNoise
+from ..errors import NonFiniteError
+from ..runtime import configure_torch
 
 METRIC_COLUMNS = ("step", "episodes", "episode_return", "episode_length", "eval_mean", "eval_std",
                   "critic_loss", "actor_loss", "q_mean", "steps_per_s", "wall_s")
+
+
+class Agent(Protocol):
+    """What the loop needs of an agent."""
+
+    config: DDPGConfig
+    env: gym.Env
+    buffer: ReplayBuffer
+    noise: ActionNoise
+    device: torch.device
+
+    def random_action(self) -> np.ndarray: ...
+
+    def explore(self, obs: np.ndarray) -> np.ndarray: ...
+
+    def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+    def evaluate(self, episodes: int | None = None, seed: int | None = None) -> np.ndarray: ...
 
 
 class Callback:
@@ -50,20 +70,6 @@ class Callback:
     def on_training_end(self, trainer: Trainer) -> None: ...
 
 
-def evaluate(agent: DDPG, env: gym.Env, episodes: int, seed: int) -> np.ndarray:
-    """Returns of ``episodes`` deterministic episodes; episode i starts from ``reset(seed=seed + i)``."""
-    returns = np.empty(episodes)
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(agent.predict(obs, deterministic=True))
-            total += float(reward)
-            done = terminated or truncated
-        returns[i] = total
-    return returns
-
-
 def _check_finite(step: int, obs: np.ndarray, reward: float) -> None:
     if not np.all(np.isfinite(obs)):
         raise NonFiniteError(f"the environment returned a non-finite observation at step {step}: {obs.tolist()}")
@@ -74,7 +80,7 @@ def _check_finite(step: int, obs: np.ndarray, reward: float) -> None:
 class Trainer:
     """The state of one training run of an agent: counters, the current episode, metrics history."""
 
-    def __init__(self, agent: DDPG) -> None:
+    def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.step = 0  # environment steps done
         self.episodes = 0  # episodes finished
@@ -113,7 +119,7 @@ class Trainer:
             if step < cfg.learning_starts:
                 action = agent.random_action()
             else:
-                action = agent.predict(obs, deterministic=False)
+                action = agent.explore(obs)
             next_obs, reward, terminated, truncated, _ = env.step(action)
             reward = float(reward)
             _check_finite(step, next_obs, reward)
@@ -156,20 +162,37 @@ class Trainer:
         return {"acc": torch.stack(self._acc).cpu()}, meta
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        self.step, self.episodes = int(meta["step"]), int(meta["episodes"])
+        """Restore :meth:`state_dict`'s output; a value of the wrong type or range raises ValueError."""
+        step, episodes = _count(meta, "step"), _count(meta, "episodes")
+        last_eval = meta["last_eval"]
+        if last_eval is not None and not (isinstance(last_eval, list) and len(last_eval) == 2
+                                          and all(_is_number(v) for v in last_eval)):
+            raise ValueError(f"trainer.last_eval must be null or [mean, std], got {last_eval!r}")
+        last_eval_step = meta["last_eval_step"]
+        if not (_is_int(last_eval_step) and -1 <= last_eval_step <= step):
+            raise ValueError(f"trainer.last_eval_step must be an integer in [-1, step], got {last_eval_step!r}")
+        wall_s = meta["wall_s"]
+        if not (_is_number(wall_s) and wall_s >= 0):
+            raise ValueError(f"trainer.wall_s must be a number >= 0, got {wall_s!r}")
+        acc_n, seeded, history = _count(meta, "acc_n"), meta["seeded"], meta["history"]
+        if not isinstance(seeded, bool):
+            raise ValueError(f"trainer.seeded must be true or false, got {seeded!r}")
+        if not isinstance(history, list) or not all(_is_metrics_row(r) for r in history):
+            raise ValueError("trainer.history must be a list of metrics rows")
+        acc = tensors["acc"].to(self.agent.device)
+        if acc.shape != (3,) or acc.dtype != torch.float32:
+            raise ValueError(f"trainer.acc has shape {tuple(acc.shape)} {acc.dtype}, expected (3,) float32")
+        self.step, self.episodes = step, episodes
         # Training continues with a reset: at an episode end that is exactly what comes next; mid-episode
         # the env's internal state was not saved, so the unfinished episode is dropped.
         self.obs, self.episode_return, self.episode_length = None, 0.0, 0
-        self.last_eval = tuple(meta["last_eval"]) if meta["last_eval"] is not None else None
-        self.last_eval_step = int(meta["last_eval_step"])
-        self.wall_s = float(meta["wall_s"])
-        self._acc_n = int(meta["acc_n"])
-        acc = tensors["acc"].to(self.agent.device)
-        if acc.shape != (3,):
-            raise ValueError(f"trainer.acc has shape {tuple(acc.shape)}, expected (3,)")
+        self.last_eval = (float(last_eval[0]), float(last_eval[1])) if last_eval is not None else None
+        self.last_eval_step = last_eval_step
+        self.wall_s = float(wall_s)
+        self._acc_n = acc_n
         self._acc = [a.clone() for a in acc.unbind()]
-        self._seeded = bool(meta["seeded"])
-        self.history = [dict(row) for row in meta["history"]]
+        self._seeded = seeded
+        self.history = [dict(row) for row in history]
 
     # ---- pieces -------------------------------------------------------------------------------
 
@@ -207,3 +230,23 @@ class Trainer:
     def _emit(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
             getattr(cb, hook)(self, *args)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _count(meta: dict[str, Any], key: str) -> int:
+    v = meta[key]
+    if not (_is_int(v) and v >= 0):
+        raise ValueError(f"trainer.{key} must be an integer >= 0, got {v!r}")
+    return v
+
+
+def _is_metrics_row(row: Any) -> bool:
+    return (isinstance(row, dict) and "step" in row and set(row) <= set(METRIC_COLUMNS)
+            and all(v is None or _is_number(v) for v in row.values()))

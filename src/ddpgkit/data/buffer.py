@@ -99,13 +99,18 @@ class ReplayBuffer:
         return tensors, meta
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
+        """Restore :meth:`state_dict`'s output; anything inconsistent raises ValueError."""
         want = {"capacity": self.capacity, "obs_dim": self.obs_dim, "act_dim": self.act_dim}
         got = {k: meta.get(k) for k in want}
-        if got != want:
+        if got != want or not all(type(v) is int for v in got.values()):
             raise ValueError(f"replay buffer shape {got} does not match {want}")
-        size, pos = int(meta["size"]), int(meta["pos"])
+        size, pos = meta.get("size"), meta.get("pos")
+        if type(size) is not int or type(pos) is not int:
+            raise ValueError(f"replay buffer size and pos must be integers, got {size!r}, {pos!r}")
         data = tensors["data"]
-        if not (0 <= size <= self.capacity and 0 <= pos < self.capacity) or data.shape != (size, self.width):
+        # filled in order until full: below capacity the next row to write is row `size`
+        if (not (0 <= size <= self.capacity and 0 <= pos < self.capacity) or (size < self.capacity and pos != size)
+                or data.shape != (size, self.width) or data.dtype != torch.float32):
             raise ValueError(f"replay buffer contents are inconsistent (size {size}, pos {pos}, "
                              f"data {tuple(data.shape)})")
         self.data.zero_()

@@ -1,0 +1,40 @@
+"""``ddpgkit eval``: evaluate a run's checkpoint, optionally recording an episode as a GIF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..agent import DDPG
+from ..config import EVAL_SEED_OFFSET
+from ..errors import RunError
+from ..io.rundir import latest_checkpoint
+from ..render import record_episode
+from .app import UserError, app, print_kv
+
+
+@app.command("eval")
+def eval_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `ddpgkit train`."),
+    episodes: int = typer.Option(10, help="Deterministic episodes to run."),
+    seed: int | None = typer.Option(None, help="Seed of episode 0 (episode i uses seed + i) "
+                                    "[default: the run's evaluation seeds, as in summary.json]."),
+    gif: Path | None = typer.Option(None, "--gif", help="Also write an animation of the first episode (GIF)."),
+    checkpoint: Path | None = typer.Option(None, help="A checkpoint directory [default: the run's latest]."),
+    device: str | None = typer.Option(None, help="Device to run the actor on [default: the run's]."),
+) -> None:
+    """Evaluate a trained run: mean ± std return of deterministic episodes."""
+    if episodes < 1:
+        raise UserError(f"--episodes must be >= 1, got {episodes}")
+    if not run_dir.exists():
+        raise RunError(f"{run_dir}: no such run directory")
+    ckpt = checkpoint if checkpoint is not None else latest_checkpoint(run_dir)
+    agent = DDPG.load(ckpt, device=device, training_state=False)
+    returns = agent.evaluate(episodes, seed)
+    print_kv("checkpoint", str(ckpt))
+    print_kv("return", f"{returns.mean():.2f} ± {returns.std():.2f} over {episodes} episodes")
+    if gif is not None:
+        first = seed if seed is not None else agent.config.seed + EVAL_SEED_OFFSET
+        path, episode = record_episode(agent.env_id, agent.act, gif, seed=first)
+        print_kv("animation", f"{path} ({len(episode.frames)} frames, return {episode.total_reward:.1f})")

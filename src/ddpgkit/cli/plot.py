@@ -1,0 +1,27 @@
+"""``ddpgkit plot``: learning curves of one or more runs, from their metrics.csv files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..io.rundir import CURVE, read_metrics
+from ..plots import plot_learning_curves
+from .app import UserError, app, print_kv
+
+
+@app.command()
+def plot(
+    run_dirs: list[Path] = typer.Argument(..., help="One or more run directories."),
+    out_file: Path | None = typer.Option(None, "--out", help="PNG to write [default: RUN_DIR/learning_curve.png "
+                                         "for one run, learning_curves.png for several]."),
+    title: str = typer.Option("Learning curves", help="Figure title."),
+) -> None:
+    """Draw the learning curves of one run or overlay several, from their metrics.csv files."""
+    runs = [(str(d), read_metrics(d)) for d in run_dirs]
+    target = out_file or (run_dirs[0] / CURVE if len(run_dirs) == 1 else Path("learning_curves.png"))
+    if target.suffix.lower() != ".png":
+        raise UserError(f"--out must be a .png file, got {target}")
+    plot_learning_curves(target, runs, title)
+    print_kv("wrote", str(target))

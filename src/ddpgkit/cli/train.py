@@ -1,0 +1,117 @@
+"""``ddpgkit train`` and ``ddpgkit resume``: parse, call :mod:`ddpgkit.experiments.run`, print."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from ..config import PRESETS, DDPGConfig
+from ..experiments.run import Experiment, prepare_experiment, resume_experiment
+from ..io.rundir import CONFIG, CURVE, METRICS, SUMMARY
+from .app import UserError, app, parse_hidden, print_kv, warn
+from .progress import TrainingProgress
+
+_FIELD_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "tuple[int, ...]": str}
+
+
+def _config_options() -> list[inspect.Parameter]:
+    """One CLI option per DDPGConfig field (``--actor-lr``, ...), generated from the dataclass so the
+    flags, their help and the config file can never disagree. ``None`` means: not given."""
+    params = []
+    for f in fields(DDPGConfig):
+        py_type = _FIELD_TYPES[str(f.type)]
+        default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+        option = typer.Option(None, "--" + f.name.replace("_", "-"), *f.metadata["flags"],
+                              help=f"{f.metadata['help']} [default: {default}]", show_default=False,
+                              rich_help_panel="Hyperparameters (DDPGConfig)")
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                        annotation=Optional[py_type]))  # noqa: UP045 - typer needs Optional
+    return params
+
+
+def _with_config_options(func):
+    """Add the DDPGConfig options to a command whose function takes ``**overrides``."""
+    sig = inspect.signature(func)
+    own = [p for p in sig.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+    func.__signature__ = sig.replace(parameters=own + _config_options())
+    return func
+
+
+def resolve_config(preset: str | None, config_file: Path | None, overrides: dict[str, Any]) -> DDPGConfig:
+    """defaults <- preset <- config file <- flags given on the command line."""
+    base = DDPGConfig.preset(preset) if preset else DDPGConfig()
+    if config_file is not None:
+        base = DDPGConfig.load(config_file, base)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for f in fields(DDPGConfig):
+        if str(f.type) == "tuple[int, ...]" and f.name in given:
+            given[f.name] = parse_hidden(given[f.name])
+    return base.replace(**given) if given else base
+
+
+@app.command()
+@_with_config_options
+def train(
+    env_id: str = typer.Argument(..., help="Gymnasium environment id, e.g. Pendulum-v1."),
+    preset: str | None = typer.Option(None, help=f"Start from a named preset: {', '.join(PRESETS)}."),
+    config: Path | None = typer.Option(None, "--config", help="TOML file of hyperparameters (over the preset)."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Run directory [default: runs/ENV_ID-sSEED]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run files in --out if it holds a run."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest valid "
+                                "checkpoint (the same command plus --resume; --steps, --device and --threads "
+                                "may differ); start it if it has none."),
+    **overrides: Any,
+) -> None:
+    """Train DDPG on a Gymnasium task and write a run directory.
+
+    Hyperparameters come from the defaults, then --preset, then --config FILE.toml, then the flags
+    below. The run directory gets config.toml, metrics.csv, summary.json, learning_curve.png and
+    checkpoints. Ctrl-C (SIGINT) or SIGTERM saves a checkpoint at the end of the current episode and
+    stops (a second one saves at once); `--resume` or `ddpgkit resume` continues.
+    """
+    if preset is not None and preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite exclude each other")
+    cfg = resolve_config(preset, config, overrides)
+    exp = prepare_experiment(env_id, cfg, out_dir, preset=preset, resume=resume, overwrite=overwrite)
+    if resume and exp.resumed_from is None:
+        print_kv("resume", f"{exp.run_dir} has no checkpoint yet; starting the run from step 0")
+    _run(exp)
+
+
+@app.command("resume")
+def resume_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `ddpgkit train`."),
+    steps: int | None = typer.Option(None, "--steps", help="Train until this many steps in all "
+                                     "[default: the run's total_steps]."),
+    device: str | None = typer.Option(None, help="Device to continue on [default: the run's]."),
+    threads: int | None = typer.Option(None, help="torch threads [default: the run's]."),
+) -> None:
+    """Continue a run from its latest valid checkpoint (after a crash, kill or Ctrl-C), or extend it
+    with --steps. Bit-identical to an uninterrupted run when the checkpoint was taken at an episode
+    end (periodic and Ctrl-C checkpoints are) on the same device and thread count."""
+    _run(resume_experiment(run_dir, steps, device, threads))
+
+
+def _run(exp: Experiment) -> None:
+    """Print what is about to run, train with a progress bar and signal handling, print the result."""
+    agent, cfg, run = exp.agent, exp.agent.config, exp.run_dir
+    for reason in exp.skipped:
+        warn(f"skipped {reason}")
+    if exp.resumed_from is not None:
+        print_kv("resuming", f"{exp.resumed_from} (step {agent.num_timesteps:,})")
+    print_kv("training", f"DDPG on {agent.env_id or 'custom env'} for {cfg.total_steps:,} steps, seed {cfg.seed}, "
+             f"networks {'-'.join(map(str, cfg.hidden))}, device {agent.device}")
+    print_kv("run directory", str(run))
+    with TrainingProgress(cfg.total_steps, agent.num_timesteps) as progress:
+        result = exp.run(progress, handle_signals=True)
+    s = result.summary
+    print_kv("final evaluation", f"{s['final_eval_mean']:.1f} ± {s['final_eval_std']:.1f} over {cfg.eval_episodes} "
+             "episodes")
+    print_kv("time", f"{s['wall_s']:.1f} s ({s['steps_per_s']:.0f} steps/s)")
+    print_kv("wrote", f"{run / CONFIG}, {run / METRICS}, {run / SUMMARY}, {run / CURVE}, {result.checkpoint}")

@@ -1,0 +1,211 @@
+"""The life of a training run, as a library call: everything ``ddpgkit train`` and ``ddpgkit resume``
+do, callable from Python, a notebook or a worker process.
+
+    result = run_experiment("Pendulum-v1", DDPGConfig.preset("pendulum"), "runs/pendulum-s0")
+    result.summary["final_eval_mean"], result.checkpoint
+
+A run writes its directory (:mod:`ddpgkit.io.rundir`): config.toml first, metrics.csv rows and
+periodic checkpoints while it trains, then the final checkpoint (unless the last periodic one was
+taken at the same step), learning_curve.png and summary.json. ``resume=True`` continues the run in
+that directory from its newest checkpoint that loads (bit-identically when it was taken at an episode
+end), or starts it if it has none. :func:`prepare_experiment` does the set-up alone, so a caller can
+report what is about to run (the CLI prints it) before :meth:`Experiment.run` trains.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..agent import DDPG
+from ..config import DDPGConfig
+from ..errors import CheckpointError, ConfigError, RunError, RunInterrupted
+from ..io.checkpoint import versions
+from ..io.rundir import (
+    CONFIG,
+    CURVE,
+    METRICS,
+    list_checkpoints,
+    prepare_run_dir,
+    prune_checkpoints,
+    read_metrics,
+    write_metrics,
+    write_summary,
+)
+from ..plots import plot_learning_curves
+from ..training.callbacks import Checkpointer, MetricsCSV
+from ..training.loop import METRIC_COLUMNS, Callback
+
+# what may differ between a run's own config and the one given to resume it
+RESUMABLE_CHANGES = ("total_steps", "device", "threads")
+
+
+def default_run_dir(env_id: str, seed: int) -> Path:
+    """``runs/<env id>-s<seed>`` (a ``/`` in the id becomes ``_``)."""
+    return Path("runs") / f"{env_id.replace('/', '_')}-s{seed}"
+
+
+def load_latest(run: str | Path, device: str | None = None) -> tuple[DDPG, Path, list[str]]:
+    """The agent of the newest checkpoint of ``run`` that loads completely (checksums, shapes,
+    training state), its path, and why any newer ones were skipped."""
+    skipped: list[str] = []
+    for p in list_checkpoints(run):
+        try:
+            return DDPG.load(p, device=device), p, skipped
+        except CheckpointError as e:
+            skipped.append(str(e))
+    if skipped:
+        raise RunError(f"{run}: no valid checkpoint ({skipped[0]})")
+    raise RunError(f"{run}: no checkpoints; is this a ddpgkit run directory?")
+
+
+@dataclass
+class RunResult:
+    """What a finished run left: its directory, the trained agent, summary.json's content, the
+    final checkpoint, and every checkpoint saved by this call (step, path) in order."""
+
+    run_dir: Path
+    agent: DDPG
+    summary: dict[str, Any]
+    checkpoint: Path
+    saved: list[tuple[int, Path]] = field(default_factory=list)
+
+
+@dataclass
+class Experiment:
+    """A run ready to train: the agent (fresh, or loaded from ``resumed_from``), its directory, the
+    preset name to record, and the newer checkpoints that were skipped because they did not load."""
+
+    agent: DDPG
+    run_dir: Path
+    preset: str | None = None
+    resumed_from: Path | None = None
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def total_steps(self) -> int:
+        return self.agent.config.total_steps
+
+    def run(self, callbacks: Callback | Iterable[Callback] = (), handle_signals: bool = False) -> RunResult:
+        """Train to ``config.total_steps``, writing the run directory (module doc), and return the result.
+
+        ``handle_signals`` (main thread only): SIGINT/SIGTERM save a checkpoint at the end of the
+        current episode and stop (a second signal saves at once), then :class:`RunInterrupted` is raised
+        with exit status 128 + signal. Any other exception leaves the last periodic checkpoint as it was.
+        """
+        agent, run = self.agent, self.run_dir
+        cfg, env_id = agent.config, agent.env_id or "custom env"
+        resumed = self.resumed_from is not None
+        if resumed:  # the metrics rows of the checkpoint, dropping any the interrupted process wrote after it
+            write_metrics(run / METRICS, METRIC_COLUMNS, agent.trainer.history if agent.trainer else [])
+        cfg.save(run / CONFIG)
+        metrics = MetricsCSV(run / METRICS)
+        checkpointer = Checkpointer(run, cfg.checkpoint_interval, cfg.keep_checkpoints)
+        extra = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
+        signals: list[int] = []
+
+        def on_signal(signum: int, frame: Any) -> None:
+            signals.append(signum)
+            checkpointer.request_stop(force=len(signals) > 1)
+
+        handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if handle_signals else {}
+        start = time.perf_counter()
+        try:
+            agent.learn_until(cfg.total_steps, callback=[metrics, checkpointer, *extra])
+        finally:
+            metrics.close()
+            for s, old in handlers.items():
+                signal.signal(s, old)
+        trainer = agent.trainer
+        assert trainer is not None  # learn_until made it
+        if signals:
+            name = signal.Signals(signals[0]).name
+            where = checkpointer.saved[-1][1] if checkpointer.saved else "no checkpoint"
+            raise RunInterrupted(f"{name} at step {trainer.step:,}: saved {where}; continue with: ddpgkit resume {run}",
+                                 128 + signals[0])
+        wall = time.perf_counter() - start
+        ckpt = checkpointer.save(trainer)  # the final state, unless the last periodic checkpoint is this step
+        prune_checkpoints(run, cfg.keep_checkpoints)
+        plot_learning_curves(run / CURVE, [(env_id, read_metrics(run / METRICS))], f"DDPG on {env_id}")
+        mean, std = trainer.last_eval if trainer.last_eval is not None else (float("nan"), float("nan"))
+        summary = {
+            "env_id": env_id, "seed": cfg.seed, "steps": trainer.step, "episodes": trainer.episodes,
+            "final_eval_mean": mean, "final_eval_std": std, "eval_episodes": cfg.eval_episodes,
+            "wall_s": wall, "train_s": trainer.wall_s, "steps_per_s": trainer.step / trainer.wall_s,
+            "checkpoint": str(ckpt.relative_to(run)), "preset": self.preset, "resumed": resumed,
+            "versions": versions(),
+        }
+        write_summary(run, summary)
+        return RunResult(run, agent, summary, ckpt, list(checkpointer.saved))
+
+
+def _check_same_run(agent: DDPG, env_id: str, config: DDPGConfig) -> None:
+    if agent.env_id != env_id:
+        raise ConfigError(f"resume: the run trained {agent.env_id}, not {env_id}")
+    saved, given = agent.config.to_dict(), config.to_dict()
+    for key in saved:
+        if key not in RESUMABLE_CHANGES and saved[key] != given[key]:
+            raise ConfigError(f"resume continues the run's own config, but {key} differs "
+                              f"(run: {saved[key]!r}, given: {given[key]!r})")
+
+
+def _continue_from(agent: DDPG, ckpt: Path, run: Path, skipped: list[str], preset: str | None,
+                   total_steps: int, threads: int | None) -> Experiment:
+    if agent.trainer is None:
+        raise RunError(f"{ckpt}: holds no training state (saved with training_state=False); cannot resume")
+    done = agent.trainer.step
+    if total_steps <= done:
+        raise RunError(f"{run} already has {done:,} steps; ask for more than that to train further")
+    changes: dict[str, Any] = {"total_steps": total_steps}
+    if threads is not None:
+        changes["threads"] = threads
+    agent.config = agent.config.replace(**changes)
+    return Experiment(agent, run, preset, resumed_from=ckpt, skipped=skipped)
+
+
+def prepare_experiment(env: str, config: DDPGConfig | None = None, run_dir: str | Path | None = None, *,
+                       preset: str | None = None, resume: bool = False, overwrite: bool = False) -> Experiment:
+    """Set up a run of DDPG on ``env`` in ``run_dir`` (``runs/<env>-s<seed>`` by default).
+
+    ``config`` defaults to the preset named ``preset`` (or the defaults); ``preset`` is also recorded in
+    summary.json. A directory that already holds a run is refused unless ``overwrite`` (its run files
+    are removed) or ``resume``: then the run continues from its newest checkpoint that loads, with the
+    given config's ``total_steps``, ``device`` and ``threads``; any other difference is a ConfigError.
+    """
+    if resume and overwrite:
+        raise ConfigError("resume and overwrite exclude each other")
+    if config is None:
+        config = DDPGConfig.preset(preset) if preset else DDPGConfig()
+    run = Path(run_dir) if run_dir is not None else default_run_dir(env, config.seed)
+    if resume and list_checkpoints(run):
+        agent, ckpt, skipped = load_latest(run, device=config.device)
+        _check_same_run(agent, env, config)
+        return _continue_from(agent, ckpt, run, skipped, preset, config.total_steps, config.threads)
+    agent = DDPG(env, config)
+    prepare_run_dir(run, overwrite or resume)
+    return Experiment(agent, run, preset)
+
+
+def resume_experiment(run_dir: str | Path, total_steps: int | None = None, device: str | None = None,
+                      threads: int | None = None) -> Experiment:
+    """Continue the run in ``run_dir`` from its newest checkpoint that loads, to ``total_steps``
+    (default: the run's own), on ``device`` and with ``threads`` when given (else the run's)."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise RunError(f"{run}: no such run directory")
+    agent, ckpt, skipped = load_latest(run, device)
+    steps = total_steps if total_steps is not None else agent.config.total_steps
+    return _continue_from(agent, ckpt, run, skipped, None, steps, threads)
+
+
+def run_experiment(env: str, config: DDPGConfig | None = None, run_dir: str | Path | None = None, *,
+                   preset: str | None = None, resume: bool = False, overwrite: bool = False,
+                   callbacks: Callback | Iterable[Callback] = (), handle_signals: bool = False) -> RunResult:
+    """:func:`prepare_experiment` then :meth:`Experiment.run`: train DDPG on ``env`` into a run
+    directory, the same files and numbers as ``ddpgkit train``."""
+    exp = prepare_experiment(env, config, run_dir, preset=preset, resume=resume, overwrite=overwrite)
+    return exp.run(callbacks, handle_signals=handle_signals)

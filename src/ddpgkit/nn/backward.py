@@ -1,0 +1,124 @@
+"""The MLP's backward pass written out: what autograd computes for :class:`~ddpgkit.nn.mlp.MLP`, by hand.
+
+For a layer ``h = W x + b``, ``y = g(h)`` and an upstream gradient dL/dy, from the output side:
+
+    dL/dh = dL/dy ⊙ g'(h),   dL/dW = dL/dhᵀ x,   dL/db = Σ_batch dL/dh,   dL/dx = dL/dh W
+
+Each step calls the ATen kernel autograd would call for it (``threshold_backward`` for ReLU,
+``tanh_backward``, ``mm``, ``sum``), so the gradients are identical to autograd's bit for bit (tested),
+without building and walking a graph. DDPG's fast update (:mod:`ddpgkit.algo.gradients`) is made of
+these functions; they modify nothing, so the update can be compiled as a function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .mlp import FUNCTIONAL, MLP
+
+Weights = list[tuple[torch.Tensor, torch.Tensor]]  # [(W_i (out, in), b_i (out,))], input side first
+Cache = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # per layer: (input x, h = Wx + b, g(h))
+
+_aten = torch.ops.aten
+
+# dL/dh from (dL/dg(h), h, g(h)) for each activation, with the kernels autograd uses
+ACTIVATION_BACKWARD: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "relu": lambda grad, pre, post: _aten.threshold_backward(grad, post, 0),
+    "tanh": lambda grad, pre, post: _aten.tanh_backward(grad, post),
+    "elu": lambda grad, pre, post: _aten.elu_backward(grad, 1.0, 1, 1, False, pre),
+    "leaky_relu": lambda grad, pre, post: _aten.leaky_relu_backward(grad, pre, 0.01, False),
+    "silu": lambda grad, pre, post: _aten.silu_backward(grad, pre),
+    "identity": lambda grad, pre, post: grad,
+}
+
+
+def layer_weights(mlp: MLP, dtype: torch.dtype | None = None) -> Weights:
+    """``(W_i, b_i)`` of every affine layer of ``mlp``, input side first.
+
+    With ``dtype`` (bfloat16), the hidden-to-hidden layers are returned cast to it, once per call;
+    the first and last layers, with only a handful of inputs or outputs, stay in the parameters'
+    dtype: their products are too small to gain from bf16 and on CPUs its small-matrix kernels
+    are slower than fp32's (benchmarks/README.md).
+    """
+    pairs = [(m._parameters["weight"], m._parameters["bias"]) for m in mlp.linears]  # no Module.__getattr__
+    if dtype is None or dtype == pairs[0][0].dtype:
+        return pairs
+    last = len(pairs) - 1
+    return [(w.to(dtype), b.to(dtype)) if 0 < i < last else (w, b) for i, (w, b) in enumerate(pairs)]
+
+
+def forward_with_cache(mlp: MLP, x: torch.Tensor, weights: Weights | None = None) -> tuple[torch.Tensor, Cache]:
+    """``mlp(x)`` without autograd, keeping what :func:`backward` needs: each layer's input x,
+    pre-activation h and activation g(h). Call it under ``torch.no_grad()``.
+
+    x: (B, in_features) -> y: (B, out_features). ``weights`` (from :func:`layer_weights`) replaces
+    the parameters, e.g. by bfloat16 copies; each layer's input is cast to its weights' dtype.
+    """
+    weights = weights if weights is not None else layer_weights(mlp)
+    g = FUNCTIONAL[mlp.activation_name]
+    g_out = FUNCTIONAL[mlp.output_activation_name] if mlp.output_activation_name is not None else None
+    cache: Cache = []
+    for w, b in weights[:-1]:
+        if x.dtype != w.dtype:
+            x = x.to(w.dtype)
+        h = F.linear(x, w, b)  # W x + b
+        a = h if g is None else g(h)
+        cache.append((x, h, a))
+        x = a
+    w, b = weights[-1]
+    if x.dtype != w.dtype:
+        x = x.to(w.dtype)
+    h = F.linear(x, w, b)
+    y = h if g_out is None else g_out(h)
+    cache.append((x, h, y))
+    return y, cache
+
+
+def backward(mlp: MLP, cache: Cache, grad_y: torch.Tensor, *, input_grad: bool = False, weight_grads: bool = True,
+             weights: Weights | None = None) -> tuple[Weights | None, torch.Tensor | None]:
+    """Back-propagate dL/dy (B, out_features) through ``mlp`` by hand (equations in the module doc).
+
+    Returns ``(grads, dx)``: ``[(dL/dW_i, dL/db_i)]`` input side first, in the parameters' dtype
+    (None unless ``weight_grads``), and dL/dx (B, in_features) of the network's input (None unless
+    ``input_grad``). Nothing is modified. ``weights`` must be what the forward pass used; with
+    reduced-precision copies the products run in that precision.
+    """
+    params = layer_weights(mlp)
+    weights = weights if weights is not None else params
+    g_backward = ACTIVATION_BACKWARD[mlp.activation_name]
+    out_name = mlp.output_activation_name
+    x, h, y = cache[-1]
+    if grad_y.dtype != h.dtype:
+        grad_y = grad_y.to(h.dtype)
+    grad = grad_y if out_name is None else ACTIVATION_BACKWARD[out_name](grad_y, h, y)
+    grads: Weights = []
+    for i in range(len(params) - 1, -1, -1):
+        x = cache[i][0]
+        if grad.dtype != x.dtype:
+            grad = grad.to(x.dtype)
+        if weight_grads:
+            w, b = params[i]
+            dw = grad.t().mm(x)  # (out, in)
+            if dw.dtype == w.dtype:
+                grads.append((dw, grad.sum(0)))  # (out, in), (out,)
+            else:
+                grads.append((dw.to(w.dtype), grad.sum(0, dtype=b.dtype)))
+        if i == 0 and not input_grad:
+            grad = None
+            break
+        grad = grad.mm(weights[i][0])  # dL/dx: (B, in)
+        if i > 0:
+            _, h_prev, a_prev = cache[i - 1]
+            if grad.dtype != h_prev.dtype:
+                grad = grad.to(h_prev.dtype)
+            grad = g_backward(grad, h_prev, a_prev)
+    return (grads[::-1] if weight_grads else None), grad
+
+
+def set_grads(mlp: MLP, grads: Weights) -> None:
+    """Store ``[(dL/dW_i, dL/db_i)]`` (input side first) as the parameters' ``.grad``."""
+    for (w, b), (dw, db) in zip(layer_weights(mlp), grads):
+        w.grad, b.grad = dw, db

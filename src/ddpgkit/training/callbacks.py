@@ -1,0 +1,79 @@
+"""The callbacks that write a run directory while it trains: metrics.csv rows and checkpoints."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from ..io.rundir import checkpoint_dir, format_cell, prune_checkpoints
+from .loop import METRIC_COLUMNS, Callback, Trainer
+
+
+class MetricsCSV(Callback):
+    """Appends every metrics row to ``<run>/metrics.csv`` and flushes it, so the file is readable
+    while training runs."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self._fh = self.path.open("a", newline="")
+        self._writer = csv.DictWriter(self._fh, fieldnames=METRIC_COLUMNS)
+        if new:
+            self._writer.writeheader()
+            self._fh.flush()
+
+    def on_metrics(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        self._writer.writerow({k: format_cell(v) for k, v in row.items()})
+        self._fh.flush()
+
+    def on_training_end(self, trainer: Trainer) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class Checkpointer(Callback):
+    """Saves full training checkpoints into ``<run>/checkpoints/<step>/``.
+
+    A checkpoint is due every ``interval`` steps and is taken at the first episode end after that
+    (an exact resume point). :meth:`request_stop` (on SIGINT/SIGTERM) makes it save at the next
+    episode end and stop training; ``force=True`` (a second signal) saves right away, mid-episode.
+    Old checkpoints are pruned to ``keep``. ``saved`` lists (step, path) of every save, in order.
+    """
+
+    def __init__(self, run: str | Path, interval: int, keep: int) -> None:
+        self.run, self.interval, self.keep = Path(run), interval, keep
+        self.next_due: int | None = None
+        self.stop_requested = False
+        self.force = False
+        self.saved: list[tuple[int, Path]] = []
+
+    def on_training_start(self, trainer: Trainer) -> None:
+        if self.interval:
+            self.next_due = (trainer.step // self.interval + 1) * self.interval
+
+    def request_stop(self, force: bool = False) -> None:
+        self.stop_requested = True
+        self.force = self.force or force
+
+    def save(self, trainer: Trainer) -> Path:
+        """Save the training state at the trainer's current step (once per step: a second call at the
+        same step returns the checkpoint already written)."""
+        if self.saved and self.saved[-1][0] == trainer.step:
+            return self.saved[-1][1]
+        path = trainer.agent.save(checkpoint_dir(self.run, trainer.step), training_state=True)
+        self.saved.append((trainer.step, path))
+        prune_checkpoints(self.run, self.keep)
+        return path
+
+    def on_step(self, trainer: Trainer) -> bool | None:
+        boundary = trainer.at_episode_boundary
+        if self.stop_requested and (boundary or self.force):
+            self.save(trainer)
+            return False
+        if self.next_due is not None and boundary and trainer.step >= self.next_due:
+            self.save(trainer)
+            self.next_due = (trainer.step // self.interval + 1) * self.interval
+        return None
