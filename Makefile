@@ -19,7 +19,7 @@ run: install
 	$(VENV)/bin/ddpgkit train Pendulum-v1 --preset pendulum --overwrite
 
 fit: install
-	$(VENV)/bin/ddpgkit train Pendulum-v1 --preset pendulum --overwrite
+	$(VENV)/bin/ddpgkit fit
 
 test: install
 	$(VENV)/bin/ruff check src tests benchmarks

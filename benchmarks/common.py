@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
 import platform
 import statistics
@@ -24,9 +23,12 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def machine() -> str:
+    """The CPU (model, cores, the vector/matrix features that decide fp32 and bf16 speed) and versions."""
     import gymnasium
     import numpy
     import torch
+
+    from ddpgkit.runtime import cpu_summary
 
     try:
         import stable_baselines3
@@ -34,13 +36,7 @@ def machine() -> str:
         sb3 = f", stable-baselines3 {stable_baselines3.__version__}"
     except ImportError:
         sb3 = ""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {mp.cpu_count()} cores; python {platform.python_version()}, torch {torch.__version__}, "
+    return (f"{cpu_summary()}; python {platform.python_version()}, torch {torch.__version__}, "
             f"numpy {numpy.__version__}, gymnasium {gymnasium.__version__}{sb3}")
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import platform
 import statistics
 import time
 
 import tomllib
+
+from common import machine
 
 
 def train_one(args: tuple[int, int, str, dict]) -> dict:
@@ -64,8 +65,7 @@ def main() -> None:
     total = time.perf_counter() - t0
     extra = "".join(f", {k}={v}" for k, v in overrides.items())
     print(f"DDPG on Pendulum-v1, preset '{a.preset}'{extra}, {a.steps} steps per seed, final eval over 10 episodes")
-    print(f"machine: {platform.processor() or platform.machine()}, {mp.cpu_count()} cores; python "
-          f"{platform.python_version()}; torch {results[0]['torch']} ({results[0]['threads']} thread/process, "
+    print(f"machine: {machine()} ({results[0]['threads']} thread/process, "
           f"{a.workers} processes)")
     print()
     print("| seed | final eval return | first eval >= -200 at step | train time (s) |")

@@ -6,6 +6,8 @@ from ddpgkit import DDPG, DDPGConfig
 from ddpgkit.errors import CheckpointError, NonFiniteError
 from ddpgkit.training.loop import METRIC_COLUMNS, Callback
 
+from tests.markers import needs_bf16
+
 SMALL = dict(hidden=(32, 32), total_steps=400, learning_starts=100, batch_size=32, buffer_size=1000,
              eval_interval=200, eval_episodes=2)
 
@@ -75,7 +77,7 @@ def test_callback_can_stop_training():
     assert agent.trainer.step == 150
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=needs_bf16)])
 def test_tiny_learning_mirror_task(precision):
     # one-step task whose optimum μ*(s) = −s is known: the actor must find it
     cfg = DDPGConfig(hidden=(64, 64), total_steps=2500, learning_starts=300, batch_size=64, buffer_size=5000,
@@ -135,3 +137,30 @@ def test_non_finite_env_stops_with_the_step():
         agent.learn()
     assert len(agent.buffer) == 119  # the bad transition was never stored
     assert all(torch.isfinite(t).all() for t in agent.model_tensors().values())
+
+
+@pytest.mark.parametrize("env_id,act_dim", [("Pendulum-v1", 1), ("ddpgkit/Mirror-v0", 2)])
+def test_predict_has_stable_baselines3s_shape(env_id, act_dim):
+    """`action, _ = model.predict(obs, deterministic=True)` as SB3 users write it: a tuple (action, None)
+    for one observation or a batch; the action is μ(s) (SB3's DDPG adds no noise in predict either)."""
+    agent = DDPG(env_id, DDPGConfig(**SMALL), seed=1)
+    obs, _ = agent.env.reset(seed=0)
+    action, state = agent.predict(obs, deterministic=True)
+    assert state is None and action.shape == (act_dim,) and np.array_equal(action, agent.act(obs))
+    batch = np.stack([obs, obs * 0.5])
+    actions, _ = agent.predict(batch)
+    assert actions.shape == (2, act_dim) and np.array_equal(actions, agent.act(batch))
+    assert np.array_equal(agent.predict(obs, deterministic=False)[0], action)
+    assert np.array_equal(agent.predict(obs, state=None, episode_start=np.array([True]))[0], action)
+
+
+def test_learn_counts_the_steps_to_add():
+    agent = DDPG("Pendulum-v1", DDPGConfig(**{**SMALL, "eval_interval": 0}), seed=0)
+    agent.learn(120)
+    assert agent.num_timesteps == 120
+    agent.learn(80)  # 80 more, as Stable-Baselines3's learn(total_timesteps) does
+    assert agent.num_timesteps == 200
+    agent.learn()  # None: up to the config's total_steps
+    assert agent.num_timesteps == SMALL["total_steps"]
+    with pytest.raises(ValueError, match="total_timesteps must be an integer"):
+        agent.learn(-5)

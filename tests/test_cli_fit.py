@@ -103,3 +103,11 @@ def test_help_explains_every_flag(capsys):
         assert flag in r.out
     top = run_cli(capsys, "--help")
     assert top.code == 0 and "fit" in top.out
+
+
+def test_bare_command_shows_the_overview_and_missing_arguments_one_line(capsys):
+    r = run_cli(capsys)
+    assert r.code == 2 and "Commands" in r.out and "train" in r.out and "fit" in r.out
+    assert_one_line_error(run_cli(capsys, "train"), "Missing argument")
+    assert run_cli(capsys, "train").code == 2
+    assert run_cli(capsys, "--version").out.startswith("ddpgkit ")

@@ -10,6 +10,8 @@ from ddpgkit.algo.ddpg import actor_loss, critic_loss, soft_update, td_target
 from ddpgkit.data.buffer import Batch
 from ddpgkit.nn import Actor, Critic
 
+from tests.markers import needs_bf16
+
 
 def make_batch(B=6, obs_dim=3, act_dim=2, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -219,6 +221,7 @@ def test_the_agents_update_takes_the_fast_adam_path():
     assert fast_path_applies(agent.critic_optimizer) and fast_path_applies(agent.actor_optimizer)
 
 
+@needs_bf16
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_bf16_handwritten_gradients_match_fp32_to_bf16_accuracy(seed):
     """The bf16 update's gradients (hidden-to-hidden products in bfloat16) against the fp32
@@ -240,6 +243,7 @@ def test_bf16_handwritten_gradients_match_fp32_to_bf16_accuracy(seed):
         assert (a - b).norm() <= 0.1 * a.norm() + 1e-6
 
 
+@needs_bf16
 def test_bf16_training_is_reproducible():
     from ddpgkit import DDPG, DDPGConfig
 

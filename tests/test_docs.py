@@ -28,3 +28,25 @@ def test_readme_fit_numbers_are_current(tmp_path, capsys):
         line = next(line for line in printed.splitlines() if line.startswith(key))
         number = line.split(":", 1)[1].split("(")[0].strip()
         assert f"{key} {number}" in text, f"README is stale: {line!r}"
+
+
+def test_make_targets_run_what_the_readme_says():
+    """`make fit` runs the chapter's fit and `make run` trains Pendulum (a dry run prints the commands)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        import pytest
+
+        pytest.skip("make is not installed")
+    root = README.parent
+
+    def commands(target: str) -> list[str]:
+        p = subprocess.run(["make", "-n", "-o", "install", target], cwd=root, capture_output=True, text=True,
+                           check=True)
+        return [line for line in p.stdout.splitlines() if "ddpgkit" in line]
+
+    assert [c.split("ddpgkit ", 1)[1] for c in commands("fit")] == ["fit"]
+    assert [c.split("ddpgkit ", 1)[1] for c in commands("run")] == ["train Pendulum-v1 --preset pendulum --overwrite"]
+    text = README.read_text()
+    assert "`make fit` runs the chapter's fit" in text

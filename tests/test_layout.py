@@ -38,7 +38,8 @@ def imported(mod: str, path: Path) -> list[tuple[str, int, bool]]:
     """(imported name, line, at module top) of every import in the module: absolute dotted names,
     relative ones resolved, ``from X import y`` as X.y."""
     tree = ast.parse(path.read_text())
-    nested = {id(n) for scope in ast.walk(tree) if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    nested = {id(n) for scope in ast.walk(tree) if isinstance(scope, scopes)
               for n in ast.walk(scope)}  # inside a function or class; a top-level `if`/`try` is still the top
     is_package = path.name == "__init__.py"
     out = []

@@ -272,19 +272,54 @@ _json = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10*
                      | st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=6)
 
 
+def _same(a, b) -> bool:
+    """JSON values equal, with numbers compared by value (a config coerces 1 to 1.0) but a bool
+    never equal to a number."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+@pytest.fixture(scope="module")
+def saved_agent(tmp_path_factory):
+    """An agent saved at an episode end (200 steps of Pendulum), with its training state."""
+    d = tmp_path_factory.mktemp("edit-src")
+    agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(8,), total_steps=300, learning_starts=50, batch_size=8,
+                                           buffer_size=400, eval_episodes=1, eval_interval=100))
+    agent.learn(200)
+    return agent, agent.save(d / "c", training_state=True)
+
+
+def test_an_unedited_checkpoint_reloads_to_the_same_metadata(saved_agent, tmp_path):
+    from ddpgkit.io.checkpoint import read_manifest
+
+    agent, p = saved_agent
+    again = DDPG.load(p).save(tmp_path / "again", training_state=True)
+    assert _same(read_manifest(again)["meta"], read_manifest(p)["meta"])
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_edited_metadata_with_a_recomputed_checksum_loads_or_fails_cleanly(tmp_path_factory, data):
-    """Someone who edits the manifest and recomputes its checksum still gets a valid agent or a
-    DDPGKitError, never another exception and never a half-loaded agent."""
-    from ddpgkit.errors import DDPGKitError
-    from ddpgkit.io.checkpoint import _manifest_checksum
+def test_edited_metadata_with_a_recomputed_checksum_loads_exactly_or_fails_cleanly(saved_agent, tmp_path_factory,
+                                                                                     data):
+    """Someone edits the manifest and recomputes its checksum. Loading either fails with one clear
+    DDPGKitError, or gives an agent that is what the file says: the saved weights, and saving it again
+    writes back exactly the (edited) metadata — nothing coerced, dropped or half-loaded."""
+    import shutil
 
+    from ddpgkit.errors import DDPGKitError
+    from ddpgkit.io.checkpoint import _manifest_checksum, read_manifest
+
+    agent, src = saved_agent
     d = tmp_path_factory.mktemp("edit")
-    agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(8,), total_steps=300, learning_starts=50, batch_size=8,
-                                           buffer_size=400, eval_episodes=1))
-    agent.learn(60)
-    p = agent.save(d / "c", training_state=True)
+    p = d / "c"
+    shutil.copytree(src, p)
     m = json.loads((p / "manifest.json").read_text())
     meta = m["meta"]
     path = data.draw(st.sampled_from([
@@ -292,7 +327,8 @@ def test_edited_metadata_with_a_recomputed_checksum_loads_or_fails_cleanly(tmp_p
         ("config", "hidden"), ("config", "bogus"), ("training", "buffer", "size"), ("training", "buffer", "pos"),
         ("training", "trainer", "step"), ("training", "trainer", "history"), ("training", "numpy_rng"),
         ("training", "env_rng"), ("training", "python_rng"), ("training", "actor_optimizer", "param_groups"),
-        ("training", "version"), ("training", "trainer", "last_eval"),
+        ("training", "version"), ("training", "trainer", "last_eval"), ("training", "trainer", "seeded"),
+        ("training", "trainer", "wall_s"), ("step",), ("training", "trainer", "episodes"),
     ]))
     target = meta
     for key in path[:-1]:
@@ -301,6 +337,53 @@ def test_edited_metadata_with_a_recomputed_checksum_loads_or_fails_cleanly(tmp_p
     m["checksum"] = _manifest_checksum(m)
     (p / "manifest.json").write_text(json.dumps(m))
     try:
-        DDPG.load(p)
-    except DDPGKitError:
-        pass
+        loaded = DDPG.load(p)
+    except DDPGKitError as e:
+        assert "\n" not in str(e)
+        return
+    assert identical(model(agent), model(loaded))
+    again = loaded.save(d / "again", training_state=True)
+    assert _same(read_manifest(again)["meta"], meta), f"{path} = {target[path[-1]]!r} loaded as something else"
+
+
+def test_train_resume_applies_device_and_threads(uninterrupted, tmp_path, capsys):
+    """`train ... --resume --device X --threads N` continues on X with N threads (README: those flags
+    are accepted on resume); the run's config.toml and new checkpoints record them."""
+    import shutil
+
+    from ddpgkit.config import DDPGConfig
+
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted, run)
+    assert DDPGConfig.load(run / "config.toml").device == "auto"
+    try:
+        r = run_cli(capsys, "train", *CLI_FAST, "--steps", "1600", "--device", "cpu", "--threads", "2",
+                    "--out", run, "--resume")
+        assert r.code == 0, r.err
+        assert torch.get_num_threads() == 2  # the run really used them
+    finally:
+        torch.set_num_threads(1)
+    saved = DDPGConfig.load(run / "config.toml")
+    assert (saved.device, saved.threads, saved.total_steps) == ("cpu", 2, 1600)
+    final, _ = _final(run)
+    assert (final.config.device, final.config.threads) == ("cpu", 2)
+    try:
+        r = run_cli(capsys, "resume", run, "--steps", "1800", "--threads", "1")
+        assert r.code == 0, r.err
+    finally:
+        torch.set_num_threads(1)
+    assert DDPGConfig.load(run / "config.toml").threads == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error case needs a machine without CUDA")
+def test_resume_on_a_missing_device_is_refused(uninterrupted, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted, run)
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    r = run_cli(capsys, "train", *CLI_FAST, "--steps", "1600", "--device", "cuda:0", "--out", run, "--resume")
+    assert_one_line_error(r, "CUDA is not available")
+    r = run_cli(capsys, "resume", run, "--steps", "1600", "--device", "cuda")
+    assert_one_line_error(r, "CUDA is not available")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before

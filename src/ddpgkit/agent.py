@@ -25,7 +25,7 @@ from .data.buffer import Batch, ReplayBuffer
 from .data.noise import make_noise
 from .envs import env_id as get_env_id
 from .envs import make_env
-from .errors import CheckpointError, DDPGKitError
+from .errors import CheckpointError, DDPGKitError, one_line
 from .io.checkpoint import load_checkpoint, read_manifest, save_checkpoint
 from .nn.actor_critic import Actor, Critic, scale_action
 from .nn.backward import set_grads
@@ -307,6 +307,7 @@ class DDPG:
             env_arg = env if env is not None else meta["env_id"]
             if env_arg is None:
                 raise CheckpointError(f"{path}: made with an unregistered env; pass env= to load it")
+            _check_layer_sizes(config, tensors["model"], str(path))  # before building networks of those sizes
             agent = cls(env_arg, config)
             agent._check_compatible(meta, str(path))
             agent._load_model(tensors["model"], str(path))
@@ -316,11 +317,17 @@ class DDPG:
             agent.num_updates = num_updates
             if with_state:
                 restore_training_state(agent, tensors["training"], meta["training"], str(path))
+                if meta["step"] != agent.num_timesteps or type(meta["step"]) is not int:
+                    raise CheckpointError(f"{path}: the checkpoint says step {meta['step']!r}, its training state "
+                                          f"{agent.num_timesteps}")
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             if isinstance(e, DDPGKitError):
                 raise
-            raise CheckpointError(f"{path}: checkpoint metadata is incomplete or invalid ({type(e).__name__}: {e})"
-                                  ) from None
+            raise CheckpointError(f"{path}: checkpoint metadata is incomplete or invalid "
+                                  f"({type(e).__name__}: {one_line(e)})") from None
+        except (RuntimeError, MemoryError) as e:  # e.g. a replay buffer too large for this machine
+            raise CheckpointError(f"{path}: cannot build the saved agent here ({type(e).__name__}: "
+                                  f"{one_line(e)[:200]})") from None
         return agent
 
     def _check_compatible(self, meta: dict[str, Any], where: str) -> None:
@@ -352,3 +359,14 @@ class DDPG:
             for name, t in tensors.items():
                 expected[name].copy_(t)
 
+
+
+def _check_layer_sizes(config: DDPGConfig, model: dict[str, torch.Tensor], where: str) -> None:
+    """The saved networks have the config's hidden layer sizes (checked on the tensors alone)."""
+    for net in ("actor", "critic"):
+        for i, size in enumerate(config.hidden):
+            w = model.get(f"{net}.net.linear{i}.weight")
+            if w is None or w.ndim != 2 or w.shape[0] != size:
+                got = None if w is None else tuple(w.shape)
+                raise CheckpointError(f"{where}: config says hidden layer {i} has {size} units, but {net}.net.linear{i}"
+                                      f".weight is {got}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import sys
+import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,6 @@ from typing import Any
 from .errors import ConfigError
 from .io.atomic import atomic_write_text
 from .nn.mlp import ACTIVATIONS
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 # Sub-seeds derived from the one run seed, so that every generator is independent and fixed.
 BUFFER_SEED_OFFSET = 1  # the replay buffer's sampling

@@ -8,6 +8,12 @@ raises them (never prints). Each subclasses the built-in exception a Python user
 from __future__ import annotations
 
 
+def one_line(text: object) -> str:
+    """``str(text)`` with line breaks turned into spaces: for messages that quote foreign text (an
+    exception's message, an edited value) and must stay one line."""
+    return " ".join(str(text).splitlines())
+
+
 class DDPGKitError(Exception):
     """Base class of every error ddpgkit raises on purpose."""
 

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from ..errors import DDPGKitError, RunInterrupted
+from ..errors import DDPGKitError, RunInterrupted, one_line
 from . import evaluate, fit, plot, train  # noqa: F401, I001  (each registers its command, in this order)
 from .app import UserError, app
 
@@ -33,18 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as e:
         return e.exit_code
     except typer.TyperException as e:  # usage errors: unknown option, bad value, missing argument
-        msg = e.format_message().replace("\n", " ")
-        sys.stderr.write(f"error: {msg}\n")
+        sys.stderr.write(f"error: {one_line(e.format_message())}\n")
         return e.exit_code
     except RunInterrupted as e:
-        sys.stderr.write(f"stopped: {e}\n")
+        sys.stderr.write(f"stopped: {one_line(e)}\n")
         return e.code
     except (UserError, DDPGKitError) as e:
-        sys.stderr.write(f"error: {e}\n")
+        sys.stderr.write(f"error: {one_line(e)}\n")
         return EXIT_ERROR
     except OSError as e:
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        sys.stderr.write(f"error: {where}{e.strerror or e}\n")
+        sys.stderr.write(f"error: {one_line(f'{where}{e.strerror or e}')}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

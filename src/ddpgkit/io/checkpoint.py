@@ -38,7 +38,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .._version import __version__
-from ..errors import CheckpointError
+from ..errors import CheckpointError, one_line
 from .atomic import default_mode, fsync_dir
 
 FORMAT = "ddpgkit-checkpoint"
@@ -172,7 +172,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     except OSError as e:
         raise CheckpointError(f"{mpath}: cannot read: {e.strerror or e}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{mpath}: not valid JSON ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"{mpath}: not valid JSON ({type(e).__name__}: {one_line(e)})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CheckpointError(f"{mpath}: not a ddpgkit checkpoint manifest")
     if manifest.get("version") != VERSION:
@@ -222,7 +222,7 @@ def load_checkpoint(path: str | Path, only: tuple[str, ...] | None = None
         try:
             out[name] = st_load(blob)
         except (SafetensorError, ValueError, RuntimeError) as e:
-            raise CheckpointError(f"{fpath}: not a valid safetensors file ({e})") from None
+            raise CheckpointError(f"{fpath}: not a valid safetensors file ({one_line(e)})") from None
     if only is not None:
         missing = set(only) - set(out)
         if missing:

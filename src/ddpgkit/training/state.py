@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, one_line
 from .loop import Agent, Trainer
 
 
@@ -124,7 +124,7 @@ def restore_training_state(agent: TrainableAgent, tensors: dict[str, torch.Tenso
     """Put :func:`training_state`'s output back into a freshly built agent of the same config."""
     version = meta.get("version")
     if type(version) is not int or version != STATE_VERSION:
-        raise CheckpointError(f"{where}: training state version {meta.get('version')!r} is not supported")
+        raise CheckpointError(f"{where}: training state version {one_line(repr(meta.get('version')))} is not supported")
     try:
         _load_optimizer("actor_optimizer", agent.actor_optimizer, tensors, meta["actor_optimizer"])
         _load_optimizer("critic_optimizer", agent.critic_optimizer, tensors, meta["critic_optimizer"])
@@ -140,10 +140,14 @@ def restore_training_state(agent: TrainableAgent, tensors: dict[str, torch.Tenso
         env.unwrapped.np_random.bit_generator.state = meta["env_rng"]
         env.action_space.np_random.bit_generator.state = meta["action_space_rng"]
         if meta["trainer"] is not None:
-            agent.trainer = Trainer(agent)
-            agent.trainer.load_state_dict({k[len("trainer."):]: v for k, v in tensors.items()
-                                           if k.startswith("trainer.")}, meta["trainer"])
+            trainer = Trainer(agent)
+            trainer.load_state_dict({k[len("trainer."):]: v for k, v in tensors.items() if k.startswith("trainer.")},
+                                    meta["trainer"])
+            # every env step stores one transition
+            if agent.buffer.size != min(trainer.step, agent.buffer.capacity):
+                raise ValueError(f"the replay buffer holds {agent.buffer.size} transitions after {trainer.step} steps")
+            agent.trainer = trainer
     except CheckpointError:
         raise
     except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
-        raise CheckpointError(f"{where}: training state is inconsistent ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"{where}: training state is inconsistent ({type(e).__name__}: {one_line(e)})") from None

@@ -1,0 +1,94 @@
+"""run_experiment: the life of a training run as a library call, equal to `ddpgkit train`."""
+
+import hashlib
+import json
+
+import pytest
+
+from ddpgkit import Callback, DDPGConfig, prepare_experiment, resume_experiment, run_experiment
+from ddpgkit.errors import ConfigError, RunError
+from ddpgkit.io.rundir import list_checkpoints, read_metrics
+
+from tests.clihelp import run_subprocess
+
+CONFIG = dict(total_steps=600, learning_starts=100, hidden=(32, 32), batch_size=32, buffer_size=2000,
+              eval_interval=200, eval_episodes=2, checkpoint_interval=200, keep_checkpoints=5, seed=3, noise="ou")
+FLAGS = ["--steps", "600", "--learning-starts", "100", "--hidden", "32,32", "--batch-size", "32",
+         "--buffer-size", "2000",
+         "--eval-interval", "200", "--eval-episodes", "2", "--checkpoint-interval", "200", "--keep-checkpoints", "5",
+         "--seed", "3", "--noise", "ou"]
+TIMING = {"steps_per_s", "wall_s", "train_s"}
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_run_experiment_writes_what_ddpgkit_train_writes(tmp_path):
+    cli_run, lib_run = tmp_path / "cli", tmp_path / "lib"
+    r = run_subprocess("train", "Pendulum-v1", *FLAGS, "--out", cli_run)
+    assert r.code == 0, r.err
+    result = run_experiment("Pendulum-v1", DDPGConfig(**CONFIG), lib_run)
+
+    assert result.run_dir == lib_run and result.checkpoint == lib_run / "checkpoints" / "600"
+    assert sorted(p.name for p in cli_run.iterdir()) == sorted(p.name for p in lib_run.iterdir())
+    assert (cli_run / "config.toml").read_text() == (lib_run / "config.toml").read_text()
+    strip = [{k: v for k, v in row.items() if k not in TIMING} for row in read_metrics(cli_run)]
+    assert strip == [{k: v for k, v in row.items() if k not in TIMING} for row in read_metrics(lib_run)]
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (cli_run, lib_run)]
+    assert summaries[1] == result.summary
+    assert [{k: v for k, v in s.items() if k not in TIMING} for s in summaries][0] == \
+        {k: v for k, v in summaries[1].items() if k not in TIMING}
+    # the same checkpoints, byte for byte: four networks, optimisers, buffer, every generator
+    assert [p.name for p in list_checkpoints(cli_run)] == [p.name for p in list_checkpoints(lib_run)] == \
+        ["600", "400", "200"]
+    for a, b in zip(list_checkpoints(cli_run), list_checkpoints(lib_run)):
+        for name in ("model.safetensors", "training.safetensors"):
+            assert digest(a / name) == digest(b / name)
+
+
+class InodeAtEnd(Callback):
+    """Records the final periodic checkpoint's manifest (inode, mtime) when the loop ends."""
+
+    def __init__(self, path):
+        self.path, self.seen = path, None
+
+    def on_training_end(self, trainer):
+        st = self.path.stat()
+        self.seen = (st.st_ino, st.st_mtime_ns)
+
+
+def test_the_final_checkpoint_is_not_written_twice(tmp_path):
+    """Pendulum episodes are 200 steps: the periodic checkpoint due at 400 is taken at step 400, which is
+    also the final state. The final save must reuse it, not write the whole buffer again."""
+    cfg = DDPGConfig(**{**CONFIG, "total_steps": 400})
+    manifest = tmp_path / "run" / "checkpoints" / "400" / "manifest.json"
+    probe = InodeAtEnd(manifest)
+    result = run_experiment("Pendulum-v1", cfg, tmp_path / "run", callbacks=probe)
+    st = manifest.stat()
+    assert probe.seen == (st.st_ino, st.st_mtime_ns)  # untouched after the loop ended
+    assert [step for step, _ in result.saved] == [200, 400]
+    assert result.checkpoint == manifest.parent
+
+
+def test_resume_and_extend_from_python(tmp_path):
+    run = tmp_path / "run"
+    full = run_experiment("Pendulum-v1", DDPGConfig(**CONFIG), run)
+    with pytest.raises(ConfigError, match="gamma differs"):
+        prepare_experiment("Pendulum-v1", DDPGConfig(**CONFIG, gamma=0.9), run, resume=True)
+    with pytest.raises(RunError, match="already holds a run"):
+        prepare_experiment("Pendulum-v1", DDPGConfig(**CONFIG), run)
+    with pytest.raises(RunError, match="already has 600 steps"):
+        resume_experiment(run)
+    exp = resume_experiment(run, total_steps=800)
+    assert exp.resumed_from == run / "checkpoints" / "600" and exp.agent.num_timesteps == 600
+    longer = exp.run()
+    assert longer.summary["steps"] == 800 and longer.summary["resumed"] is True
+    assert len(read_metrics(run)) > len(full.agent.trainer.history)
+
+
+def test_default_config_and_run_dir_from_a_preset(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exp = prepare_experiment("ddpgkit/Mirror-v0", preset="pendulum")
+    assert exp.run_dir.as_posix() == "runs/ddpgkit_Mirror-v0-s0"
+    assert exp.agent.config == DDPGConfig.preset("pendulum") and exp.preset == "pendulum"

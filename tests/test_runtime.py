@@ -1,0 +1,56 @@
+"""What the runtime knows about this machine: CPU features for bf16, the device, the thread policy."""
+
+import platform
+from pathlib import Path
+
+import pytest
+import torch
+
+from ddpgkit import DDPG, DDPGConfig
+from ddpgkit.errors import ConfigError
+from ddpgkit.runtime import check_precision, cpu_description, cpu_has_bf16, cpu_summary, resolve_device
+
+from tests.clihelp import assert_one_line_error, run_cli
+
+CPU = torch.device("cpu")
+
+
+def test_bf16_is_refused_on_a_cpu_without_bf16_instructions():
+    avx2_only = frozenset({"sse4_2", "avx", "avx2", "fma"})  # the AMD EPYC of issue 9
+    with pytest.raises(ConfigError, match="precision bf16 needs a CPU with bfloat16 instructions.*use fp32"):
+        check_precision("bf16", CPU, avx2_only)
+    for flags in ({"avx512f", "avx512_bf16"}, {"amx_bf16", "amx_tile"}, {"asimd", "bf16"}):  # x86 AVX-512/AMX, Arm
+        check_precision("bf16", CPU, frozenset(flags))
+    check_precision("fp32", CPU, avx2_only)
+    check_precision("bf16", torch.device("cuda"), avx2_only)  # GPUs are not judged by the host CPU
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="Linux only")
+def test_cpu_flags_are_read_from_proc_cpuinfo():
+    text = Path("/proc/cpuinfo").read_text()
+    line = next(ln for ln in text.splitlines() if ln.split(":")[0].strip() in ("flags", "Features"))
+    model, flags = cpu_description()
+    assert flags == frozenset(line.split(":", 1)[1].split())
+    assert model in text or model == (platform.processor() or platform.machine())
+    assert model in cpu_summary()
+    assert cpu_has_bf16() == any(f in flags for f in ("avx512_bf16", "amx_bf16", "bf16"))
+
+
+def test_bf16_on_this_machine_runs_or_says_why_in_one_line(tmp_path, capsys):
+    args = ["train", "ddpgkit/Mirror-v0", "--precision", "bf16", "--steps", "60", "--learning-starts", "20",
+            "--batch-size", "8", "--hidden", "16,16", "--eval-episodes", "2", "--out", tmp_path / "run"]
+    if cpu_has_bf16():
+        assert DDPG("ddpgkit/Mirror-v0", DDPGConfig(precision="bf16")).config.precision == "bf16"
+        assert run_cli(capsys, *args).code == 0
+    else:
+        with pytest.raises(ConfigError, match="bfloat16 instructions"):
+            DDPG("ddpgkit/Mirror-v0", DDPGConfig(precision="bf16"))
+        assert_one_line_error(run_cli(capsys, *args), "precision bf16 needs a CPU with bfloat16 instructions")
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == CPU
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda:0")
