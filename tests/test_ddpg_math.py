@@ -153,9 +153,19 @@ def test_handwritten_and_autograd_updates_train_identically(activation):
     assert losses[0] == losses[1]
 
 
+@pytest.mark.parametrize("kernel", ["private", "public"])
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
-def test_adam_step_equals_optimizer_step_bit_for_bit(weight_decay):
+def test_adam_step_equals_optimizer_step_bit_for_bit(weight_decay, kernel, monkeypatch):
+    """Both ways adam_step calls the fused kernel — torch's private kernel where this torch has it,
+    else the public functional Adam (forced here as a torch without the private one would) — give
+    what optimizer.step() gives, bit for bit."""
+    from ddpgkit.algo import optim
     from ddpgkit.algo.optim import adam_step, make_adam
+
+    if kernel == "public":
+        monkeypatch.setattr(optim, "FUSED_KERNEL", None)
+    else:
+        assert optim.FUSED_KERNEL is not None, "torch 2.13 has torch._fused_adam_; the fast path would be the fallback"
 
     torch.manual_seed(0)
     nets_ = [torch.nn.Linear(5, 3), copy.deepcopy(torch.nn.Linear(5, 3))]

@@ -50,3 +50,17 @@ def test_make_targets_run_what_the_readme_says():
     assert [c.split("ddpgkit ", 1)[1] for c in commands("run")] == ["train Pendulum-v1 --preset pendulum --overwrite"]
     text = README.read_text()
     assert "`make fit` runs the chapter's fit" in text
+
+
+def test_architecture_names_every_module():
+    """docs/ARCHITECTURE.md is the map of the code: every module of the package appears in it."""
+    doc = (README.parent / "docs" / "ARCHITECTURE.md").read_text()
+    package = README.parent / "src" / "ddpgkit"
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        name = path.name
+        if name == "__init__.py" and path.parent != package:
+            name = path.parent.name + "/"
+        if name not in doc:
+            missing.append(str(path.relative_to(package)))
+    assert not missing, f"docs/ARCHITECTURE.md does not mention: {missing}"
