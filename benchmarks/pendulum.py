@@ -14,7 +14,6 @@ import argparse
 import multiprocessing as mp
 import statistics
 import time
-
 import tomllib
 
 from common import machine

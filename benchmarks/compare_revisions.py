@@ -1,0 +1,153 @@
+"""ddpgkit at two git revisions, side by side: the same numbers, and the same speed?
+
+Checks out REF (default: the previous commit) into a temporary git worktree and measures both trees
+in fresh processes, alternating base / this tree, each pinned to one core with one torch thread:
+
+* env steps/s of the training loop on Pendulum-v1 (batch 256, one update per step, 500 warm-up
+  steps, Gaussian noise 0.05 of the action scale), per network size;
+* the update alone on a fixed batch (µs) and one Adam step (µs), 64-64;
+* a fingerprint of a short training run's final weights (SHA-256 of the four networks' tensors):
+  equal fingerprints mean the two revisions compute bit-identical training.
+
+    .venv/bin/python benchmarks/compare_revisions.py [--base HEAD~1] [--sizes 64,64 256,256 400,300]
+        [--reps 3] [--steps 1500]
+
+Works with every layout ddpgkit has had (the child script tries the old and the new import paths).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import machine, spread, table
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHILD = r'''
+import hashlib, os, sys, time
+import numpy as np
+import torch
+torch.set_num_threads(1)
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {0})
+from ddpgkit import DDPG, DDPGConfig
+try:
+    from ddpgkit import Callback
+except ImportError:
+    from ddpgkit.train import Callback
+try:
+    from ddpgkit.algo.optim import adam_step
+except ImportError:
+    from ddpgkit.ddpg import adam_step
+what, arg, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+LS = 500
+if what == "loop":
+    hidden = tuple(int(x) for x in arg.split(","))
+    marks = {}
+    class Clock(Callback):
+        def on_step(self, t):
+            if t.step in (LS, LS + steps):
+                marks[t.step] = time.perf_counter()
+    cfg = DDPGConfig(hidden=hidden, batch_size=256, learning_starts=LS, buffer_size=100_000, gamma=0.99, tau=0.005,
+                     noise_scale=0.05, eval_interval=0, eval_episodes=1, total_steps=LS + steps, seed=0)
+    DDPG("Pendulum-v1", cfg).learn(LS + steps, callback=Clock())  # from 0: the old absolute and new additive agree
+    print(steps / (marks[LS + steps] - marks[LS]))
+elif what == "update":
+    agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(64, 64), batch_size=256, learning_starts=0))
+    rows = torch.randn(256, agent.buffer.width, generator=torch.Generator().manual_seed(0))
+    rows[:, -2:] = (rows[:, -2:] > 1.5).float()
+    batch = agent.buffer.split(rows)
+    for _ in range(300):
+        agent.update(batch)
+    best = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(steps):
+            agent.update(batch)
+        best.append((time.perf_counter() - t) / steps * 1e6)
+    opt = agent.critic_optimizer
+    adam = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(steps):
+            adam_step(opt)
+        adam.append((time.perf_counter() - t) / steps * 1e6)
+    print(min(best), min(adam))
+else:  # fingerprint of a short run's final weights
+    cfg = DDPGConfig(hidden=(32, 32), batch_size=64, learning_starts=200, total_steps=1200, eval_interval=600,
+                     eval_episodes=2, noise="ou", seed=int(arg))
+    agent = DDPG("Pendulum-v1", cfg).learn(1200)
+    h = hashlib.sha256()
+    for name, t in sorted(agent.model_tensors().items()):
+        h.update(name.encode()); h.update(t.numpy().tobytes())
+    print(h.hexdigest()[:16])
+'''
+
+
+def run(tree: Path, *args: str) -> str:
+    env = dict(os.environ, PYTHONPATH=str(tree / "src"), OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=env, timeout=1800)
+    if p.returncode != 0:
+        raise SystemExit(f"{tree}: {' '.join(args)} failed:\n{p.stderr[-3000:]}")
+    return p.stdout.strip()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--base", default="HEAD~1", help="git revision to compare this working tree against")
+    p.add_argument("--sizes", nargs="+", default=["64,64", "256,256", "400,300"])
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--steps", type=int, default=1500, help="timed env steps per loop run")
+    a = p.parse_args()
+    base_rev = subprocess.run(["git", "rev-parse", "--short", a.base], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    head_rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True).stdout
+    tmp = Path(tempfile.mkdtemp(prefix="ddpgkit-base-"))
+    subprocess.run(["git", "worktree", "add", "--detach", str(tmp / "tree"), a.base], cwd=ROOT, check=True,
+                   capture_output=True)
+    trees = {"base": tmp / "tree", "this": ROOT}
+    try:
+        print(f"machine: {machine()}")
+        print(f"base {a.base} = {base_rev}; this tree = {head_rev}{' + uncommitted changes in src/' if dirty else ''}; "
+              f"fresh process per measurement, alternating base / this, 1 core, 1 torch thread\n")
+        rows = []
+        for size in a.sizes:
+            res: dict[str, list[float]] = {"base": [], "this": []}
+            for _ in range(a.reps):
+                for name, tree in trees.items():
+                    res[name].append(float(run(tree, "loop", size, str(a.steps))))
+            ratio = [t / b for t, b in zip(res["this"], res["base"])]
+            rows.append([size.replace(",", "-") + " env steps/s", spread(res["base"]), spread(res["this"]),
+                         spread(ratio, "{:.2f}")])
+            print(table(["measure", "base", "this", "this / base"], rows[-1:]).splitlines()[-1], flush=True)
+        upd: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
+        for _ in range(a.reps):
+            for name, tree in trees.items():
+                u, ad = run(tree, "update", "", "1000").split()
+                upd[name].append((float(u), float(ad)))
+        for i, label in enumerate(["64-64 update (µs)", "one Adam step (µs)"]):
+            b, t = [x[i] for x in upd["base"]], [x[i] for x in upd["this"]]
+            rows.append([label, spread(b), spread(t), spread([y / x for x, y in zip(b, t)], "{:.2f}")])
+        print()
+        print(table(["measure", "base", "this", "this / base"], rows))
+        print("\nvalues: median (min–max) over repetitions")
+        print("\nfinal weights of a 1200-step run (seeds 0-2), SHA-256 of the four networks:")
+        for seed in range(3):
+            fp = {name: run(tree, "fingerprint", str(seed), "0") for name, tree in trees.items()}
+            verdict = "identical" if fp["base"] == fp["this"] else "DIFFERENT"
+            print(f"  seed {seed}: base {fp['base']}  this {fp['this']}  {verdict}")
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tmp / "tree")], cwd=ROOT, capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
