@@ -131,10 +131,10 @@ def test_bit_flip_and_edited_manifest(tmp_path):
     with pytest.raises(CheckpointError, match="manifest.json: checksum mismatch"):
         load_checkpoint(q)
     # even with a recomputed checksum, a path outside the directory is refused
-    from ddpgkit.io.checkpoint import _manifest_checksum
+    from ddpgkit.io.manifest import manifest_checksum
 
     m["files"]["../../etc/passwd.safetensors"] = m["files"].pop("model.safetensors")
-    m["checksum"] = _manifest_checksum(m)
+    m["checksum"] = manifest_checksum(m)
     (q / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(CheckpointError, match="bad file name"):
         load_checkpoint(q)

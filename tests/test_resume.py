@@ -314,7 +314,7 @@ def test_edited_metadata_with_a_recomputed_checksum_loads_exactly_or_fails_clean
     import shutil
 
     from ddpgkit.errors import DDPGKitError
-    from ddpgkit.io.checkpoint import _manifest_checksum, read_manifest
+    from ddpgkit.io.manifest import manifest_checksum, read_manifest
 
     agent, src = saved_agent
     d = tmp_path_factory.mktemp("edit")
@@ -334,7 +334,7 @@ def test_edited_metadata_with_a_recomputed_checksum_loads_exactly_or_fails_clean
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = data.draw(_json)
-    m["checksum"] = _manifest_checksum(m)
+    m["checksum"] = manifest_checksum(m)
     (p / "manifest.json").write_text(json.dumps(m))
     try:
         loaded = DDPG.load(p)

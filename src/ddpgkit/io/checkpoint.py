@@ -19,8 +19,6 @@ then parses the tensors; any failure is a :class:`~ddpgkit.errors.CheckpointErro
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import glob
 import hashlib
 import json
@@ -40,11 +38,16 @@ from safetensors.torch import save as st_save
 from .._version import __version__
 from ..errors import CheckpointError, one_line
 from .atomic import default_mode, fsync_dir
-
-FORMAT = "ddpgkit-checkpoint"
-VERSION = 1
-MANIFEST = "manifest.json"
-_MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+from .manifest import (
+    FORMAT,
+    MANIFEST,
+    VERSION,
+    checkpoint_location,
+    exchange,
+    manifest_checksum,
+    read_manifest,
+    replaced_name,
+)
 
 
 def versions() -> dict[str, str]:
@@ -74,7 +77,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, dict[str, torch.Tensor]
             files[fname] = {"size": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
         manifest = {"format": FORMAT, "version": VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "versions": versions(), "files": files, "meta": meta}
-        manifest["checksum"] = _manifest_checksum(manifest)
+        manifest["checksum"] = manifest_checksum(manifest)
         _write_synced(tmp / MANIFEST, (json.dumps(manifest, indent=1, allow_nan=False) + "\n").encode())
         fsync_dir(tmp)
         _move_into_place(tmp, path)
@@ -82,44 +85,6 @@ def save_checkpoint(path: str | Path, tensors: dict[str, dict[str, torch.Tensor]
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
-
-
-def replaced_name(path: Path) -> Path:
-    """Where the fallback replacement parks the old checkpoint for a moment: ``.<name>.replaced``."""
-    return path.with_name(f".{path.name}.replaced")
-
-
-def checkpoint_location(path: str | Path) -> Path:
-    """``path``, or the old checkpoint a fallback replacement parked beside it if a crash came right
-    after moving it aside (``path`` missing, ``.<name>.replaced`` present)."""
-    path = Path(path)
-    parked = replaced_name(path)
-    if not path.exists() and parked.is_dir():
-        return parked
-    return path
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two existing paths (Linux ``renameat2`` with ``RENAME_EXCHANGE``).
-
-    Returns False where that is not available (no such libc function, an old kernel, a file system
-    without it); raises OSError for a real failure."""
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
 
 
 def _move_into_place(tmp: Path, path: Path) -> None:
@@ -143,54 +108,11 @@ def _move_into_place(tmp: Path, path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def _manifest_checksum(manifest: dict[str, Any]) -> str:
-    """SHA-256 of the manifest's canonical JSON without its own checksum field."""
-    body = {k: v for k, v in manifest.items() if k != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def _write_synced(path: Path, data: bytes) -> None:
     with open(path, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The checked manifest of the checkpoint directory ``path`` (see :func:`checkpoint_location`)."""
-    path = checkpoint_location(path)
-    mpath = path / MANIFEST
-    if not path.is_dir():
-        raise CheckpointError(f"{path}: not a checkpoint directory")
-    try:
-        size = mpath.stat().st_size
-        if size > _MAX_MANIFEST_BYTES:
-            raise CheckpointError(f"{mpath}: manifest is implausibly large ({size} bytes)")
-        manifest = json.loads(mpath.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{mpath}: missing (not a ddpgkit checkpoint, or an interrupted save)") from None
-    except OSError as e:
-        raise CheckpointError(f"{mpath}: cannot read: {e.strerror or e}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{mpath}: not valid JSON ({type(e).__name__}: {one_line(e)})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{mpath}: not a ddpgkit checkpoint manifest")
-    if manifest.get("version") != VERSION:
-        raise CheckpointError(f"{mpath}: checkpoint format version {manifest.get('version')!r} is not supported "
-                              f"(this ddpgkit reads version {VERSION})")
-    if manifest.get("checksum") != _manifest_checksum(manifest):
-        raise CheckpointError(f"{mpath}: checksum mismatch (the manifest is corrupt or was edited)")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not isinstance(manifest.get("meta"), dict):
-        raise CheckpointError(f"{mpath}: manifest lacks its 'files' or 'meta' table")
-    for fname, entry in files.items():
-        if (not isinstance(fname, str) or not fname.endswith(".safetensors") or "/" in fname or "\\" in fname
-                or fname.startswith(".")):
-            raise CheckpointError(f"{mpath}: bad file name {fname!r} in manifest")
-        if (not isinstance(entry, dict) or not isinstance(entry.get("size"), int) or isinstance(entry.get("size"), bool)
-                or not isinstance(entry.get("sha256"), str)):
-            raise CheckpointError(f"{mpath}: bad entry for {fname} in manifest")
-    return manifest
 
 
 def load_checkpoint(path: str | Path, only: tuple[str, ...] | None = None

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import CheckpointError, RunError
 from .atomic import atomic_write_json, atomic_write_text, ensure_writable_dir
-from .checkpoint import read_manifest
+from .manifest import read_manifest
 
 CONFIG = "config.toml"
 METRICS = "metrics.csv"

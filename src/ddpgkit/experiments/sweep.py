@@ -1,0 +1,424 @@
+"""Sweeps: a grid of env ids × seeds × values of any :class:`~ddpgkit.DDPGConfig` field, each trial an
+ordinary run directory trained by :func:`~ddpgkit.experiments.run.run_experiment`, scheduled on Ray.
+
+A spec is a TOML file::
+
+    envs = ["Pendulum-v1"]          # required: Gymnasium ids
+    seeds = "0-9"                   # required: a list of seeds or a range "a-b" (inclusive)
+    preset = "pendulum"             # optional: the base preset
+    cpus_per_trial = 1              # optional (default 1); gpus_per_trial = 0.0 (a fraction is fine)
+    max_retries = 3                 # optional: retries of a trial whose worker process or node dies
+
+    [config]                        # optional: DDPGConfig values for every trial
+    total_steps = 20000
+
+    [grid]                          # optional: a list of values per DDPGConfig field (or "preset")
+    tau = [0.005, 0.01]
+
+Trials run as Ray tasks. A trial checkpoints as ``ddpgkit train`` does; if its worker dies (kill -9,
+a lost node) Ray runs it again and it resumes from its newest checkpoint (``resume=True``), ending with
+the weights an uninterrupted trial has. A trial that fails on its own (an unknown env, NaN from the
+env, a bad value) is reported with its one-line error and the others go on. Running the same sweep
+again skips finished trials and resumes unfinished ones.
+
+Ray: without ``address`` a local instance is started on this machine's cores, listening on 127.0.0.1
+with token authentication on, and stopped at the end. With ``address`` the sweep joins that cluster
+with its token (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``); the token is never
+written into the sweep directory. Every node must see the sweep directory at the same path (a shared
+file system), as the trials write their run directories there.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import itertools
+import json
+import logging
+import math
+import os
+import re
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..config import PRESETS, DDPGConfig
+from ..errors import ConfigError, DDPGKitError, RunError, one_line
+from ..io.atomic import atomic_write_text, ensure_writable_dir
+from ..io.rundir import CONFIG, METRICS, SUMMARY, read_metrics, read_summary
+from .run import run_experiment
+
+try:  # Ray is an optional extra: pip install 'ddpgkit[ray]'
+    import ray
+    from ray.exceptions import RayError
+except ImportError:  # pragma: no cover - exercised where the extra is missing
+    ray = None
+    RayError = RuntimeError
+
+SPEC_KEYS = {"envs", "seeds", "preset", "cpus_per_trial", "gpus_per_trial", "max_retries", "config", "grid"}
+TOKEN_ENV, TOKEN_PATH_ENV = "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"
+
+
+class SweepError(DDPGKitError, ValueError):
+    """A sweep spec is invalid, or the sweep cannot run (no Ray, no token, no cluster)."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One run of a sweep: an env, a preset, the values that vary, a seed and its run directory."""
+
+    name: str
+    env_id: str
+    preset: str | None
+    varied: dict[str, Any]
+    seed: int
+    config: DDPGConfig
+    run_dir: Path
+
+
+@dataclass
+class SweepSpec:
+    envs: list[str]
+    seeds: list[int]
+    preset: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_retries: int = 3
+
+    @classmethod
+    def load(cls, path: str | Path) -> SweepSpec:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise SweepError(f"{path}: cannot read: {e.strerror or e}") from None
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise SweepError(f"{path}: invalid TOML: {one_line(e)}") from None
+        return cls.from_dict(data, str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "spec") -> SweepSpec:
+        for key in data:
+            if key not in SPEC_KEYS:
+                close = difflib.get_close_matches(key, SPEC_KEYS, n=1)
+                raise SweepError(f"{source}: unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+        envs = data.get("envs")
+        if isinstance(envs, str):
+            envs = [envs]
+        if not (isinstance(envs, list) and envs and all(isinstance(e, str) and e for e in envs)):
+            raise SweepError(f"{source}: envs must be a non-empty list of Gymnasium ids")
+        seeds = _parse_seeds(data.get("seeds"), source)
+        preset = data.get("preset")
+        if preset is not None and preset not in PRESETS:
+            raise SweepError(f"{source}: unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+        config, grid = data.get("config", {}), data.get("grid", {})
+        if not isinstance(config, dict) or not isinstance(grid, dict):
+            raise SweepError(f"{source}: [config] and [grid] must be tables")
+        known = {f.name for f in fields(DDPGConfig)}
+        for table, keys in (("config", config), ("grid", grid)):
+            for key in keys:
+                if key in ("seed",):
+                    raise SweepError(f"{source}: [{table}] cannot set seed; list seeds in `seeds`")
+                if key not in known and not (table == "grid" and key == "preset"):
+                    close = difflib.get_close_matches(key, known, n=1)
+                    raise SweepError(f"{source}: [{table}] unknown key {key!r}"
+                                     + (f"; did you mean {close[0]!r}?" if close else ""))
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise SweepError(f"{source}: [grid] {key} must be a non-empty list of values")
+            if key == "preset" and any(v not in PRESETS for v in values):
+                raise SweepError(f"{source}: [grid] preset values must be among {', '.join(PRESETS)}")
+        res = {}
+        for key, default in (("cpus_per_trial", 1.0), ("gpus_per_trial", 0.0)):
+            v = data.get(key, default)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise SweepError(f"{source}: {key} must be a number >= 0, got {v!r}")
+            res[key] = float(v)
+        if res["cpus_per_trial"] <= 0:
+            raise SweepError(f"{source}: cpus_per_trial must be > 0")
+        retries = data.get("max_retries", 3)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise SweepError(f"{source}: max_retries must be an integer >= 0, got {retries!r}")
+        spec = cls(list(envs), seeds, preset, dict(config), {k: list(v) for k, v in grid.items()},
+                   res["cpus_per_trial"], res["gpus_per_trial"], retries)
+        spec.trials(Path("."))  # every combination must be a valid config, named now rather than mid-sweep
+        return spec
+
+    def trials(self, out: Path) -> list[Trial]:
+        """Every trial: envs × grid combinations × seeds, in that order."""
+        keys = list(self.grid)
+        combos = list(itertools.product(*(self.grid[k] for k in keys))) or [()]
+        out_trials, names = [], set()
+        for env_id in self.envs:
+            for combo in combos:
+                varied = dict(zip(keys, combo))
+                preset = varied.get("preset", self.preset)
+                values = {k: v for k, v in varied.items() if k != "preset"}
+                for seed in self.seeds:
+                    try:
+                        base = DDPGConfig.preset(preset) if preset else DDPGConfig()
+                        config = DDPGConfig.from_dict({**base.to_dict(), **self.config, **values, "seed": seed},
+                                                      "trial")
+                    except ConfigError as e:
+                        raise SweepError(f"{env_id} {_label(varied)} seed {seed}: {e}") from None
+                    name = _slug(f"{env_id}-{_label(varied)}-s{seed}" if varied else f"{env_id}-s{seed}")
+                    if name in names:
+                        raise SweepError(f"two trials would share the run directory {name}")
+                    names.add(name)
+                    out_trials.append(Trial(name, env_id, preset, varied, seed, config, out / "runs" / name))
+        return out_trials
+
+
+def _parse_seeds(value: Any, source: str) -> list[int]:
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value)
+        if not m or int(m.group(1)) > int(m.group(2)):
+            raise SweepError(f"{source}: seeds must be a list of integers or a range like '0-9', got {value!r}")
+        return list(range(int(m.group(1)), int(m.group(2)) + 1))
+    if (isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                  for s in value) and len(set(value)) == len(value)):
+        return list(value)
+    raise SweepError(f"{source}: seeds must be a non-empty list of distinct integers >= 0 or a range like '0-9'")
+
+
+def _label(varied: dict[str, Any]) -> str:
+    return "-".join(f"{k}={'x'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in varied.items())
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=+-]", "_", text)
+
+
+# ---- one trial, in a worker process ------------------------------------------------------------
+
+def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
+    """Train one trial into its run directory, resuming from its newest checkpoint if it has one.
+    Returns ``{"status": "done", "summary": ...}`` or ``{"status": "failed", "error": one line}``; a dying
+    worker process is Ray's to retry."""
+    run_dir = Path(payload["run_dir"])
+    try:
+        config = DDPGConfig.from_dict(payload["config"], "trial")
+        if (run_dir / SUMMARY).is_file():  # finished already (a retry after the final save, or a re-run)
+            summary = read_summary(run_dir)
+            if summary.get("steps", 0) >= config.total_steps:
+                return {"status": "done", "summary": summary}
+        result = run_experiment(payload["env_id"], config, run_dir, preset=payload["preset"], resume=True)
+        return {"status": "done", "summary": result.summary}
+    except DDPGKitError as e:
+        return {"status": "failed", "error": one_line(e)}
+    except Exception as e:  # noqa: BLE001 - a trial's own failure must not stop the others
+        return {"status": "failed", "error": one_line(f"{type(e).__name__}: {e}")}
+
+
+# ---- the driver --------------------------------------------------------------------------------
+
+@dataclass
+class TrialStatus:
+    """What the driver knows of a trial: state pending/running/done/failed/skipped, and its progress
+    read from its run directory (steps, env steps/s, the latest evaluation)."""
+
+    trial: Trial
+    state: str = "pending"
+    steps: int = 0
+    steps_per_s: float | None = None
+    last_eval: float | None = None
+    final_eval: float | None = None
+    best_eval: float | None = None
+    wall_s: float | None = None
+    error: str | None = None
+
+    def refresh(self) -> None:
+        """Read the progress from the run directory's metrics.csv (written and flushed while it trains)."""
+        if not (self.trial.run_dir / METRICS).is_file():
+            return
+        try:
+            rows = read_metrics(self.trial.run_dir)
+        except RunError:
+            return  # a row being written
+        if rows:
+            self.steps = int(rows[-1]["step"] or 0)
+            rates = [r["steps_per_s"] for r in rows if r.get("steps_per_s") is not None]
+            self.steps_per_s = rates[-1] if rates else None
+            evals = [r["eval_mean"] for r in rows if r.get("eval_mean") is not None]
+            self.last_eval = evals[-1] if evals else None
+            self.best_eval = max(evals) if evals else None
+
+
+@dataclass
+class SweepResult:
+    out: Path
+    statuses: list[TrialStatus]
+    files: list[Path]
+
+    @property
+    def failed(self) -> list[TrialStatus]:
+        return [s for s in self.statuses if s.state == "failed"]
+
+
+RESULT_COLUMNS = ("trial", "env_id", "varied", "seed", "status", "final_eval", "best_eval", "steps", "wall_s",
+                  "run_dir", "error")
+
+
+def _finished(trial: Trial) -> bool:
+    try:
+        summary = read_summary(trial.run_dir)
+    except RunError:
+        return False
+    return summary.get("steps", 0) >= trial.config.total_steps and (trial.run_dir / CONFIG).is_file()
+
+
+def token_available() -> bool:
+    """Whether this process can present a Ray auth token: RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH
+    names, or ~/.ray/auth_token (Ray's own order)."""
+    if os.environ.get(TOKEN_ENV, "").strip():
+        return True
+    path = os.environ.get(TOKEN_PATH_ENV)
+    if path:
+        try:
+            return bool(Path(path).read_text().strip())
+        except OSError:
+            return False
+    try:
+        return bool((Path.home() / ".ray" / "auth_token").read_text().strip())
+    except OSError:
+        return False
+
+
+def _start_ray(address: str | None, num_cpus: int | None) -> None:
+    if ray is None:
+        raise SweepError("ddpgkit sweep runs on Ray, which is not installed: pip install 'ddpgkit[ray]'")
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
+        raise SweepError(f"RAY_AUTH_MODE={os.environ['RAY_AUTH_MODE']}: ddpgkit keeps Ray's token authentication "
+                         "on (an unauthenticated cluster runs code for anyone who reaches its ports); unset it")
+    os.environ["RAY_AUTH_MODE"] = "token"  # inherited by the local instance's processes
+    quiet = dict(log_to_driver=False, logging_level=logging.ERROR, include_dashboard=False,
+                 configure_logging=True)
+    try:
+        if address is None:
+            ray.init(num_cpus=num_cpus or os.cpu_count(), _node_ip_address="127.0.0.1", **quiet)
+        else:
+            if not token_available():
+                raise SweepError(f"--address {address}: no Ray auth token here; set {TOKEN_ENV} (or {TOKEN_PATH_ENV}) "
+                                 "to the cluster's token, or put it in ~/.ray/auth_token (ray get-auth-token)")
+            quiet.pop("include_dashboard")
+            ray.init(address=address, **quiet)
+    except SweepError:
+        raise
+    except (RayError, ConnectionError, RuntimeError, ValueError) as e:
+        where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
+        raise SweepError(f"cannot start {where}: {one_line(e)[:300]}") from None
+
+
+def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None, num_cpus: int | None = None,
+              on_progress: Callable[[list[TrialStatus]], None] | None = None, poll_s: float = 1.0) -> SweepResult:
+    """Run every trial of ``spec`` under ``out`` on Ray (module doc) and write results.csv and
+    results.md there. ``on_progress`` is called with every trial's status about every ``poll_s``."""
+    out = ensure_writable_dir(Path(out).resolve())
+    trials = spec.trials(out)
+    statuses = [TrialStatus(t) for t in trials]
+    todo = []
+    for s in statuses:
+        if _finished(s.trial):
+            s.state = "skipped"
+            _fill_from_summary(s)
+        else:
+            todo.append(s)
+    (out / "runs").mkdir(exist_ok=True)
+    started = time.perf_counter()
+    if todo:
+        _start_ray(address, num_cpus)
+        try:
+            remote = ray.remote(run_trial)
+            refs = {}
+            for s in todo:
+                t = s.trial
+                payload = {"env_id": t.env_id, "preset": t.preset, "config": t.config.to_dict(),
+                           "run_dir": str(t.run_dir)}
+                ref = remote.options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial,
+                                     max_retries=spec.max_retries, retry_exceptions=False,
+                                     name=f"ddpgkit-trial:{t.name}").remote(payload)
+                refs[ref] = s
+            pending = list(refs)
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1, timeout=poll_s)
+                for ref in ready:
+                    _collect(refs[ref], ref)
+                for s in refs.values():
+                    if s.state in ("pending", "running"):
+                        s.refresh()
+                        if s.steps > 0:
+                            s.state = "running"
+                if on_progress is not None:
+                    on_progress(statuses)
+        finally:
+            ray.shutdown()
+    elapsed = time.perf_counter() - started
+    files = _write_results(out, statuses, elapsed)
+    if on_progress is not None:
+        on_progress(statuses)
+    return SweepResult(out, statuses, files)
+
+
+def _collect(status: TrialStatus, ref: Any) -> None:
+    try:
+        result = ray.get(ref)
+    except RayError as e:  # the worker died more often than max_retries, or the node was lost for good
+        status.state, status.error = "failed", one_line(f"{type(e).__name__}: {e}")[:300]
+        return
+    if result["status"] == "done":
+        status.state = "done"
+        _fill_from_summary(status, result["summary"])
+    else:
+        status.state, status.error = "failed", result["error"]
+        status.refresh()
+
+
+def _fill_from_summary(status: TrialStatus, summary: dict[str, Any] | None = None) -> None:
+    summary = summary if summary is not None else read_summary(status.trial.run_dir)
+    status.refresh()
+    status.steps = int(summary.get("steps", status.steps))
+    status.final_eval = summary.get("final_eval_mean")
+    status.wall_s = summary.get("train_s")
+
+
+def _write_results(out: Path, statuses: list[TrialStatus], elapsed: float) -> list[Path]:
+    rows = []
+    for s in statuses:
+        t = s.trial
+        rows.append({"trial": t.name, "env_id": t.env_id, "varied": _label(t.varied) or "-", "seed": t.seed,
+                     "status": s.state, "final_eval": _num(s.final_eval), "best_eval": _num(s.best_eval),
+                     "steps": s.steps, "wall_s": _num(s.wall_s), "run_dir": str(t.run_dir.relative_to(out)),
+                     "error": s.error or ""})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    csv_path = atomic_write_text(out / "results.csv", buf.getvalue())
+    md_path = atomic_write_text(out / "results.md", results_markdown(rows, elapsed))
+    json_path = atomic_write_text(out / "sweep.json", json.dumps({"trials": rows, "driver_wall_s": elapsed},
+                                                                  indent=1) + "\n")
+    return [csv_path, md_path, json_path]
+
+
+def _num(v: float | None) -> str:
+    return "" if v is None else f"{v:.1f}"
+
+
+def results_markdown(rows: list[dict[str, Any]], elapsed: float | None = None) -> str:
+    """The results table: a row per trial (what differs from the base config, seed, status, final and
+    best evaluation, steps, training time)."""
+    lines = ["| trial | varied | seed | status | final eval | best eval | steps | train s |",
+             "|---|---|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        status = r["status"] + (f": {r['error']}" if r.get("error") else "")
+        lines.append(f"| {r['env_id']} | {r['varied']} | {r['seed']} | {status} | {r['final_eval']} | "
+                     f"{r['best_eval']} | {r['steps']} | {r['wall_s']} |")
+    if elapsed is not None:
+        lines.append(f"\nsweep wall time: {elapsed:.1f} s")
+    return "\n".join(lines) + "\n"
