@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import re
+import sys
 import time
 import tomllib
 from collections.abc import Callable
@@ -51,6 +52,11 @@ from ..errors import ConfigError, DDPGKitError, RunError, one_line
 from ..io.atomic import atomic_write_text, ensure_writable_dir
 from ..io.rundir import CONFIG, METRICS, SUMMARY, read_metrics, read_summary
 from .run import run_experiment
+
+# Ray reads RAY_AUTH_MODE once, when it is imported, and an explicit cluster address never turns token
+# authentication on by itself: set it before the import (unless the user chose a mode, or imported Ray first).
+if "RAY_AUTH_MODE" not in os.environ and "ray" not in sys.modules:
+    os.environ["RAY_AUTH_MODE"] = "token"
 
 try:  # Ray is an optional extra: pip install 'ddpgkit[ray]'
     import ray
@@ -293,10 +299,11 @@ def token_available() -> bool:
 def _start_ray(address: str | None, num_cpus: int | None) -> None:
     if ray is None:
         raise SweepError("ddpgkit sweep runs on Ray, which is not installed: pip install 'ddpgkit[ray]'")
-    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
-        raise SweepError(f"RAY_AUTH_MODE={os.environ['RAY_AUTH_MODE']}: ddpgkit keeps Ray's token authentication "
-                         "on (an unauthenticated cluster runs code for anyone who reaches its ports); unset it")
-    os.environ["RAY_AUTH_MODE"] = "token"  # inherited by the local instance's processes
+    mode = os.environ.get("RAY_AUTH_MODE", "").lower()
+    if mode != "token":
+        raise SweepError(f"RAY_AUTH_MODE={mode or '(unset)'} when Ray was imported: ddpgkit keeps Ray's token "
+                         "authentication on (an unauthenticated cluster runs code for anyone who reaches its ports); "
+                         "set RAY_AUTH_MODE=token before Ray is imported")
     quiet = dict(log_to_driver=False, logging_level=logging.ERROR, include_dashboard=False,
                  configure_logging=True)
     try:
