@@ -23,7 +23,7 @@ fit: install
 
 test: install
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest -q -n $(WORKERS) tests
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadgroup tests
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

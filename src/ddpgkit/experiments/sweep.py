@@ -30,6 +30,7 @@ file system), as the trials write their run directories there.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
 import io
@@ -42,7 +43,7 @@ import re
 import sys
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -296,6 +297,23 @@ def token_available() -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _stderr_to(log: Path) -> Iterator[None]:
+    """Send this process's file descriptor 2 to ``log`` for a while: Ray's C++ client writes its retry
+    warnings there directly (many lines while it waits for a cluster), which would bury the one line
+    a failure gets."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log, "ab") as fh:
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _start_ray(address: str | None, num_cpus: int | None) -> None:
     if ray is None:
         raise SweepError("ddpgkit sweep runs on Ray, which is not installed: pip install 'ddpgkit[ray]'")
@@ -308,7 +326,7 @@ def _start_ray(address: str | None, num_cpus: int | None) -> None:
                  configure_logging=True)
     try:
         if address is None:
-            ray.init(num_cpus=num_cpus or os.cpu_count(), _node_ip_address="127.0.0.1", **quiet)
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **quiet)  # always a new instance
         else:
             if not token_available():
                 raise SweepError(f"--address {address}: no Ray auth token here; set {TOKEN_ENV} (or {TOKEN_PATH_ENV}) "
@@ -339,7 +357,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None, n
     (out / "runs").mkdir(exist_ok=True)
     started = time.perf_counter()
     if todo:
-        _start_ray(address, num_cpus)
+        with _stderr_to(out / "ray-driver.log"):  # Ray's own console output, kept out of the way
+            _start_ray(address, num_cpus)
         try:
             remote = ray.remote(run_trial)
             refs = {}
@@ -364,7 +383,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None, n
                 if on_progress is not None:
                     on_progress(statuses)
         finally:
-            ray.shutdown()
+            with _stderr_to(out / "ray-driver.log"):
+                ray.shutdown()
     elapsed = time.perf_counter() - started
     files = _write_results(out, statuses, elapsed)
     if on_progress is not None:
