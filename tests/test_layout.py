@@ -149,3 +149,21 @@ def test_each_module_imports_alone_in_a_fresh_interpreter(chunk):
         results = list(pool.map(run, names))
     failed = [f"{n}: {e}" for n, code, e in results if code != 0]
     assert not failed, "\n".join(failed)
+
+
+def test_the_report_reads_run_directories_without_torch_or_ray():
+    """`ddpgkit.report` and everything it imports (statically) import neither torch nor Ray, and in a
+    fresh interpreter importing it loads neither (the package root's names are lazy)."""
+    edges = graph()
+    closure, todo = set(), ["ddpgkit.report"]
+    while todo:
+        m = todo.pop()
+        if m not in closure:
+            closure.add(m)
+            todo += edges[m]
+    heavy = [f"{m}: {name}" for m in sorted(closure) for name, _, _ in imported(m, MODULES[m])
+             if name.split(".")[0] in ("torch", "ray", "safetensors")]
+    assert not heavy and "ddpgkit.agent" not in closure, heavy
+    code = "import sys, ddpgkit.report; print(sorted({'torch', 'ray'} & set(sys.modules)))"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "[]", p.stdout + p.stderr

@@ -259,8 +259,8 @@ def cluster(tmp_path):
                             stderr=subprocess.DEVNULL)
     procs = [head]
     try:
-        probe = ("import logging, ray; ray.init(address='%s', logging_level=logging.ERROR); "
-                 "print(sum(n['Alive'] for n in ray.nodes()))" % address)
+        probe = (f"import logging, ray; ray.init(address='{address}', logging_level=logging.ERROR); "
+                 "print(sum(n['Alive'] for n in ray.nodes()))")
         deadline = time.time() + 90
         while time.time() < deadline:
             n = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout.strip()
@@ -309,8 +309,8 @@ def test_a_client_without_the_token_is_refused_by_the_cluster(cluster, tmp_path)
     home = tmp_path / "h"
     home.mkdir()
     base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    connect = ("import logging, ray\ntry:\n    ray.init(address='%s', logging_level=logging.ERROR)\n"
-               "    print('CONNECTED')\nexcept Exception as e:\n    print('REFUSED', type(e).__name__)" % address)
+    connect = (f"import logging, ray\ntry:\n    ray.init(address='{address}', logging_level=logging.ERROR)\n"
+               "    print('CONNECTED')\nexcept Exception as e:\n    print('REFUSED', type(e).__name__)")
     for env in (dict(base, HOME=str(home), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="not-" + token),
                 dict(base, HOME=str(home), RAY_AUTH_MODE="disabled")):
         r = subprocess.run([sys.executable, "-c", connect], env=env, capture_output=True, text=True, timeout=120)

@@ -1,28 +1,39 @@
 """ddpgkit: the neural networks DDPG uses as function approximators, and DDPG built on them.
 
 The public API; docs/ARCHITECTURE.md maps every module. No module of the package imports this one.
+The names below are loaded when first used (PEP 562), so ``import ddpgkit.report`` reads run
+directories without importing torch.
 """
 
-from . import envs as _envs  # noqa: F401  (registers the ddpgkit/... environments)
-from ._version import __version__
-from .agent import DDPG
-from .algo.ddpg import actor_loss, critic_loss, soft_update, td_target
-from .config import PRESETS, DDPGConfig
-from .data.buffer import Batch, ReplayBuffer
-from .experiments.fit import FitReport, run_fit
-from .experiments.run import Experiment, RunResult, prepare_experiment, resume_experiment, run_experiment
-from .fit import Dataset, FitResult, fit, load_csv, make_dataset
-from .nn.actor_critic import Actor, Critic
-from .nn.mlp import MLP, count_parameters
-from .rollout import Episode, evaluate_policy, rollout
-from .training.loop import Callback, Trainer
+from importlib import import_module
 
-__all__ = [
-    "DDPG", "DDPGConfig", "PRESETS", "Batch", "ReplayBuffer", "Callback", "Trainer",
-    "actor_loss", "critic_loss", "soft_update", "td_target",
-    "MLP", "Actor", "Critic", "count_parameters",
-    "Dataset", "FitResult", "fit", "load_csv", "make_dataset", "FitReport", "run_fit",
-    "Experiment", "RunResult", "prepare_experiment", "resume_experiment", "run_experiment",
-    "Episode", "rollout", "evaluate_policy",
-    "__version__",
-]
+from . import envs as _envs  # noqa: F401  (registers the ddpgkit/... environments; needs gymnasium only)
+from ._version import __version__
+
+_EXPORTS = {
+    "DDPG": "agent", "DDPGConfig": "config", "PRESETS": "config", "Batch": "data.buffer",
+    "ReplayBuffer": "data.buffer", "Callback": "training.loop", "Trainer": "training.loop",
+    "actor_loss": "algo.ddpg", "critic_loss": "algo.ddpg", "soft_update": "algo.ddpg", "td_target": "algo.ddpg",
+    "MLP": "nn.mlp", "count_parameters": "nn.mlp", "Actor": "nn.actor_critic", "Critic": "nn.actor_critic",
+    "Dataset": "fitting", "FitResult": "fitting", "fit": "fitting", "load_csv": "fitting", "make_dataset": "fitting",
+    "FitReport": "experiments.fit", "run_fit": "experiments.fit",
+    "Experiment": "experiments.run", "RunResult": "experiments.run", "prepare_experiment": "experiments.run",
+    "resume_experiment": "experiments.run", "run_experiment": "experiments.run",
+    "Episode": "rollout", "evaluate_policy": "rollout",  # the function itself: ddpgkit.rollout.rollout
+    "SweepSpec": "experiments.sweep", "run_sweep": "experiments.sweep", "make_report": "report",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ddpgkit' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # once loaded, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

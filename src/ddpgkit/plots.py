@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from .fit import Dataset, predict  # noqa: E402
+from .fitting import Dataset, predict  # noqa: E402
 from .nn.mlp import activation as make_activation  # noqa: E402
 
 _DPI = 120

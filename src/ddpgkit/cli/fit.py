@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from ..experiments.fit import run_fit
-from ..fit import LR_SCHEDULES, TARGETS
+from ..fitting import LR_SCHEDULES, TARGETS
 from ..nn.mlp import ACTIVATIONS, count_parameters
 from .app import UserError, app, out, parse_hidden
 from .progress import progress_bar

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..fit import Dataset, FitResult, fit, load_csv, make_dataset
+from ..fitting import Dataset, FitResult, fit, load_csv, make_dataset
 from ..io.atomic import atomic_write_json, ensure_writable_dir
 from ..nn.mlp import MLP
 from ..plots import plot_activation, plot_data, plot_fit, plot_function, plot_loss
