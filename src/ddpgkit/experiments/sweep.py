@@ -440,7 +440,7 @@ def _num(v: float | None) -> str:
 def results_markdown(rows: list[dict[str, Any]], elapsed: float | None = None) -> str:
     """The results table: a row per trial (what differs from the base config, seed, status, final and
     best evaluation, steps, training time)."""
-    lines = ["| trial | varied | seed | status | final eval | best eval | steps | train s |",
+    lines = ["| env | varied | seed | status | final eval | best eval | steps | train s |",
              "|---|---|---:|---|---:|---:|---:|---:|"]
     for r in rows:
         status = r["status"] + (f": {r['error']}" if r.get("error") else "")
