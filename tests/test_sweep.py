@@ -5,6 +5,7 @@ The Ray tests share one xdist group (they start and stop clusters; run one at a 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import signal
@@ -110,17 +111,17 @@ def test_sweep_command_bad_spec_one_line(tmp_path, capsys):
 
 
 def test_without_ray_the_sweep_says_how_to_install_it(tmp_path, monkeypatch):
-    from ddpgkit.experiments import sweep
-
-    monkeypatch.setattr(sweep, "ray", None)  # as where the extra is not installed
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails, as where the extra is not installed
     with pytest.raises(SweepError, match=r"pip install 'ddpgkit\[ray\]'"):
         run_sweep(SweepSpec.from_dict(spec_dict(seeds=[0])), tmp_path / "o")
 
 
 # ---- on Ray ------------------------------------------------------------------------------------
+# (Ray is not imported here: the sweep imports it, set up for the cluster it starts.)
 
-ray = pytest.importorskip("ray", reason="the `ray` extra (the README's set-up installs it)")
-pytestmark = pytest.mark.xdist_group("ray")
+pytestmark = [pytest.mark.xdist_group("ray"),
+              pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                                 reason="the `ray` extra (the README's set-up installs it)")]
 
 
 def test_two_trial_sweep_on_a_local_instance(tmp_path, capsys):
@@ -177,6 +178,47 @@ def _worker_writing(metrics: Path) -> int | None:
     return None
 
 
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def listening_addresses(pids: set[int]) -> list[str]:
+    """The local addresses (hex, as in /proc/net/tcp*) of the TCP sockets these processes listen on."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # LISTEN
+                found.append(cols[1].split(":")[0])
+    return found
+
+
+LOOPBACK_HEX = ("0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000")
+
+
 def test_kill9_of_a_worker_mid_trial_resumes_to_the_uninterrupted_weights(tmp_path):
     spec = SweepSpec.from_dict(spec_dict(seeds=[3], config={**TINY, "total_steps": 4000}))
     out = tmp_path / "sweep"
@@ -190,6 +232,7 @@ def test_kill9_of_a_worker_mid_trial_resumes_to_the_uninterrupted_weights(tmp_pa
             if steps and max(steps) >= 600:
                 pid = _worker_writing((trial.run_dir / "metrics.csv").resolve())
                 if pid is not None:
+                    killed["listening"] = listening_addresses(descendants(os.getpid()))
                     os.kill(pid, signal.SIGKILL)
                     killed.update(pid=pid, after=max(steps))
                     return
@@ -200,6 +243,8 @@ def test_kill9_of_a_worker_mid_trial_resumes_to_the_uninterrupted_weights(tmp_pa
     result = run_sweep(spec, out)
     thread.join()
     assert killed, "no worker was killed"
+    # the local Ray instance (GCS, raylet, workers: this process's descendants) listened on loopback only
+    assert len(killed["listening"]) >= 3 and set(killed["listening"]) <= set(LOOPBACK_HEX), killed["listening"]
     status = result.statuses[0]
     assert status.state == "done", status.error
     summary = read_summary(trial.run_dir)
@@ -250,7 +295,8 @@ def cluster(tmp_path):
     token = secrets.token_hex(16)
     home = tmp_path / "cluster-home"
     home.mkdir()
-    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, HOME=str(home))
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # nothing inherited from a local sweep
+    env = dict(base, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, HOME=str(home))
     port = _free_port()
     address = f"127.0.0.1:{port}"
     common = ["--block", "--num-cpus", "1", "--disable-usage-stats"]

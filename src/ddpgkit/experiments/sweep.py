@@ -22,7 +22,7 @@ env, a bad value) is reported with its one-line error and the others go on. Runn
 again skips finished trials and resumes unfinished ones.
 
 Ray: without ``address`` a local instance is started on this machine's cores, listening on 127.0.0.1
-with token authentication on, and stopped at the end. With ``address`` the sweep joins that cluster
+only, with token authentication on, and stopped at the end. With ``address`` the sweep joins that cluster
 with its token (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``); the token is never
 written into the sweep directory. Every node must see the sweep directory at the same path (a shared
 file system), as the trials write their run directories there.
@@ -46,6 +46,7 @@ import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ..config import PRESETS, DDPGConfig
@@ -54,17 +55,9 @@ from ..io.atomic import atomic_write_text, ensure_writable_dir
 from ..io.rundir import CONFIG, METRICS, SUMMARY, read_metrics, read_summary
 from .run import run_experiment
 
-# Ray reads RAY_AUTH_MODE once, when it is imported, and an explicit cluster address never turns token
-# authentication on by itself: set it before the import (unless the user chose a mode, or imported Ray first).
-if "RAY_AUTH_MODE" not in os.environ and "ray" not in sys.modules:
-    os.environ["RAY_AUTH_MODE"] = "token"
-
-try:  # Ray is an optional extra: pip install 'ddpgkit[ray]'
-    import ray
-    from ray.exceptions import RayError
-except ImportError:  # pragma: no cover - exercised where the extra is missing
-    ray = None
-    RayError = RuntimeError
+# Ray reads its environment once, when it is imported (an optional extra: imported by _import_ray):
+# RAY_AUTH_MODE, and, for a local instance, the switch that keeps its node address on loopback.
+AUTH_MODE, LOOPBACK = "RAY_AUTH_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 SPEC_KEYS = {"envs", "seeds", "preset", "cpus_per_trial", "gpus_per_trial", "max_retries", "config", "grid"}
 TOKEN_ENV, TOKEN_PATH_ENV = "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"
@@ -314,14 +307,38 @@ def _stderr_to(log: Path) -> Iterator[None]:
             os.close(saved)
 
 
-def _start_ray(address: str | None, num_cpus: int | None) -> None:
-    if ray is None:
-        raise SweepError("ddpgkit sweep runs on Ray, which is not installed: pip install 'ddpgkit[ray]'")
-    mode = os.environ.get("RAY_AUTH_MODE", "").lower()
+def _import_ray(local: bool) -> ModuleType:
+    """Import Ray set up for this sweep: token authentication on, and for a local instance the node
+    address 127.0.0.1, on which Ray's servers listen on loopback only (Ray's setting for single-machine
+    clusters, the default on macOS and Windows; on Linux its servers otherwise listen on every
+    interface). Ray reads both once, at import, so a process that imported it otherwise is refused."""
+    if "ray" not in sys.modules:
+        os.environ.setdefault(AUTH_MODE, "token")
+        if local:
+            os.environ[LOOPBACK] = "0"
+        else:
+            os.environ.pop(LOOPBACK, None)
+    try:
+        import ray  # an optional extra: pip install 'ddpgkit[ray]'
+    except ImportError:
+        raise SweepError("ddpgkit sweep runs on Ray, which is not installed: pip install 'ddpgkit[ray]'") from None
+    mode = os.environ.get(AUTH_MODE, "").lower()
     if mode != "token":
-        raise SweepError(f"RAY_AUTH_MODE={mode or '(unset)'} when Ray was imported: ddpgkit keeps Ray's token "
+        raise SweepError(f"{AUTH_MODE}={mode or '(unset)'} when Ray was imported: ddpgkit keeps Ray's token "
                          "authentication on (an unauthenticated cluster runs code for anyone who reaches its ports); "
-                         "set RAY_AUTH_MODE=token before Ray is imported")
+                         f"set {AUTH_MODE}=token before Ray is imported")
+    if local and os.environ.get(LOOPBACK) != "0":
+        raise SweepError("Ray was imported before the sweep could keep its local instance on 127.0.0.1 (on Linux "
+                         f"Ray otherwise listens on every interface): run the sweep in a fresh process, or set "
+                         f"{LOOPBACK}=0 before importing Ray")
+    if not local and os.environ.get(LOOPBACK) == "0":
+        raise SweepError(f"this process's Ray was set up for a local instance ({LOOPBACK}=0); join a cluster from "
+                         "a fresh process")
+    return ray
+
+
+def _start_ray(address: str | None, num_cpus: int | None) -> ModuleType:
+    ray = _import_ray(local=address is None)
     quiet = dict(log_to_driver=False, logging_level=logging.ERROR, include_dashboard=False,
                  configure_logging=True)
     try:
@@ -335,9 +352,10 @@ def _start_ray(address: str | None, num_cpus: int | None) -> None:
             ray.init(address=address, **quiet)
     except SweepError:
         raise
-    except (RayError, ConnectionError, RuntimeError, ValueError) as e:
+    except Exception as e:  # ConnectionError, RayError, RuntimeError, ...: one line, whatever Ray raised
         where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
         raise SweepError(f"cannot start {where}: {one_line(e)[:300]}") from None
+    return ray
 
 
 def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None, num_cpus: int | None = None,
@@ -358,7 +376,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None, n
     started = time.perf_counter()
     if todo:
         with _stderr_to(out / "ray-driver.log"):  # Ray's own console output, kept out of the way
-            _start_ray(address, num_cpus)
+            ray = _start_ray(address, num_cpus)
         try:
             remote = ray.remote(run_trial)
             refs = {}
@@ -374,7 +392,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None, n
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1, timeout=poll_s)
                 for ref in ready:
-                    _collect(refs[ref], ref)
+                    _collect(ray, refs[ref], ref)
                 for s in refs.values():
                     if s.state in ("pending", "running"):
                         s.refresh()
@@ -392,10 +410,10 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None, n
     return SweepResult(out, statuses, files)
 
 
-def _collect(status: TrialStatus, ref: Any) -> None:
+def _collect(ray: ModuleType, status: TrialStatus, ref: Any) -> None:
     try:
         result = ray.get(ref)
-    except RayError as e:  # the worker died more often than max_retries, or the node was lost for good
+    except ray.exceptions.RayError as e:  # the worker died more often than max_retries, or the node was lost
         status.state, status.error = "failed", one_line(f"{type(e).__name__}: {e}")[:300]
         return
     if result["status"] == "done":
