@@ -92,3 +92,56 @@ def test_default_config_and_run_dir_from_a_preset(tmp_path, monkeypatch):
     exp = prepare_experiment("ddpgkit/Mirror-v0", preset="pendulum")
     assert exp.run_dir.as_posix() == "runs/ddpgkit_Mirror-v0-s0"
     assert exp.agent.config == DDPGConfig.preset("pendulum") and exp.preset == "pendulum"
+
+
+def test_the_best_evaluation_is_kept_beside_the_latest(tmp_path, capsys):
+    from ddpgkit import DDPG
+    from ddpgkit.io.rundir import read_metrics
+
+    from tests.clihelp import run_cli
+
+    cfg = DDPGConfig(**{**CONFIG, "total_steps": 1400, "eval_interval": 200})
+    result = run_experiment("Pendulum-v1", cfg, tmp_path / "run")
+    evals = [(r["step"], r["eval_mean"]) for r in read_metrics(tmp_path / "run") if r["eval_mean"] is not None]
+    best_step, best_mean = max(evals, key=lambda e: e[1])
+    s = result.summary
+    assert (s["best_step"], s["best_eval_mean"]) == (best_step, best_mean)
+    assert s["best_checkpoint"] == "checkpoints/best" and s["final_eval_mean"] == evals[-1][1]
+    best = DDPG.load(tmp_path / "run" / "checkpoints" / "best")
+    assert best.trainer is None and best.num_timesteps == 0  # model only: not a resume point
+    assert best.evaluate().mean() == best_mean  # the networks that made that evaluation
+    assert [p.name for p in list_checkpoints(tmp_path / "run")][0] == "1400"  # resume ignores it
+    r = run_cli(capsys, "eval", tmp_path / "run", "--episodes", "2")
+    assert r.code == 0 and "best: " in r.out and f"step {int(best_step):,})" in r.out
+
+
+def test_learn_below_the_warm_up_says_so():
+    from ddpgkit import DDPG
+    from ddpgkit.errors import NoLearningWarning
+
+    agent = DDPG("Pendulum-v1", DDPGConfig(**{**CONFIG, "learning_starts": 300}))
+    with pytest.warns(NoLearningWarning, match=r"learn\(200\) ends at step 200, before learning starts at step 300"):
+        agent.learn(200)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        agent.learn(200)  # to 400: learning starts on the way
+    assert agent.num_updates == 100
+
+
+def test_train_with_steps_below_the_default_warm_up_adapts_it_and_says_so(tmp_path, capsys):
+    from tests.clihelp import run_cli
+
+    args = ["train", "ddpgkit/Mirror-v0", "--steps", "300", "--batch-size", "16", "--hidden", "8",
+            "--eval-episodes", "2", "--out", tmp_path / "run"]
+    r = run_cli(capsys, *args)  # the default learning_starts is 10,000
+    assert r.code == 0, r.err
+    assert ("note: learning_starts 10,000 would leave no step to learn in a run of 300: learning starts at step 30"
+            in r.out)
+    saved = DDPGConfig.load(tmp_path / "run" / "config.toml")
+    assert (saved.total_steps, saved.learning_starts) == (300, 30)
+    toml = tmp_path / "c.toml"
+    toml.write_text("learning_starts = 500\n")  # chosen in a file: refused, not adapted
+    r = run_cli(capsys, *args[:-2], "--config", toml, "--out", tmp_path / "run2")
+    assert r.code == 1 and "learning_starts must be below total_steps (300)" in r.err

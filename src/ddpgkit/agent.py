@@ -10,6 +10,7 @@ the same gradients with the backward pass written out (:mod:`ddpgkit.algo.gradie
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from .data.buffer import Batch, ReplayBuffer
 from .data.noise import make_noise
 from .envs import env_id as get_env_id
 from .envs import make_env
-from .errors import CheckpointError, DDPGKitError, one_line
+from .errors import CheckpointError, DDPGKitError, NoLearningWarning, one_line
 from .io.checkpoint import load_checkpoint, read_manifest, save_checkpoint
 from .nn.actor_critic import Actor, Critic, scale_action
 from .nn.backward import set_grads
@@ -224,6 +225,11 @@ class DDPG:
                                             or total_timesteps < 0):
             raise ValueError(f"total_timesteps must be an integer >= 0, got {total_timesteps!r}")
         until = self.config.total_steps if total_timesteps is None else self.num_timesteps + total_timesteps
+        if self.num_timesteps < until <= self.config.learning_starts:
+            warnings.warn(f"learn({total_timesteps}) ends at step {until:,}, before learning starts at step "
+                          f"{self.config.learning_starts:,} (config.learning_starts): these steps only fill the replay "
+                          "buffer with random actions; train longer, or set learning_starts lower",
+                          NoLearningWarning, stacklevel=2)
         return self.learn_until(until, callback)
 
     def learn_until(self, total_steps: int, callback: Callback | list[Callback] | None = None) -> DDPG:

@@ -141,6 +141,17 @@ class DDPGConfig:
         except ConfigError as e:
             raise ConfigError(f"{source}: {e}") from None
 
+    def with_warmup_for(self, total_steps: int) -> tuple[DDPGConfig, str | None]:
+        """This config for a run of ``total_steps``: if its warm-up (``learning_starts``) would take the
+        whole run, a config whose learning starts after a tenth of the run instead, and a one-line note
+        saying so; else this config and None."""
+        if self.learning_starts < total_steps:
+            return self.replace(total_steps=total_steps), None
+        starts = total_steps // 10
+        note = (f"learning_starts {self.learning_starts:,} would leave no step to learn in a run of {total_steps:,}: "
+                f"learning starts at step {starts:,} (a tenth of the run; --learning-starts sets it)")
+        return self.replace(total_steps=total_steps, learning_starts=starts), note
+
     # ---- TOML ---------------------------------------------------------------------------------
 
     @classmethod

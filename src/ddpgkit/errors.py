@@ -38,6 +38,10 @@ class CheckpointError(DDPGKitError, ValueError):
     """A checkpoint is missing, corrupt, or made for another problem."""
 
 
+class NoLearningWarning(UserWarning):
+    """A ``learn`` call that ends before learning starts (only the random warm-up runs)."""
+
+
 class RunError(DDPGKitError, ValueError):
     """A run directory is missing, incomplete, or would be overwritten."""
 

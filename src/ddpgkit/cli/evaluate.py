@@ -9,7 +9,8 @@ import typer
 from ..agent import DDPG
 from ..config import EVAL_SEED_OFFSET
 from ..errors import RunError
-from ..io.rundir import latest_checkpoint
+from ..io.manifest import read_manifest
+from ..io.rundir import best_checkpoint_dir, latest_checkpoint
 from ..render import record_episode
 from .app import UserError, app, print_kv
 
@@ -34,6 +35,12 @@ def eval_cmd(
     returns = agent.evaluate(episodes, seed)
     print_kv("checkpoint", str(ckpt))
     print_kv("return", f"{returns.mean():.2f} ± {returns.std():.2f} over {episodes} episodes")
+    best = best_checkpoint_dir(run_dir)
+    if checkpoint is None and best.is_dir():  # the best evaluation's networks, kept beside the latest
+        best_agent = DDPG.load(best, device=device, training_state=False)
+        b = best_agent.evaluate(episodes, seed)
+        step = read_manifest(best)["meta"].get("step")
+        print_kv("best", f"{b.mean():.2f} ± {b.std():.2f} over {episodes} episodes ({best}, step {step:,})")
     if gif is not None:
         first = seed if seed is not None else agent.config.seed + EVAL_SEED_OFFSET
         path, episode = record_episode(agent.env_id, agent.act, gif, seed=first)

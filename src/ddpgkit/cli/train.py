@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import tomllib
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional
@@ -41,8 +42,11 @@ def _with_config_options(func):
     return func
 
 
-def resolve_config(preset: str | None, config_file: Path | None, overrides: dict[str, Any]) -> DDPGConfig:
-    """defaults <- preset <- config file <- flags given on the command line."""
+def resolve_config(preset: str | None, config_file: Path | None, overrides: dict[str, Any]
+                   ) -> tuple[DDPGConfig, str | None]:
+    """defaults <- preset <- config file <- flags given on the command line. A --steps too short for a
+    warm-up the user did not choose adapts the warm-up (DDPGConfig.with_warmup_for); returns the config
+    and that note, if any."""
     base = DDPGConfig.preset(preset) if preset else DDPGConfig()
     if config_file is not None:
         base = DDPGConfig.load(config_file, base)
@@ -50,7 +54,19 @@ def resolve_config(preset: str | None, config_file: Path | None, overrides: dict
     for f in fields(DDPGConfig):
         if str(f.type) == "tuple[int, ...]" and f.name in given:
             given[f.name] = parse_hidden(given[f.name])
-    return base.replace(**given) if given else base
+    steps = given.pop("total_steps", None)
+    chosen = "learning_starts" in given or (config_file is not None and "learning_starts" in _file_keys(config_file))
+    if steps is not None and not chosen:
+        return base.replace(**given).with_warmup_for(steps)
+    if steps is not None:
+        given["total_steps"] = steps
+    return (base.replace(**given) if given else base), None
+
+
+def _file_keys(path: Path) -> set[str]:
+    """The keys a TOML config file sets (it was read and validated by DDPGConfig.load already)."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return set(data["ddpg"]) if set(data) == {"ddpg"} and isinstance(data["ddpg"], dict) else set(data)
 
 
 @app.command()
@@ -77,7 +93,9 @@ def train(
         raise UserError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
     if resume and overwrite:
         raise UserError("--resume and --overwrite exclude each other")
-    cfg = resolve_config(preset, config, overrides)
+    cfg, note = resolve_config(preset, config, overrides)
+    if note is not None:
+        print_kv("note", note)
     exp = prepare_experiment(env_id, cfg, out_dir, preset=preset, resume=resume, overwrite=overwrite)
     if resume and exp.resumed_from is None:
         print_kv("resume", f"{exp.run_dir} has no checkpoint yet; starting the run from step 0")

@@ -29,6 +29,7 @@ from ..io.rundir import (
     CONFIG,
     CURVE,
     METRICS,
+    best_checkpoint_dir,
     list_checkpoints,
     prepare_run_dir,
     prune_checkpoints,
@@ -132,10 +133,13 @@ class Experiment:
         prune_checkpoints(run, cfg.keep_checkpoints)
         plot_learning_curves(run / CURVE, [(env_id, read_metrics(run / METRICS))], f"DDPG on {env_id}")
         mean, std = trainer.last_eval if trainer.last_eval is not None else (float("nan"), float("nan"))
+        best_step, best_mean, best_std = checkpointer.best if checkpointer.best else (None, float("nan"), float("nan"))
         summary = {
             "env_id": env_id, "seed": cfg.seed, "steps": trainer.step, "episodes": trainer.episodes,
             "final_eval_mean": mean, "final_eval_std": std, "eval_episodes": cfg.eval_episodes,
             "wall_s": wall, "train_s": trainer.wall_s, "steps_per_s": trainer.step / trainer.wall_s,
+            "best_eval_mean": best_mean, "best_eval_std": best_std, "best_step": best_step,
+            "best_checkpoint": str(best_checkpoint_dir(run).relative_to(run)) if best_step is not None else None,
             "checkpoint": str(ckpt.relative_to(run)), "preset": self.preset, "resumed": resumed,
             "versions": versions(),
         }

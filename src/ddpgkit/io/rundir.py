@@ -31,6 +31,7 @@ METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 CURVE = "learning_curve.png"
 CHECKPOINTS = "checkpoints"
+BEST = "best"  # checkpoints/best/: the networks of the best evaluation so far (model only)
 
 
 def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
@@ -83,6 +84,11 @@ def read_metrics(path: str | Path) -> list[dict[str, float | None]]:
     except (OSError, UnicodeDecodeError) as e:
         raise RunError(f"{path}: cannot read: {e}") from None
     return rows
+
+
+def best_checkpoint_dir(run: str | Path) -> Path:
+    """``<run>/checkpoints/best``: the networks of the run's best evaluation (not a resume point)."""
+    return Path(run) / CHECKPOINTS / BEST
 
 
 def checkpoint_dir(run: str | Path, step: int) -> Path:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
-from ..io.rundir import checkpoint_dir, format_cell, prune_checkpoints
+import numpy as np
+
+from ..io.rundir import best_checkpoint_dir, checkpoint_dir, format_cell, prune_checkpoints
 from .loop import METRIC_COLUMNS, Callback, Trainer
 
 
@@ -41,6 +44,11 @@ class Checkpointer(Callback):
     (an exact resume point). :meth:`request_stop` (on SIGINT/SIGTERM) makes it save at the next
     episode end and stop training; ``force=True`` (a second signal) saves right away, mid-episode.
     Old checkpoints are pruned to ``keep``. ``saved`` lists (step, path) of every save, in order.
+
+    It also keeps the networks of the best evaluation so far in ``checkpoints/best/`` (model only, as
+    SB3's EvalCallback and PFRL's save-best do: DDPG's returns can collapse between two evaluations);
+    ``best`` is (step, mean, std) of that evaluation. On resume the best so far is read from the
+    metrics rows the checkpoint carries.
     """
 
     def __init__(self, run: str | Path, interval: int, keep: int) -> None:
@@ -49,10 +57,21 @@ class Checkpointer(Callback):
         self.stop_requested = False
         self.force = False
         self.saved: list[tuple[int, Path]] = []
+        self.best: tuple[int, float, float] | None = None
 
     def on_training_start(self, trainer: Trainer) -> None:
         if self.interval:
             self.next_due = (trainer.step // self.interval + 1) * self.interval
+        evals = [r for r in trainer.history if r.get("eval_mean") is not None]
+        if evals:
+            top = max(evals, key=lambda r: r["eval_mean"])  # the first of equal bests, as on_eval keeps it
+            self.best = (int(top["step"]), float(top["eval_mean"]), float(top["eval_std"]))
+
+    def on_eval(self, trainer: Trainer, returns: np.ndarray) -> None:
+        mean = float(returns.mean())
+        if math.isfinite(mean) and (self.best is None or mean > self.best[1]):
+            self.best = (trainer.step, mean, float(returns.std()))
+            trainer.agent.save(best_checkpoint_dir(self.run), training_state=False)
 
     def request_stop(self, force: bool = False) -> None:
         self.stop_requested = True
