@@ -12,6 +12,8 @@ examples: ``ddpgkit/Mirror-v0`` (a one-step task whose best action is −s) and
 from __future__ import annotations
 
 import difflib
+import os
+import sys
 from typing import Any
 
 import gymnasium as gym
@@ -19,6 +21,11 @@ import numpy as np
 from gymnasium import spaces
 
 from .errors import EnvError
+
+# MuJoCo picks its OpenGL backend when it is first imported; without a display (a server, CI) the
+# default (GLFW) cannot render, while EGL renders headless. Set before any MuJoCo env is made.
+if sys.platform.startswith("linux") and "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    os.environ["MUJOCO_GL"] = "egl"
 
 
 def make_env(env: str | gym.Env, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
