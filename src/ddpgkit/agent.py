@@ -73,7 +73,8 @@ class DDPG:
         init = config.final_layer_init or None
         self.actor = Actor(self.obs_dim, self.action_low, self.action_high, config.hidden, config.activation,
                            init).to(self.device)
-        self.critic = Critic(self.obs_dim, self.act_dim, config.hidden, config.activation, init).to(self.device)
+        self.critic = Critic(self.obs_dim, self.act_dim, config.hidden, config.activation, init,
+                             config.critic_action_layer).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # parameter lists, gathered once: walking the module tree on every update costs real time
@@ -93,6 +94,7 @@ class DDPG:
                                 theta=config.ou_theta, dt=config.ou_dt, seed=config.seed + NOISE_SEED_OFFSET)
         self.explore_generator = torch.Generator().manual_seed(config.seed + EXPLORE_SEED_OFFSET)
         self.num_updates = 0
+        self._last_actor_loss = torch.zeros((), device=self.device)  # reported on updates without an actor step
         self.trainer: Trainer | None = None
         bf16 = config.precision == "bf16"
         self._autocast = lambda: torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
@@ -153,6 +155,8 @@ class DDPG:
     def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One DDPG gradient step on a batch: critic, then actor (critic frozen), then targets.
 
+        With ``config.policy_frequency = N > 1`` the actor and the targets are updated on every N-th
+        call only (the critic on every call); the other calls report the last actor loss.
         Returns detached (critic loss, actor loss, mean Q(s, a)) as 0-d tensors. With
         ``config.backward == "handwritten"`` (the default) the gradients come from
         :mod:`ddpgkit.algo.gradients`, which in fp32 computes the same numbers as autograd does here.
@@ -167,6 +171,9 @@ class DDPG:
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss_q.backward()
         adam_step(self.critic_optimizer)
+        if self.num_updates % cfg.policy_frequency:  # critic only this time
+            self.num_updates += 1
+            return loss_q.detach(), self._last_actor_loss, q.mean()
         # actor: minimise −Q(s, μ(s)); the critic's weights need no gradient here, only ∂Q/∂a does
         for p in self._critic_params:
             p.requires_grad_(False)
@@ -180,7 +187,8 @@ class DDPG:
         # targets: θ' ← τ θ + (1 − τ) θ', critic and actor in one call
         soft_update(self._target_params, self._online_params, cfg.tau)
         self.num_updates += 1
-        return loss_q.detach(), loss_pi.detach(), q.mean()
+        self._last_actor_loss = loss_pi.detach()
+        return loss_q.detach(), self._last_actor_loss, q.mean()
 
     @torch.no_grad()
     def _update_handwritten(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -197,6 +205,9 @@ class DDPG:
                                                        scale, bias, dt)
         set_grads(critic, grads)
         adam_step(self.critic_optimizer)
+        if self.num_updates % self.config.policy_frequency:  # critic only this time
+            self.num_updates += 1
+            return loss_q, self._last_actor_loss, q_mean
         # actor step (through the critic as the critic step left it)
         grads, loss_pi = self._actor_gradients(actor, critic, batch.obs, scale, bias, dt)
         set_grads(actor, grads)
@@ -205,7 +216,8 @@ class DDPG:
         soft_update(self._target_params, self._online_params, self.config.tau)
         self.num_updates += 1
         if self._cuda_graphs:  # a CUDA graph overwrites its outputs at its next replay; the caller keeps these
-            return loss_q.clone(), loss_pi.clone(), q_mean.clone()
+            loss_q, loss_pi, q_mean = loss_q.clone(), loss_pi.clone(), q_mean.clone()
+        self._last_actor_loss = loss_pi
         return loss_q, loss_pi, q_mean
 
     @property
@@ -369,10 +381,12 @@ class DDPG:
 
 def _check_layer_sizes(config: DDPGConfig, model: dict[str, torch.Tensor], where: str) -> None:
     """The saved networks have the config's hidden layer sizes (checked on the tensors alone)."""
-    for net in ("actor", "critic"):
-        for i, size in enumerate(config.hidden):
-            w = model.get(f"{net}.net.linear{i}.weight")
-            if w is None or w.ndim != 2 or w.shape[0] != size:
-                got = None if w is None else tuple(w.shape)
-                raise CheckpointError(f"{where}: config says hidden layer {i} has {size} units, but {net}.net.linear{i}"
-                                      f".weight is {got}")
+    k = config.critic_action_layer
+    layers = [(f"actor.net.linear{i}", size) for i, size in enumerate(config.hidden)]
+    layers += [(f"critic.obs_net.linear{i}", size) for i, size in enumerate(config.hidden[:k])]
+    layers += [(f"critic.net.linear{i}", size) for i, size in enumerate(config.hidden[k:])]
+    for name, size in layers:
+        w = model.get(f"{name}.weight")
+        if w is None or w.ndim != 2 or w.shape[0] != size:
+            got = None if w is None else tuple(w.shape)
+            raise CheckpointError(f"{where}: config says {name} has {size} units, but its weight is {got}")

@@ -48,6 +48,10 @@ class DDPGConfig:
     actor_lr: float = _param(1e-3, "Adam learning rate of the actor μ")
     critic_lr: float = _param(1e-3, "Adam learning rate of the critic Q")
     critic_weight_decay: float = _param(0.0, "L2 weight decay of the critic (the paper used 1e-2)")
+    critic_action_layer: int = _param(0, "hidden layer where the action enters the critic: 0 = with the observation "
+                                      "at the input; 1 = at the second hidden layer, as in the paper (autograd only)")
+    policy_frequency: int = _param(1, "update the actor and the target networks every N-th critic update "
+                                   "(1: every update, as in the paper; CleanRL's DDPG uses 2)")
     gamma: float = _param(0.99, "discount factor γ, in [0, 1]")
     tau: float = _param(0.005, "soft update weight of the online network: θ' ← τθ + (1 − τ)θ', in (0, 1]")
     batch_size: int = _param(256, "transitions per gradient step")
@@ -99,6 +103,11 @@ class DDPGConfig:
         need(self.learning_starts < self.total_steps, "learning_starts",
              f"must be below total_steps ({self.total_steps}), or nothing is learned")
         need(self.updates_per_step >= 1, "updates_per_step", "must be >= 1")
+        need(0 <= self.critic_action_layer < max(len(self.hidden), 1), "critic_action_layer",
+             f"must be in [0, {max(len(self.hidden) - 1, 0)}] (a hidden layer of {self.hidden})")
+        need(self.critic_action_layer == 0 or self.backward == "autograd", "critic_action_layer",
+             "above 0 needs backward = autograd (the written-out backward pass covers the action at the input)")
+        need(self.policy_frequency >= 1, "policy_frequency", "must be >= 1")
         need(self.noise in NOISE_TYPES, "noise", f"must be one of {', '.join(NOISE_TYPES)}")
         need(self.noise_scale >= 0, "noise_scale", "must be >= 0")
         need(self.ou_theta >= 0, "ou_theta", "must be >= 0")
@@ -254,6 +263,13 @@ def _toml_value(v: Any) -> str:
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
+# The DDPGs of the literature by name. Every library ships a different "DDPG"; these say which.
+_LILLICRAP2015 = dict(
+    hidden=(400, 300), activation="relu", critic_action_layer=1, backward="autograd", final_layer_init=3e-3,
+    actor_lr=1e-4, critic_lr=1e-3, critic_weight_decay=1e-2, gamma=0.99, tau=0.001, batch_size=64,
+    buffer_size=1_000_000, learning_starts=0, noise="ou", noise_scale=0.2, ou_theta=0.15, ou_dt=1e-2,
+    policy_frequency=1, total_steps=1_000_000, eval_interval=10_000, eval_episodes=10,
+)
 PRESETS: dict[str, dict[str, Any]] = {
     # Solves Pendulum-v1 (10-episode deterministic eval >= -200) well within 20k steps on every seed
     # measured (benchmarks/pendulum.py): small networks, an early start (500 random steps), a faster
@@ -265,13 +281,42 @@ PRESETS: dict[str, dict[str, Any]] = {
         batch_size=256, tau=0.01, final_layer_init=0.0, noise="gaussian", noise_scale=0.1, buffer_size=200_000,
         eval_interval=2_000, eval_episodes=10,
     ),
-    # Lillicrap et al. 2015, section 7 (low-dimensional MuJoCo tasks such as HalfCheetah, Hopper,
-    # Walker2d): 400-300 ReLU, Adam 1e-4 (actor) and 1e-3 (critic), L2 1e-2 on the critic, γ 0.99,
-    # τ 0.001, batch 64, replay 1e6, last layers uniform(±3e-3), Ornstein-Uhlenbeck θ 0.15 σ 0.2.
-    "mujoco": dict(
-        total_steps=1_000_000, hidden=(400, 300), actor_lr=1e-4, critic_lr=1e-3, critic_weight_decay=1e-2,
-        gamma=0.99, tau=0.001, batch_size=64, buffer_size=1_000_000, learning_starts=10_000,
-        noise="ou", noise_scale=0.2, ou_theta=0.15, ou_dt=1e-2, final_layer_init=3e-3,
-        eval_interval=10_000, eval_episodes=10,
+    "lillicrap2015": _LILLICRAP2015,
+    # the TD3 paper's re-tuned DDPG ("OurDDPG", its section 6 and table 3)
+    "fujimoto2018": dict(
+        hidden=(400, 300), activation="relu", critic_action_layer=0, final_layer_init=0.0, actor_lr=1e-3,
+        critic_lr=1e-3, critic_weight_decay=0.0, gamma=0.99, tau=0.005, batch_size=100, buffer_size=1_000_000,
+        learning_starts=10_000, noise="gaussian", noise_scale=0.1, policy_frequency=1, total_steps=1_000_000,
+        eval_interval=5_000, eval_episodes=10,
     ),
+    # Stable-Baselines3 2.9's DDPG class defaults (SB3 itself adds no exploration noise; this preset adds
+    # the rl-baselines3-zoo's usual Gaussian 0.1)
+    "sb3": dict(
+        hidden=(400, 300), activation="relu", critic_action_layer=0, final_layer_init=0.0, actor_lr=1e-3,
+        critic_lr=1e-3, critic_weight_decay=0.0, gamma=0.99, tau=0.005, batch_size=256, buffer_size=1_000_000,
+        learning_starts=100, noise="gaussian", noise_scale=0.1, policy_frequency=1,
+    ),
+    # CleanRL's ddpg_continuous_action.py
+    "cleanrl": dict(
+        hidden=(256, 256), activation="relu", critic_action_layer=0, final_layer_init=0.0, actor_lr=3e-4,
+        critic_lr=3e-4, critic_weight_decay=0.0, gamma=0.99, tau=0.005, batch_size=256, buffer_size=1_000_000,
+        learning_starts=25_000, noise="gaussian", noise_scale=0.1, policy_frequency=2, total_steps=1_000_000,
+        eval_interval=5_000, eval_episodes=10,
+    ),
+    # the name this preset had before the literature's DDPGs were named: Lillicrap et al.'s values
+    "mujoco": _LILLICRAP2015,
+}
+
+PRESET_SOURCES: dict[str, str] = {
+    "pendulum": "own measurement: solves Pendulum-v1 in 2000-4000 steps on every seed (benchmarks/README.md)",
+    "lillicrap2015": "Lillicrap et al. 2015, section 7 and supplement: 400-300, action at the critic's 2nd hidden "
+                     "layer, critic L2 1e-2, last layers ±3e-3 (others: fan-in uniform, PyTorch's default), OU θ 0.15 "
+                     "σ 0.2, batch 64, τ 1e-3; batch normalisation is left out",
+    "fujimoto2018": "Fujimoto et al. 2018 (TD3 paper), 'OurDDPG': 400-300, action at the input, Adam 1e-3, batch 100, "
+                    "τ 5e-3, Gaussian 0.1, 10k random steps (the paper used 1k on some tasks)",
+    "sb3": "Stable-Baselines3 2.9 DDPG defaults (400-300, Adam 1e-3, batch 256, τ 5e-3, 100 random steps) with the "
+           "zoo's Gaussian 0.1 noise",
+    "cleanrl": "CleanRL ddpg_continuous_action.py: 256-256, Adam 3e-4, batch 256, τ 5e-3, Gaussian 0.1, 25k random "
+               "steps, actor and targets every 2nd update",
+    "mujoco": "= lillicrap2015",
 }

@@ -1,7 +1,8 @@
 """DDPG's two networks, both the chapter's MLP: the actor μ(s) and the critic Q(s, a).
 
     μ(s) = scale · tanh(f_θ(s)) + bias,   scale = (high − low) / 2,   bias = (high + low) / 2
-    Q(s, a) = f_φ([s, a])   (one linear output: Q is (B, 1) everywhere)
+    Q(s, a) = f_φ([s, a])   (one linear output: Q is (B, 1) everywhere), or, as in Lillicrap et al. (2015),
+    Q(s, a) = f_φ([g_φ(s), a]) with the action entering at a later hidden layer (``action_layer``)
 
 :func:`scale_action` is the one place the actor's output is mapped to the action bounds; the
 module, the agent's acting path and the fast update all call it.
@@ -58,7 +59,13 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Action-value function Q(s, a): an MLP on concat(s, a) with one linear output, shape (B, 1)."""
+    """Action-value function Q(s, a) with one linear output, shape (B, 1).
+
+    ``action_layer=0`` (the default): an MLP on concat(s, a). ``action_layer=k > 0``: the observation
+    alone passes the first k hidden layers (``obs_net``, each with the activation), and the action is
+    concatenated to their output before hidden layer k (``net``); the paper's critic is k = 1 ("actions
+    were not included until the 2nd hidden layer of Q").
+    """
 
     def __init__(
         self,
@@ -67,10 +74,23 @@ class Critic(nn.Module):
         hidden: Sequence[int] = (256, 256),
         activation: str = "relu",
         final_layer_init: float | None = 3e-3,
+        action_layer: int = 0,
     ) -> None:
         super().__init__()
-        self.net = MLP(obs_dim + action_dim, 1, hidden, activation, None, final_layer_init)
+        hidden = tuple(hidden)
+        if not 0 <= action_layer < max(len(hidden), 1):
+            raise ValueError(f"action_layer must be in [0, {max(len(hidden) - 1, 0)}] for hidden {hidden}, "
+                             f"got {action_layer}")
+        self.action_layer = action_layer
+        if action_layer == 0:
+            self.obs_net = None
+            self.net = MLP(obs_dim + action_dim, 1, hidden, activation, None, final_layer_init)
+        else:
+            k = action_layer
+            self.obs_net = MLP(obs_dim, hidden[k - 1], hidden[:k - 1], activation, activation)
+            self.net = MLP(hidden[k - 1] + action_dim, 1, hidden[k:], activation, None, final_layer_init)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         # obs: (B, obs_dim), action: (B, act_dim) -> q: (B, 1)
-        return self.net(torch.cat([obs, action], dim=-1))
+        features = obs if self.obs_net is None else self.obs_net(obs)  # (B, obs_dim) or (B, hidden[k-1])
+        return self.net(torch.cat([features, action], dim=-1))
