@@ -64,3 +64,15 @@ def test_architecture_names_every_module():
         if name not in doc:
             missing.append(str(path.relative_to(package)))
     assert not missing, f"docs/ARCHITECTURE.md does not mention: {missing}"
+
+
+def test_readme_sweep_spec_is_a_valid_spec(tmp_path):
+    """The sweep spec the README shows loads as written and expands to the trials it describes."""
+    from ddpgkit.experiments.sweep import SweepSpec
+
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)
+    spec_text = next(b for b in blocks if "envs =" in b)
+    path = tmp_path / "pendulum-10.toml"
+    path.write_text(spec_text)
+    trials = SweepSpec.load(path).trials(tmp_path)
+    assert len(trials) == 10 and {t.config.total_steps for t in trials} == {20000}

@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .io.atomic import atomic_write_text
+from .io.rundir import config_table
 from .nn.mlp import ACTIVATIONS
 
 # Sub-seeds derived from the one run seed, so that every generator is independent and fixed.
@@ -176,8 +177,7 @@ class DDPGConfig:
             raise ConfigError(f"{path}: not a UTF-8 text file") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: invalid TOML: {e}") from None
-        if set(data) == {"ddpg"} and isinstance(data["ddpg"], dict):
-            data = data["ddpg"]
+        data = config_table(data)
         base_dict = (base or cls()).to_dict()
         _check_keys(data, str(path))
         return cls.from_dict({**base_dict, **data}, str(path))

@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 
 from .errors import RunError  # noqa: E402
 from .io.atomic import atomic_write_json, atomic_write_text, ensure_writable_dir  # noqa: E402
-from .io.rundir import CONFIG, METRICS, SUMMARY, read_metrics, read_summary  # noqa: E402
+from .io.rundir import CONFIG, METRICS, SUMMARY, config_table, read_metrics, read_summary  # noqa: E402
 from .stats import Estimate, iqm, mean, probability_of_improvement_ci, stratified_bootstrap_ci  # noqa: E402
 
 # config keys that do not change what is learned: runs differing only in these are one group
@@ -78,7 +78,7 @@ def _read_config(run: Path) -> dict[str, Any]:
         data = tomllib.loads((run / CONFIG).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise RunError(f"{run / CONFIG}: cannot read: {e}") from None
-    return data.get("ddpg", data) if isinstance(data.get("ddpg"), dict) else data
+    return config_table(data)
 
 
 def read_run(run: str | Path) -> RunRecord:

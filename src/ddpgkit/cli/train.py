@@ -12,7 +12,7 @@ import typer
 
 from ..config import PRESETS, DDPGConfig
 from ..experiments.run import Experiment, prepare_experiment, resume_experiment
-from ..io.rundir import CONFIG, CURVE, METRICS, SUMMARY
+from ..io.rundir import CONFIG, CURVE, METRICS, SUMMARY, config_table
 from .app import UserError, app, parse_hidden, print_kv, warn
 from .progress import TrainingProgress
 
@@ -65,8 +65,7 @@ def resolve_config(preset: str | None, config_file: Path | None, overrides: dict
 
 def _file_keys(path: Path) -> set[str]:
     """The keys a TOML config file sets (it was read and validated by DDPGConfig.load already)."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    return set(data["ddpg"]) if set(data) == {"ddpg"} and isinstance(data["ddpg"], dict) else set(data)
+    return set(config_table(tomllib.loads(path.read_text(encoding="utf-8"))))
 
 
 @app.command()

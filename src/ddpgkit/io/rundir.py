@@ -34,6 +34,14 @@ CHECKPOINTS = "checkpoints"
 BEST = "best"  # checkpoints/best/: the networks of the best evaluation so far (model only)
 
 
+def config_table(data: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters of a parsed config TOML: the keys under a lone ``[ddpg]`` table (as a run's
+    config.toml writes them), else the top-level keys. The one rule for every reader of such files."""
+    if set(data) == {"ddpg"} and isinstance(data["ddpg"], dict):
+        return data["ddpg"]
+    return data
+
+
 def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
     """Create ``path`` for a new run. A directory that already holds a run is refused unless
     ``overwrite``, in which case its run files (not other files) are removed."""
