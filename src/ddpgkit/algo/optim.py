@@ -70,13 +70,12 @@ def adam_step(optimizer: torch.optim.Optimizer) -> bool:
     ``optimizer.step()`` (the first step, which creates the state; any setting :func:`fast_path_applies`
     does not know; a parameter without a gradient).
     """
-    groups = optimizer.param_groups
-    group = groups[0]
-    params = group["params"]
-    state = optimizer.state
-    if len(groups) != 1 or not FUSED_AVAILABLE or not _plain(group) or not state.get(params[0]):
+    if not fast_path_applies(optimizer):
         optimizer.step()
         return False
+    group = optimizer.param_groups[0]
+    params = group["params"]
+    state = optimizer.state
     grads = [p.grad for p in params]
     if any(g is None for g in grads):
         optimizer.step()
