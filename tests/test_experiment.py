@@ -7,6 +7,8 @@ import pytest
 
 from ddpgkit import Callback, DDPGConfig, prepare_experiment, resume_experiment, run_experiment
 from ddpgkit.errors import ConfigError, RunError
+from ddpgkit.experiments.run import origin_of
+from ddpgkit.hyperparams import defaults_for
 from ddpgkit.io.rundir import list_checkpoints, read_metrics
 
 from tests.clihelp import run_subprocess
@@ -28,7 +30,9 @@ def test_run_experiment_writes_what_ddpgkit_train_writes(tmp_path):
     cli_run, lib_run = tmp_path / "cli", tmp_path / "lib"
     r = run_subprocess("train", "Pendulum-v1", *FLAGS, "--out", cli_run)
     assert r.code == 0, r.err
-    result = run_experiment("Pendulum-v1", DDPGConfig(**CONFIG), lib_run)
+    # what the CLI does: the env's entry in the hyperparameter table, the flags over it, the origin recorded
+    base = defaults_for("Pendulum-v1")
+    result = run_experiment("Pendulum-v1", base.config.replace(**CONFIG), lib_run, origin=origin_of(base))
 
     assert result.run_dir == lib_run and result.checkpoint == lib_run / "checkpoints" / "600"
     assert sorted(p.name for p in cli_run.iterdir()) == sorted(p.name for p in lib_run.iterdir())
@@ -135,9 +139,9 @@ def test_train_with_steps_below_the_default_warm_up_adapts_it_and_says_so(tmp_pa
 
     args = ["train", "ddpgkit/Mirror-v0", "--steps", "300", "--batch-size", "16", "--hidden", "8",
             "--eval-episodes", "2", "--out", tmp_path / "run"]
-    r = run_cli(capsys, *args)  # the default learning_starts is 10,000
+    r = run_cli(capsys, *args)  # the default learning_starts is 1,000
     assert r.code == 0, r.err
-    assert ("note: learning_starts 10,000 would leave no step to learn in a run of 300: learning starts at step 30"
+    assert ("note: learning_starts 1,000 would leave no step to learn in a run of 300: learning starts at step 30"
             in r.out)
     saved = DDPGConfig.load(tmp_path / "run" / "config.toml")
     assert (saved.total_steps, saved.learning_starts) == (300, 30)

@@ -27,6 +27,7 @@ from .data.noise import make_noise
 from .envs import env_id as get_env_id
 from .envs import make_env
 from .errors import CheckpointError, DDPGKitError, NoLearningWarning, one_line
+from .hyperparams import defaults_for
 from .io.checkpoint import load_checkpoint, read_manifest, save_checkpoint
 from .nn.actor_critic import Actor, Critic, scale_action
 from .nn.backward import set_grads
@@ -43,7 +44,8 @@ class DDPG:
     Args:
         env: a Gymnasium id such as ``"Pendulum-v1"`` or a ``gymnasium.Env`` with a bounded Box
             action space.
-        config: hyperparameters; the defaults of :class:`DDPGConfig` when None.
+        config: hyperparameters; when None, the env id's entry in the hyperparameter table
+            (:func:`ddpgkit.hyperparams.defaults_for`), else the general defaults, :class:`DDPGConfig`'s.
         seed: overrides ``config.seed`` when given. The seed fixes torch's and numpy's global
             generators (for the initial weights), the env, its action space, and the buffer's,
             noise's and warm-up's own generators.
@@ -52,7 +54,8 @@ class DDPG:
 
     def __init__(self, env: str | gym.Env, config: DDPGConfig | None = None, seed: int | None = None,
                  eval_env: str | gym.Env | None = None) -> None:
-        config = config or DDPGConfig()
+        if config is None:
+            config = defaults_for(env if isinstance(env, str) else None).config
         if seed is not None:
             config = config.replace(seed=seed)
         self.config = config

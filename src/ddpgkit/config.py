@@ -39,13 +39,15 @@ def _param(default: Any, help: str, *, flags: tuple[str, ...] = ()) -> Any:
 @dataclass(frozen=True)
 class DDPGConfig:
     """Hyperparameters of DDPG (Lillicrap et al. 2015). Defaults: the chapter's 256-256 ReLU
-    networks and Adam, and the common modern DDPG settings (τ = 0.005, batch 256, Gaussian noise)."""
+    networks and Adam, and the common modern DDPG settings (τ = 0.005, batch 256, Gaussian noise 0.1,
+    PyTorch's default init of the last layers, 1000 random steps). These are the general defaults of
+    :mod:`ddpgkit.hyperparams`; an env id with an entry there starts from that entry instead."""
 
     seed: int = _param(0, "seed of the env, its action space, torch, numpy and every generator")
     total_steps: int = _param(100_000, "environment steps to train for", flags=("--steps",))
     hidden: tuple[int, ...] = _param((256, 256), "hidden layer sizes of actor and critic")
     activation: str = _param("relu", f"hidden activation: {', '.join(ACTIVATIONS)}")
-    final_layer_init: float = _param(3e-3, "last layers drawn from uniform(±value); 0 keeps PyTorch's init")
+    final_layer_init: float = _param(0.0, "last layers drawn from uniform(±value); 0 keeps PyTorch's init")
     actor_lr: float = _param(1e-3, "Adam learning rate of the actor μ")
     critic_lr: float = _param(1e-3, "Adam learning rate of the critic Q")
     critic_weight_decay: float = _param(0.0, "L2 weight decay of the critic (the paper used 1e-2)")
@@ -57,7 +59,7 @@ class DDPGConfig:
     tau: float = _param(0.005, "soft update weight of the online network: θ' ← τθ + (1 − τ)θ', in (0, 1]")
     batch_size: int = _param(256, "transitions per gradient step")
     buffer_size: int = _param(1_000_000, "replay buffer capacity (oldest transitions overwritten)")
-    learning_starts: int = _param(10_000, "steps of uniform random actions before learning starts")
+    learning_starts: int = _param(1_000, "steps of uniform random actions before learning starts")
     updates_per_step: int = _param(1, "gradient updates of critic and actor per environment step")
     noise: str = _param("gaussian", "exploration noise: gaussian, ou (Ornstein-Uhlenbeck) or none")
     noise_scale: float = _param(0.1, "noise std (gaussian) or σ (ou) as a fraction of the action scale (high−low)/2")
@@ -182,16 +184,24 @@ class DDPGConfig:
         _check_keys(data, str(path))
         return cls.from_dict({**base_dict, **data}, str(path))
 
-    def to_toml(self) -> str:
-        """The config as TOML, each key preceded by its meaning as a comment."""
-        lines = ["# ddpgkit DDPG configuration (every key, resolved)", "[ddpg]"]
+    def to_toml(self, origin: dict[str, str] | None = None) -> str:
+        """The config as TOML, each key preceded by its meaning as a comment; ``origin`` (for example
+        ``{"defaults": "table:HalfCheetah-v5", "source": "..."}``, see :mod:`ddpgkit.hyperparams`) goes
+        into an ``[origin]`` table before the ``[ddpg]`` one."""
+        lines = ["# ddpgkit DDPG configuration (every key, resolved)"]
+        if origin:
+            lines.append("# where the values started from, before any config file and flags")
+            lines.append("[origin]")
+            lines += [f"{k} = {_toml_value(str(v))}" for k, v in origin.items()]
+            lines.append("")
+        lines.append("[ddpg]")
         for f in fields(self):
             lines.append(f"# {f.metadata['help']}")
             lines.append(f"{f.name} = {_toml_value(getattr(self, f.name))}")
         return "\n".join(lines) + "\n"
 
-    def save(self, path: str | Path) -> Path:
-        return atomic_write_text(path, self.to_toml())
+    def save(self, path: str | Path, origin: dict[str, str] | None = None) -> Path:
+        return atomic_write_text(path, self.to_toml(origin))
 
 
 def field_help() -> dict[str, str]:

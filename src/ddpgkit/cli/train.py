@@ -11,7 +11,8 @@ from typing import Any, Optional
 import typer
 
 from ..config import PRESETS, DDPGConfig
-from ..experiments.run import Experiment, prepare_experiment, resume_experiment
+from ..experiments.run import Experiment, origin_of, prepare_experiment, resume_experiment
+from ..hyperparams import Defaults, defaults_for
 from ..io.rundir import CONFIG, CURVE, METRICS, SUMMARY, config_table
 from .app import UserError, app, parse_hidden, print_kv, warn
 from .progress import TrainingProgress
@@ -42,12 +43,13 @@ def _with_config_options(func):
     return func
 
 
-def resolve_config(preset: str | None, config_file: Path | None, overrides: dict[str, Any]
-                   ) -> tuple[DDPGConfig, str | None]:
-    """defaults <- preset <- config file <- flags given on the command line. A --steps too short for a
-    warm-up the user did not choose adapts the warm-up (DDPGConfig.with_warmup_for); returns the config
-    and that note, if any."""
-    base = DDPGConfig.preset(preset) if preset else DDPGConfig()
+def resolve_config(env_id: str, preset: str | None, config_file: Path | None, overrides: dict[str, Any]
+                   ) -> tuple[DDPGConfig, Defaults, str | None]:
+    """The preset, else the env's table entry, else the general defaults (hyperparams.defaults_for) <-
+    config file <- flags given on the command line. A --steps too short for a warm-up the user did not
+    choose adapts the warm-up (DDPGConfig.with_warmup_for); returns the config, its base and that note."""
+    defaults = defaults_for(env_id, preset)
+    base = defaults.config
     if config_file is not None:
         base = DDPGConfig.load(config_file, base)
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -57,10 +59,11 @@ def resolve_config(preset: str | None, config_file: Path | None, overrides: dict
     steps = given.pop("total_steps", None)
     chosen = "learning_starts" in given or (config_file is not None and "learning_starts" in _file_keys(config_file))
     if steps is not None and not chosen:
-        return base.replace(**given).with_warmup_for(steps)
+        config, note = base.replace(**given).with_warmup_for(steps)
+        return config, defaults, note
     if steps is not None:
         given["total_steps"] = steps
-    return (base.replace(**given) if given else base), None
+    return (base.replace(**given) if given else base), defaults, None
 
 
 def _file_keys(path: Path) -> set[str]:
@@ -83,19 +86,21 @@ def train(
 ) -> None:
     """Train DDPG on a Gymnasium task and write a run directory.
 
-    Hyperparameters come from the defaults, then --preset, then --config FILE.toml, then the flags
-    below. The run directory gets config.toml, metrics.csv, summary.json, learning_curve.png and
-    checkpoints. Ctrl-C (SIGINT) or SIGTERM saves a checkpoint at the end of the current episode and
-    stops (a second one saves at once); `--resume` or `ddpgkit resume` continues.
+    Hyperparameters start from --preset if given, else the env id's entry in the hyperparameter table
+    (`ddpgkit hyperparams`), else the general defaults; then --config FILE.toml, then the flags below.
+    The run directory gets config.toml, metrics.csv, summary.json, learning_curve.png and checkpoints.
+    Ctrl-C (SIGINT) or SIGTERM saves a checkpoint at the end of the current episode and stops
+    (a second one saves at once); `--resume` or `ddpgkit resume` continues.
     """
     if preset is not None and preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
     if resume and overwrite:
         raise UserError("--resume and --overwrite exclude each other")
-    cfg, note = resolve_config(preset, config, overrides)
+    cfg, defaults, note = resolve_config(env_id, preset, config, overrides)
     if note is not None:
         print_kv("note", note)
-    exp = prepare_experiment(env_id, cfg, out_dir, preset=preset, resume=resume, overwrite=overwrite)
+    exp = prepare_experiment(env_id, cfg, out_dir, preset=preset, resume=resume, overwrite=overwrite,
+                             origin=origin_of(defaults))
     if resume and exp.resumed_from is None:
         print_kv("resume", f"{exp.run_dir} has no checkpoint yet; starting the run from step 0")
     _run(exp)
@@ -124,6 +129,8 @@ def _run(exp: Experiment) -> None:
         print_kv("resuming", f"{exp.resumed_from} (step {agent.num_timesteps:,})")
     print_kv("training", f"DDPG on {agent.env_id or 'custom env'} for {cfg.total_steps:,} steps, seed {cfg.seed}, "
              f"networks {'-'.join(map(str, cfg.hidden))}, device {agent.device}")
+    if exp.origin is not None:
+        print_kv("hyperparameters", f"{exp.origin['defaults']} (its source: config.toml's [origin])")
     print_kv("run directory", str(run))
     with TrainingProgress(cfg.total_steps, agent.num_timesteps) as progress:
         result = exp.run(progress, handle_signals=True)

@@ -24,6 +24,7 @@ from typing import Any
 from ..agent import DDPG
 from ..config import DDPGConfig
 from ..errors import CheckpointError, ConfigError, RunError, RunInterrupted
+from ..hyperparams import Defaults, defaults_for
 from ..io.checkpoint import versions
 from ..io.rundir import (
     CONFIG,
@@ -34,6 +35,7 @@ from ..io.rundir import (
     prepare_run_dir,
     prune_checkpoints,
     read_metrics,
+    read_origin,
     write_metrics,
     write_summary,
 )
@@ -79,13 +81,15 @@ class RunResult:
 @dataclass
 class Experiment:
     """A run ready to train: the agent (fresh, or loaded from ``resumed_from``), its directory, the
-    preset name to record, and the newer checkpoints that were skipped because they did not load."""
+    preset name and the origin of its hyperparameters to record (``{"defaults": ..., "source": ...}``,
+    see :mod:`ddpgkit.hyperparams`), and the newer checkpoints that were skipped because they did not load."""
 
     agent: DDPG
     run_dir: Path
     preset: str | None = None
     resumed_from: Path | None = None
     skipped: list[str] = field(default_factory=list)
+    origin: dict[str, str] | None = None
 
     @property
     def total_steps(self) -> int:
@@ -103,7 +107,7 @@ class Experiment:
         resumed = self.resumed_from is not None
         if resumed:  # the metrics rows of the checkpoint, dropping any the interrupted process wrote after it
             write_metrics(run / METRICS, METRIC_COLUMNS, agent.trainer.history if agent.trainer else [])
-        cfg.save(run / CONFIG)
+        cfg.save(run / CONFIG, self.origin)
         metrics = MetricsCSV(run / METRICS)
         checkpointer = Checkpointer(run, cfg.checkpoint_interval, cfg.keep_checkpoints)
         extra = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
@@ -140,7 +144,8 @@ class Experiment:
             "wall_s": wall, "train_s": trainer.wall_s, "steps_per_s": trainer.step / trainer.wall_s,
             "best_eval_mean": best_mean, "best_eval_std": best_std, "best_step": best_step,
             "best_checkpoint": str(best_checkpoint_dir(run).relative_to(run)) if best_step is not None else None,
-            "checkpoint": str(ckpt.relative_to(run)), "preset": self.preset, "resumed": resumed,
+            "checkpoint": str(ckpt.relative_to(run)), "preset": self.preset,
+            "defaults": (self.origin or {}).get("defaults"), "resumed": resumed,
             "versions": versions(),
         }
         write_summary(run, summary)
@@ -168,22 +173,35 @@ def _continue_from(agent: DDPG, ckpt: Path, run: Path, skipped: list[str], prese
     if threads is not None:
         changes["threads"] = threads
     agent.config = agent.config.replace(**changes)
-    return Experiment(agent, run, preset, resumed_from=ckpt, skipped=skipped)
+    return Experiment(agent, run, preset, resumed_from=ckpt, skipped=skipped, origin=read_origin(run))
+
+
+def origin_of(defaults: Defaults) -> dict[str, str]:
+    """What a run records of the base its hyperparameters started from (config.toml's ``[origin]``)."""
+    return {"defaults": defaults.name, "source": defaults.source}
+
+
+GIVEN = {"defaults": "given", "source": "a DDPGConfig given by the caller"}
 
 
 def prepare_experiment(env: str, config: DDPGConfig | None = None, run_dir: str | Path | None = None, *,
-                       preset: str | None = None, resume: bool = False, overwrite: bool = False) -> Experiment:
+                       preset: str | None = None, resume: bool = False, overwrite: bool = False,
+                       origin: dict[str, str] | None = None) -> Experiment:
     """Set up a run of DDPG on ``env`` in ``run_dir`` (``runs/<env>-s<seed>`` by default).
 
-    ``config`` defaults to the preset named ``preset`` (or the defaults); ``preset`` is also recorded in
-    summary.json. A directory that already holds a run is refused unless ``overwrite`` (its run files
+    ``config`` defaults to :func:`ddpgkit.hyperparams.defaults_for` ``(env, preset)``: the preset if
+    named, else the env's entry in the hyperparameter table, else the general defaults. ``origin``
+    says where a given ``config`` came from (default: "given"); it is recorded in config.toml's
+    ``[origin]`` table and summary.json, as ``preset`` is in summary.json. A directory that already
+    holds a run is refused unless ``overwrite`` (its run files
     are removed) or ``resume``: then the run continues from its newest checkpoint that loads, with the
     given config's ``total_steps``, ``device`` and ``threads``; any other difference is a ConfigError.
     """
     if resume and overwrite:
         raise ConfigError("resume and overwrite exclude each other")
     if config is None:
-        config = DDPGConfig.preset(preset) if preset else DDPGConfig()
+        defaults = defaults_for(env, preset)
+        config, origin = defaults.config, origin_of(defaults)
     run = Path(run_dir) if run_dir is not None else default_run_dir(env, config.seed)
     if resume and list_checkpoints(run):
         agent, ckpt, skipped = load_latest(run, device=config.device)
@@ -191,7 +209,7 @@ def prepare_experiment(env: str, config: DDPGConfig | None = None, run_dir: str 
         return _continue_from(agent, ckpt, run, skipped, preset, config.total_steps, config.threads)
     agent = DDPG(env, config)
     prepare_run_dir(run, overwrite or resume)
-    return Experiment(agent, run, preset)
+    return Experiment(agent, run, preset, origin=origin or GIVEN)
 
 
 def resume_experiment(run_dir: str | Path, total_steps: int | None = None, device: str | None = None,
@@ -208,8 +226,9 @@ def resume_experiment(run_dir: str | Path, total_steps: int | None = None, devic
 
 def run_experiment(env: str, config: DDPGConfig | None = None, run_dir: str | Path | None = None, *,
                    preset: str | None = None, resume: bool = False, overwrite: bool = False,
-                   callbacks: Callback | Iterable[Callback] = (), handle_signals: bool = False) -> RunResult:
+                   origin: dict[str, str] | None = None, callbacks: Callback | Iterable[Callback] = (),
+                   handle_signals: bool = False) -> RunResult:
     """:func:`prepare_experiment` then :meth:`Experiment.run`: train DDPG on ``env`` into a run
     directory, the same files and numbers as ``ddpgkit train``."""
-    exp = prepare_experiment(env, config, run_dir, preset=preset, resume=resume, overwrite=overwrite)
+    exp = prepare_experiment(env, config, run_dir, preset=preset, resume=resume, overwrite=overwrite, origin=origin)
     return exp.run(callbacks, handle_signals=handle_signals)

@@ -5,7 +5,8 @@ A spec is a TOML file::
 
     envs = ["Pendulum-v1"]          # required: Gymnasium ids
     seeds = "0-9"                   # required: a list of seeds or a range "a-b" (inclusive)
-    preset = "pendulum"             # optional: the base preset
+    preset = "pendulum"             # optional: the base preset [default: each env's entry in the
+                                    #   hyperparameter table, else the general defaults]
     cpus_per_trial = 1              # optional (default 1); gpus_per_trial = 0.0 (a fraction is fine)
     max_retries = 3                 # optional: retries of a trial whose worker process or node dies
 
@@ -51,9 +52,10 @@ from typing import Any
 
 from ..config import PRESETS, DDPGConfig
 from ..errors import ConfigError, DDPGKitError, RunError, one_line
+from ..hyperparams import defaults_for
 from ..io.atomic import atomic_write_text, ensure_writable_dir
 from ..io.rundir import CONFIG, METRICS, SUMMARY, read_metrics, read_summary
-from .run import run_experiment
+from .run import origin_of, run_experiment
 
 # Ray reads its environment once, when it is imported (an optional extra: imported by _import_ray):
 # RAY_AUTH_MODE, and, for a local instance, the switch that keeps its node address on loopback.
@@ -69,7 +71,8 @@ class SweepError(DDPGKitError, ValueError):
 
 @dataclass(frozen=True)
 class Trial:
-    """One run of a sweep: an env, a preset, the values that vary, a seed and its run directory."""
+    """One run of a sweep: an env, a preset, the values that vary, a seed, its config, its run
+    directory, and the base its config started from (:mod:`ddpgkit.hyperparams`, recorded in the run)."""
 
     name: str
     env_id: str
@@ -78,6 +81,7 @@ class Trial:
     seed: int
     config: DDPGConfig
     run_dir: Path
+    origin: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,16 +166,17 @@ class SweepSpec:
                 values = {k: v for k, v in varied.items() if k != "preset"}
                 for seed in self.seeds:
                     try:
-                        base = DDPGConfig.preset(preset) if preset else DDPGConfig()
-                        config = DDPGConfig.from_dict({**base.to_dict(), **self.config, **values, "seed": seed},
-                                                      "trial")
+                        base = defaults_for(env_id, preset)
+                        config = DDPGConfig.from_dict({**base.config.to_dict(), **self.config, **values,
+                                                       "seed": seed}, "trial")
                     except ConfigError as e:
                         raise SweepError(f"{env_id} {_label(varied)} seed {seed}: {e}") from None
                     name = _slug(f"{env_id}-{_label(varied)}-s{seed}" if varied else f"{env_id}-s{seed}")
                     if name in names:
                         raise SweepError(f"two trials would share the run directory {name}")
                     names.add(name)
-                    out_trials.append(Trial(name, env_id, preset, varied, seed, config, out / "runs" / name))
+                    out_trials.append(Trial(name, env_id, preset, varied, seed, config, out / "runs" / name,
+                                            origin_of(base)))
         return out_trials
 
 
@@ -208,7 +213,8 @@ def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
             summary = read_summary(run_dir)
             if summary.get("steps", 0) >= config.total_steps:
                 return {"status": "done", "summary": summary}
-        result = run_experiment(payload["env_id"], config, run_dir, preset=payload["preset"], resume=True)
+        result = run_experiment(payload["env_id"], config, run_dir, preset=payload["preset"], resume=True,
+                                origin=payload.get("origin"))
         return {"status": "done", "summary": result.summary}
     except DDPGKitError as e:
         return {"status": "failed", "error": one_line(e)}
@@ -383,7 +389,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None, n
             for s in todo:
                 t = s.trial
                 payload = {"env_id": t.env_id, "preset": t.preset, "config": t.config.to_dict(),
-                           "run_dir": str(t.run_dir)}
+                           "run_dir": str(t.run_dir), "origin": t.origin}
                 ref = remote.options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial,
                                      max_retries=spec.max_retries, retry_exceptions=False,
                                      name=f"ddpgkit-trial:{t.name}").remote(payload)

@@ -18,6 +18,7 @@ import io
 import json
 import math
 import shutil
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,23 @@ BEST = "best"  # checkpoints/best/: the networks of the best evaluation so far (
 
 
 def config_table(data: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameters of a parsed config TOML: the keys under a lone ``[ddpg]`` table (as a run's
-    config.toml writes them), else the top-level keys. The one rule for every reader of such files."""
-    if set(data) == {"ddpg"} and isinstance(data["ddpg"], dict):
+    """The hyperparameters of a parsed config TOML: the keys under a ``[ddpg]`` table (beside at most an
+    ``[origin]`` table, as a run's config.toml writes them), else the top-level keys. The one rule for
+    every reader of such files."""
+    if "ddpg" in data and set(data) <= {"ddpg", "origin"} and isinstance(data["ddpg"], dict):
         return data["ddpg"]
     return data
+
+
+def read_origin(run: str | Path) -> dict[str, str] | None:
+    """The ``[origin]`` table of a run's config.toml (where its hyperparameters started from), or None."""
+    try:
+        origin = tomllib.loads((Path(run) / CONFIG).read_text(encoding="utf-8")).get("origin")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    if isinstance(origin, dict) and all(isinstance(v, str) for v in origin.values()):
+        return origin
+    return None
 
 
 def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
