@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from ddpgkit import DDPG, Callback, DDPGConfig
 from ddpgkit.errors import CheckpointError
 from ddpgkit.experiments.run import load_latest
+from ddpgkit.io.manifest import read_manifest
 from ddpgkit.io.rundir import list_checkpoints, prune_checkpoints, read_metrics
 from ddpgkit.training.callbacks import Checkpointer
 
@@ -240,8 +241,14 @@ def test_full_disk_during_checkpoint_keeps_the_last_good_one(tmp_path):
     args = [*CLI_FAST, "--out", str(run), "--steps", "600"]
     assert run_subprocess("train", *args).code == 0
     good = list_checkpoints(run)[0]
-    before = {p.name: p.read_bytes() for p in good.iterdir()}
-    limit = max(p.stat().st_size for p in good.iterdir()) + 1000  # the next, larger buffer will not fit
+    chunks = run / "checkpoints" / ".chunks"  # the buffer's chunk files, shared by the checkpoints
+
+    def contents():  # the checkpoint's own files and the chunks its manifest references
+        return {p.name: p.read_bytes() for p in [*good.iterdir(), *(chunks / n for n in read_manifest(good)["shared"])]}
+
+    before = contents()
+    # the next checkpoint's training state and buffer chunk will not fit
+    limit = max((chunks / n).stat().st_size for n in read_manifest(good)["shared"]) + 1
 
     def limit_file_size():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -253,8 +260,9 @@ def test_full_disk_during_checkpoint_keeps_the_last_good_one(tmp_path):
     assert p.returncode != 0
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "File too large" in lines[0] and "Traceback" not in p.stderr
-    assert {q.name: q.read_bytes() for q in good.iterdir()} == before  # untouched
-    assert not [q for q in (run / "checkpoints").iterdir() if q.name.startswith(".")]  # no temporaries left
+    assert contents() == before  # untouched
+    assert not [q for q in (run / "checkpoints").iterdir() if q.name.startswith(".") and q != chunks]
+    assert not [q for q in chunks.iterdir() if q.name.endswith(".tmp")]  # no temporaries left
     resumed, path, _ = load_latest(run)
     assert path == good
 

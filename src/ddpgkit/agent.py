@@ -28,7 +28,7 @@ from .envs import env_id as get_env_id
 from .envs import make_env
 from .errors import CheckpointError, DDPGKitError, NoLearningWarning, one_line
 from .hyperparams import defaults_for
-from .io.checkpoint import load_checkpoint, read_manifest, save_checkpoint
+from .io.checkpoint import CheckpointFiles, chunk_store, load_checkpoint, put_chunk, save_checkpoint
 from .nn.actor_critic import Actor, Critic, scale_action
 from .nn.backward import set_grads
 from .rollout import evaluate_policy
@@ -93,6 +93,8 @@ class DDPG:
         self.critic_optimizer = make_adam(self._critic_params, config.critic_lr, config.critic_weight_decay)
         self.buffer = ReplayBuffer(config.buffer_size, self.obs_dim, self.act_dim, self.device,
                                    seed=config.seed + BUFFER_SEED_OFFSET)
+        # (chunk, writes) -> (name, manifest entry) of the shared file holding that chunk (see save)
+        self._shared_chunks: dict[tuple[int, int], tuple[str, dict[str, Any]]] = {}
         self.noise = make_noise(config.noise, config.noise_scale * self.actor.action_scale.cpu(),
                                 theta=config.ou_theta, dt=config.ou_dt, seed=config.seed + NOISE_SEED_OFFSET)
         self.explore_generator = torch.Generator().manual_seed(config.seed + EXPLORE_SEED_OFFSET)
@@ -295,18 +297,36 @@ class DDPG:
             "num_updates": self.num_updates, "step": self.num_timesteps,
         }
 
-    def save(self, path: str | Path, training_state: bool = False) -> Path:
+    def save(self, path: str | Path, training_state: bool = False, share_buffer: bool = False) -> Path:
         """Write the four networks (safetensors) and the config and metadata (JSON) to ``path``.
 
         With ``training_state=True`` the checkpoint also holds everything needed to continue
         training exactly: optimiser states, the replay buffer, the noise and every random state, and
-        the training loop's counters and metrics (see :mod:`ddpgkit.training.state`).
+        the training loop's counters and metrics (see :mod:`ddpgkit.training.state`). The replay
+        buffer is written in chunks of about 4 MB: inside the checkpoint directory, or with
+        ``share_buffer=True`` (what a run directory's checkpoints do) as immutable files in
+        ``<path>/../.chunks/`` shared by the checkpoints saved beside it, where only the chunks whose
+        contents changed since this agent last saved them there are written.
         """
         tensors = {"model": self.model_tensors()}
         meta = self.metadata()
+        shared: dict[str, dict[str, Any]] = {}
         if training_state:
             tensors["training"], meta["training"] = collect_training_state(self)
-        return save_checkpoint(path, tensors, meta)
+            store, names = chunk_store(path), []
+            for k, writes in self.buffer.chunks():
+                if not share_buffer:
+                    tensors[f"buffer_{k:05d}"] = {"rows": self.buffer.chunk(k)}
+                    names.append(f"buffer_{k:05d}.safetensors")
+                    continue
+                ref = self._shared_chunks.get((k, writes))
+                if ref is None or not _is_file(store / ref[0], ref[1]["size"]):
+                    ref = put_chunk(store, f"buffer-{k:05d}-w{writes}", {"rows": self.buffer.chunk(k)})
+                    self._shared_chunks[(k, writes)] = ref
+                shared[ref[0]] = ref[1]
+                names.append(ref[0])
+            meta["training"]["buffer"]["chunk_files"] = names
+        return save_checkpoint(path, tensors, meta, shared)
 
     @classmethod
     def load(cls, path: str | Path, env: str | gym.Env | None = None, device: str | None = None,
@@ -318,9 +338,9 @@ class DDPG:
         ``training_state`` is True), that is restored too, and ``learn`` continues exactly where the
         saved run stopped. ``device`` replaces the saved config's device.
         """
-        manifest_files = read_manifest(path)["files"]
-        with_state = training_state and "training.safetensors" in manifest_files
-        tensors, meta = load_checkpoint(path, only=("model", "training") if with_state else ("model",))
+        files = CheckpointFiles(path)
+        with_state = training_state and "training.safetensors" in files.manifest["files"]
+        tensors, meta = load_checkpoint(files, only=("model", "training") if with_state else ("model",))
         try:
             config = DDPGConfig.from_dict(meta["config"], f"{path}: config")
             if device is not None:
@@ -337,7 +357,8 @@ class DDPG:
                 raise CheckpointError(f"{path}: num_updates must be an integer >= 0, got {num_updates!r}")
             agent.num_updates = num_updates
             if with_state:
-                restore_training_state(agent, tensors["training"], meta["training"], str(path))
+                restore_training_state(agent, tensors["training"], meta["training"], str(path), files.read)
+                agent._remember_shared_chunks(meta["training"]["buffer"], files.manifest["shared"])
                 if meta["step"] != agent.num_timesteps or type(meta["step"]) is not int:
                     raise CheckpointError(f"{path}: the checkpoint says step {meta['step']!r}, its training state "
                                           f"{agent.num_timesteps}")
@@ -350,6 +371,14 @@ class DDPG:
             raise CheckpointError(f"{path}: cannot build the saved agent here ({type(e).__name__}: "
                                   f"{one_line(e)[:200]})") from None
         return agent
+
+    def _remember_shared_chunks(self, buffer_meta: dict[str, Any], shared: dict[str, dict[str, Any]]) -> None:
+        """After a load: the shared chunk files that hold the buffer's chunks as they are now, so that
+        the next ``save(share_buffer=True)`` beside that checkpoint writes only what changes."""
+        names = buffer_meta.get("chunk_files", [])
+        for (k, writes), name in zip(self.buffer.chunks(), names):
+            if name in shared:
+                self._shared_chunks[(k, writes)] = (name, shared[name])
 
     def _check_compatible(self, meta: dict[str, Any], where: str) -> None:
         dims = (meta.get("obs_dim"), meta.get("act_dim"))
@@ -380,6 +409,13 @@ class DDPG:
             for name, t in tensors.items():
                 expected[name].copy_(t)
 
+
+
+def _is_file(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
 
 
 def _check_layer_sizes(config: DDPGConfig, model: dict[str, torch.Tensor], where: str) -> None:

@@ -4,10 +4,16 @@ All transitions live in one (capacity, width) float32 tensor on the training dev
 transition laid out as ``[obs | action | reward | next_obs | terminated | truncated]``. Sampling draws
 one index tensor and gathers the rows with a single ``index_select``; the batch fields are column
 views of that gathered block, so nothing is converted from numpy when a batch is drawn.
+
+For checkpoints the rows are cut into fixed chunks of ``chunk_rows`` rows (about 4 MB each). A chunk's
+contents change exactly when transitions are written into its rows, so :meth:`ReplayBuffer.chunks`
+says, per chunk, how many have been written so far: a checkpoint writer keeps the chunks whose count
+did not change since it last saved them, and a loader restores the buffer one chunk at a time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -25,6 +31,16 @@ class Batch(NamedTuple):
     truncated: torch.Tensor  # (B, 1)        1.0 where the episode was cut by a time limit
 
 
+CHUNK_BYTES = 4 * 2**20  # the size a checkpoint chunk of the buffer aims at
+
+
+def chunk_rows_for(width: int) -> int:
+    """Rows per checkpoint chunk for rows of ``width`` float32 values: the power of two that keeps a
+    chunk at or below :data:`CHUNK_BYTES` (at least 256 rows)."""
+    rows = max(256, CHUNK_BYTES // (4 * width))
+    return 1 << (rows.bit_length() - 1)
+
+
 class ReplayBuffer:
     """Circular replay buffer with uniform sampling.
 
@@ -33,10 +49,11 @@ class ReplayBuffer:
         obs_dim, act_dim: sizes of an observation and an action.
         device: where the storage (and every sampled batch) lives.
         seed: seed of the buffer's own sampling generator.
+        chunk_rows: rows per checkpoint chunk (default: :func:`chunk_rows_for` the row width).
     """
 
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: str | torch.device = "cpu",
-                 seed: int = 0) -> None:
+                 seed: int = 0, chunk_rows: int | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity, self.obs_dim, self.act_dim = capacity, obs_dim, act_dim
@@ -56,6 +73,10 @@ class ReplayBuffer:
         self._row = np.zeros(self.width, dtype=np.float32)
         self.pos = 0  # next row to write
         self.size = 0  # rows filled
+        self.added = 0  # transitions ever added (pos = added % capacity, size = min(added, capacity))
+        self.chunk_rows = chunk_rows or chunk_rows_for(self.width)
+        if self.chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
 
@@ -76,6 +97,7 @@ class ReplayBuffer:
             self.data[self.pos].copy_(torch.from_numpy(row))
         self.pos = (self.pos + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
+        self.added += 1
 
     def sample(self, batch_size: int) -> Batch:
         """Draw ``batch_size`` transitions uniformly with replacement."""
@@ -90,16 +112,38 @@ class ReplayBuffer:
 
     # ---- persistence (no pickle: tensors for safetensors, plain values for JSON) ---------------
 
-    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
-        """(tensors, json-able metadata) that :meth:`load_state_dict` restores exactly."""
-        tensors = {"data": self.data[: self.size].contiguous().cpu(),
-                   "generator": self.generator.get_state()}
+    def chunks(self) -> list[tuple[int, int]]:
+        """``(index, writes)`` of every chunk holding at least one transition, in order: chunk ``k``
+        is rows ``[k · chunk_rows, (k + 1) · chunk_rows)``, and ``writes`` counts the transitions
+        written into those rows so far, so a chunk's contents changed iff its count did."""
+        laps, rem = divmod(self.added, self.capacity)
+        out = []
+        for k in range(-(-self.size // self.chunk_rows)):
+            lo = k * self.chunk_rows
+            hi = min(lo + self.chunk_rows, self.capacity)
+            out.append((k, laps * (hi - lo) + min(max(rem - lo, 0), hi - lo)))
+        return out
+
+    def chunk(self, k: int) -> torch.Tensor:
+        """The filled rows of chunk ``k`` on the CPU: (rows, width)."""
+        lo = k * self.chunk_rows
+        return self.data[lo:min(lo + self.chunk_rows, self.size)].cpu()
+
+    def state_dict(self, with_data: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        """(tensors, json-able metadata) that :meth:`load_state_dict` restores exactly. Without
+        ``with_data`` the rows are left out: the caller saves :meth:`chunk` ``(k)`` for every chunk."""
+        tensors = {"generator": self.generator.get_state()}
+        if with_data:
+            tensors["data"] = self.data[: self.size].contiguous().cpu()
         meta = {"capacity": self.capacity, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
-                "pos": self.pos, "size": self.size}
+                "pos": self.pos, "size": self.size, "added": self.added, "chunk_rows": self.chunk_rows}
         return tensors, meta
 
-    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
-        """Restore :meth:`state_dict`'s output; anything inconsistent raises ValueError."""
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, int],
+                        read_chunk: Callable[[int], torch.Tensor] | None = None) -> None:
+        """Restore :meth:`state_dict`'s output; anything inconsistent raises ValueError. The rows come
+        from ``tensors["data"]`` or, without it, one chunk at a time from ``read_chunk(k)`` (so that
+        loading never holds a second copy of the buffer)."""
         want = {"capacity": self.capacity, "obs_dim": self.obs_dim, "act_dim": self.act_dim}
         got = {k: meta.get(k) for k in want}
         if got != want or not all(type(v) is int for v in got.values()):
@@ -107,13 +151,34 @@ class ReplayBuffer:
         size, pos = meta.get("size"), meta.get("pos")
         if type(size) is not int or type(pos) is not int:
             raise ValueError(f"replay buffer size and pos must be integers, got {size!r}, {pos!r}")
-        data = tensors["data"]
+        # buffers saved before `added` was recorded: the smallest count consistent with size and pos
+        added = meta.get("added", size if size < self.capacity else self.capacity + pos)
+        chunk_rows = meta.get("chunk_rows", self.chunk_rows)
+        if type(added) is not int or type(chunk_rows) is not int or chunk_rows < 1:
+            raise ValueError(f"replay buffer added and chunk_rows must be integers, got {added!r}, {chunk_rows!r}")
         # filled in order until full: below capacity the next row to write is row `size`
         if (not (0 <= size <= self.capacity and 0 <= pos < self.capacity) or (size < self.capacity and pos != size)
-                or data.shape != (size, self.width) or data.dtype != torch.float32):
-            raise ValueError(f"replay buffer contents are inconsistent (size {size}, pos {pos}, "
-                             f"data {tuple(data.shape)})")
-        self.data.zero_()
-        self.data[:size].copy_(data)
-        self.size, self.pos = size, pos
+                or size != min(added, self.capacity) or pos != added % self.capacity):
+            raise ValueError(f"replay buffer contents are inconsistent (size {size}, pos {pos}, added {added})")
+        self.chunk_rows = chunk_rows
+        if "data" in tensors:
+            data = tensors["data"]
+            if data.shape != (size, self.width) or data.dtype != torch.float32:
+                raise ValueError(f"replay buffer data has shape {tuple(data.shape)} {data.dtype}, expected "
+                                 f"({size}, {self.width}) float32")
+            self.data.zero_()
+            self.data[:size].copy_(data)
+        elif read_chunk is None:
+            raise ValueError("replay buffer rows missing (no data and no chunks)")
+        else:
+            self.data.zero_()
+            for k in range(-(-size // chunk_rows)):
+                lo = k * chunk_rows
+                rows = read_chunk(k)
+                n = min(lo + chunk_rows, size) - lo
+                if rows.shape != (n, self.width) or rows.dtype != torch.float32:
+                    raise ValueError(f"replay buffer chunk {k} has shape {tuple(rows.shape)} {rows.dtype}, "
+                                     f"expected ({n}, {self.width}) float32")
+                self.data[lo:lo + n].copy_(rows)
+        self.size, self.pos, self.added = size, pos, added
         self.generator.set_state(tensors["generator"])

@@ -3,8 +3,16 @@
 Layout (format version 1)::
 
     <dir>/manifest.json        {"format": "ddpgkit-checkpoint", "version": 1, "files": {name: {size, sha256}},
-                                "meta": {...}, "created": ..., "versions": {...}, "checksum": sha256}
+                                "shared": {name: {size, sha256}}, "meta": {...}, "created": ...,
+                                "versions": {...}, "checksum": sha256}
     <dir>/<name>.safetensors   named tensors
+    <dir>/../.chunks/<name>.safetensors   the shared files: immutable, named by their content, referenced
+                               by the manifests of every checkpoint beside <dir> that holds them
+
+Shared files are how a checkpoint's cost follows what changed: the replay buffer is saved in chunks
+(:func:`put_chunk`), a chunk whose contents did not change since an earlier checkpoint is referenced
+again instead of written again, and :func:`~ddpgkit.io.rundir.prune_checkpoints` deletes the chunks
+no remaining checkpoint references. Every shared file is verified like the checkpoint's own files.
 
 Saving writes everything into a temporary sibling directory, fsyncs it, and moves it into place in
 one step: a new path by ``rename``; an existing checkpoint by an atomic exchange of the two
@@ -43,6 +51,7 @@ from .manifest import (
     MANIFEST,
     VERSION,
     checkpoint_location,
+    chunk_store,
     exchange,
     manifest_checksum,
     read_manifest,
@@ -55,8 +64,43 @@ def versions() -> dict[str, str]:
     return {"ddpgkit": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def save_checkpoint(path: str | Path, tensors: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any]) -> Path:
-    """Write ``{file name: {tensor name: tensor}}`` and ``meta`` (JSON-able) as a checkpoint at ``path``.
+def put_chunk(store: str | Path, prefix: str, tensors: dict[str, torch.Tensor]) -> tuple[str, dict[str, Any]]:
+    """Write ``tensors`` as an immutable shared file in the directory ``store`` (see
+    :func:`~ddpgkit.io.manifest.chunk_store`), named ``<prefix>-<first 16 hex digits of its SHA-256>``,
+    unless a file of that name and size is there already. Returns its name and manifest entry, for the
+    ``shared`` argument of :func:`save_checkpoint`. The file appears whole or not at all."""
+    if not prefix.replace("-", "_").isidentifier():
+        raise ValueError(f"bad chunk prefix {prefix!r}")
+    blob = st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
+    sha = hashlib.sha256(blob).hexdigest()
+    name, entry = f"{prefix}-{sha[:16]}.safetensors", {"size": len(blob), "sha256": sha}
+    store = Path(store)
+    target = store / name
+    try:
+        if target.stat().st_size == len(blob):
+            return name, entry
+    except FileNotFoundError:
+        pass
+    store.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=store)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, default_mode())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(store)
+    return name, entry
+
+
+def save_checkpoint(path: str | Path, tensors: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any],
+                    shared: dict[str, dict[str, Any]] | None = None) -> Path:
+    """Write ``{file name: {tensor name: tensor}}`` and ``meta`` (JSON-able) as a checkpoint at ``path``;
+    ``shared`` lists files already in the checkpoint's chunk store (:func:`put_chunk`) that it references.
 
     An existing checkpoint at ``path`` is replaced only once the new one is complete on disk.
     """
@@ -75,8 +119,12 @@ def save_checkpoint(path: str | Path, tensors: dict[str, dict[str, torch.Tensor]
             fname = f"{name}.safetensors"
             _write_synced(tmp / fname, blob)
             files[fname] = {"size": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
+        store = chunk_store(path)
+        for fname, entry in (shared or {}).items():  # on disk before any manifest names them
+            if (store / fname).stat().st_size != entry["size"]:
+                raise CheckpointError(f"{store / fname}: shared file has the wrong size")
         manifest = {"format": FORMAT, "version": VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "versions": versions(), "files": files, "meta": meta}
+                    "versions": versions(), "files": files, "shared": dict(shared or {}), "meta": meta}
         manifest["checksum"] = manifest_checksum(manifest)
         _write_synced(tmp / MANIFEST, (json.dumps(manifest, indent=1, allow_nan=False) + "\n").encode())
         fsync_dir(tmp)
@@ -115,38 +163,60 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def load_checkpoint(path: str | Path, only: tuple[str, ...] | None = None
+def _read_verified(fpath: Path, entry: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Read one safetensors file, check its size and SHA-256 against its manifest entry, then parse it."""
+    try:
+        blob = fpath.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{fpath}: missing") from None
+    except OSError as e:
+        raise CheckpointError(f"{fpath}: cannot read: {e.strerror or e}") from None
+    if len(blob) != entry["size"]:
+        raise CheckpointError(f"{fpath}: size {len(blob)} bytes, manifest says {entry['size']} "
+                              "(truncated or edited)")
+    if hashlib.sha256(blob).hexdigest() != entry["sha256"]:
+        raise CheckpointError(f"{fpath}: checksum mismatch (the file is corrupt or was edited)")
+    try:
+        return st_load(blob)
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{fpath}: not a valid safetensors file ({one_line(e)})") from None
+
+
+class CheckpointFiles:
+    """Reads the files a verified manifest lists, each checked before it is parsed: ``read(name)``
+    for a file inside the checkpoint or a shared one in its chunk store."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = checkpoint_location(path)
+        self.manifest = read_manifest(self.path)
+
+    def read(self, fname: str) -> dict[str, torch.Tensor]:
+        files, shared = self.manifest["files"], self.manifest["shared"]
+        if fname in files:
+            return _read_verified(self.path / fname, files[fname])
+        if fname in shared:
+            return _read_verified(chunk_store(self.path) / fname, shared[fname])
+        raise CheckpointError(f"{self.path}: the manifest lists no file {fname!r}")
+
+
+def load_checkpoint(path: str | Path | CheckpointFiles, only: tuple[str, ...] | None = None
                     ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
-    """Verify and read a checkpoint: ``({file name: {tensor name: tensor}}, meta)``.
+    """Verify and read a checkpoint (a path, or its already opened :class:`CheckpointFiles`):
+    ``({file name: {tensor name: tensor}}, meta)``.
 
     ``only`` limits reading to some files (by name without ``.safetensors``); each one read is
-    verified against the manifest's size and SHA-256 before it is parsed.
+    verified against the manifest's size and SHA-256 before it is parsed. Shared files are read on
+    demand through :class:`CheckpointFiles`.
     """
-    path = checkpoint_location(path)
-    manifest = read_manifest(path)
+    files = path if isinstance(path, CheckpointFiles) else CheckpointFiles(path)
     out: dict[str, dict[str, torch.Tensor]] = {}
-    for fname, entry in manifest["files"].items():
+    for fname in files.manifest["files"]:
         name = fname.removesuffix(".safetensors")
         if only is not None and name not in only:
             continue
-        fpath = path / fname
-        try:
-            blob = fpath.read_bytes()
-        except FileNotFoundError:
-            raise CheckpointError(f"{fpath}: missing") from None
-        except OSError as e:
-            raise CheckpointError(f"{fpath}: cannot read: {e.strerror or e}") from None
-        if len(blob) != entry["size"]:
-            raise CheckpointError(f"{fpath}: size {len(blob)} bytes, manifest says {entry['size']} "
-                                  "(truncated or edited)")
-        if hashlib.sha256(blob).hexdigest() != entry["sha256"]:
-            raise CheckpointError(f"{fpath}: checksum mismatch (the file is corrupt or was edited)")
-        try:
-            out[name] = st_load(blob)
-        except (SafetensorError, ValueError, RuntimeError) as e:
-            raise CheckpointError(f"{fpath}: not a valid safetensors file ({one_line(e)})") from None
+        out[name] = files.read(fname)
     if only is not None:
         missing = set(only) - set(out)
         if missing:
-            raise CheckpointError(f"{path}: checkpoint has no {', '.join(sorted(missing))} file")
-    return out, manifest["meta"]
+            raise CheckpointError(f"{files.path}: checkpoint has no {', '.join(sorted(missing))} file")
+    return out, files.manifest["meta"]

@@ -18,12 +18,18 @@ from ..errors import CheckpointError, one_line
 FORMAT = "ddpgkit-checkpoint"
 VERSION = 1
 MANIFEST = "manifest.json"
+CHUNKS = ".chunks"  # beside the checkpoints: the immutable files they share (io.checkpoint.put_chunk)
 _MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
 
 def replaced_name(path: Path) -> Path:
     """Where the fallback replacement parks the old checkpoint for a moment: ``.<name>.replaced``."""
     return path.with_name(f".{path.name}.replaced")
+
+
+def chunk_store(checkpoint: str | Path) -> Path:
+    """Where the shared files of the checkpoint directory ``checkpoint`` live: ``<its parent>/.chunks``."""
+    return Path(checkpoint).parent / CHUNKS
 
 
 def checkpoint_location(path: str | Path) -> Path:
@@ -66,7 +72,8 @@ def manifest_checksum(manifest: dict[str, Any]) -> str:
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The checked manifest of the checkpoint directory ``path`` (see :func:`checkpoint_location`)."""
+    """The checked manifest of the checkpoint directory ``path`` (see :func:`checkpoint_location`):
+    ``files`` are inside the directory, ``shared`` ones (may be empty) in its :func:`chunk_store`."""
     path = checkpoint_location(path)
     mpath = path / MANIFEST
     if not path.is_dir():
@@ -89,10 +96,10 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
                               f"(this ddpgkit reads version {VERSION})")
     if manifest.get("checksum") != manifest_checksum(manifest):
         raise CheckpointError(f"{mpath}: checksum mismatch (the manifest is corrupt or was edited)")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not isinstance(manifest.get("meta"), dict):
+    files, shared = manifest.get("files"), manifest.setdefault("shared", {})
+    if not isinstance(files, dict) or not isinstance(manifest.get("meta"), dict) or not isinstance(shared, dict):
         raise CheckpointError(f"{mpath}: manifest lacks its 'files' or 'meta' table")
-    for fname, entry in files.items():
+    for fname, entry in [*files.items(), *shared.items()]:
         if (not isinstance(fname, str) or not fname.endswith(".safetensors") or "/" in fname or "\\" in fname
                 or fname.startswith(".")):
             raise CheckpointError(f"{mpath}: bad file name {fname!r} in manifest")

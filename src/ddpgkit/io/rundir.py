@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import CheckpointError, RunError
 from .atomic import atomic_write_json, atomic_write_text, ensure_writable_dir
-from .manifest import read_manifest
+from .manifest import CHUNKS, read_manifest
 
 CONFIG = "config.toml"
 METRICS = "metrics.csv"
@@ -163,6 +163,29 @@ def prune_checkpoints(run: str | Path, keep: int) -> list[Path]:
     root = Path(run) / CHECKPOINTS
     for p in root.glob(".*.tmp") if root.is_dir() else []:
         shutil.rmtree(p, ignore_errors=True)
+    removed += collect_chunks(run)
+    return removed
+
+
+def collect_chunks(run: str | Path) -> list[Path]:
+    """Delete the shared chunk files (``checkpoints/.chunks/``) that no checkpoint of the run whose
+    manifest reads references any more, and temporaries of chunk writes that were killed. Returns
+    what was removed."""
+    root = Path(run) / CHECKPOINTS
+    store = root / CHUNKS
+    if not store.is_dir():
+        return []
+    referenced: set[str] = set()
+    for p in [*list_checkpoints(run), best_checkpoint_dir(run)]:
+        try:
+            referenced.update(read_manifest(p)["shared"])
+        except CheckpointError:
+            continue
+    removed = []
+    for f in store.iterdir():
+        if f.name not in referenced:
+            f.unlink(missing_ok=True)
+            removed.append(f)
     return removed
 
 

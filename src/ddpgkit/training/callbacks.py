@@ -82,7 +82,7 @@ class Checkpointer(Callback):
         same step returns the checkpoint already written)."""
         if self.saved and self.saved[-1][0] == trainer.step:
             return self.saved[-1][1]
-        path = trainer.agent.save(checkpoint_dir(self.run, trainer.step), training_state=True)
+        path = trainer.agent.save(checkpoint_dir(self.run, trainer.step), training_state=True, share_buffer=True)
         self.saved.append((trainer.step, path))
         prune_checkpoints(self.run, self.keep)
         return path

@@ -20,6 +20,7 @@ state, so training resumes with a fresh episode: close, not bit-identical.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -101,7 +102,7 @@ def training_state(agent: TrainableAgent) -> tuple[dict[str, torch.Tensor], dict
     meta: dict[str, Any] = {"version": STATE_VERSION}
     meta["actor_optimizer"] = _optimizer_state("actor_optimizer", agent.actor_optimizer, tensors)
     meta["critic_optimizer"] = _optimizer_state("critic_optimizer", agent.critic_optimizer, tensors)
-    buf_tensors, meta["buffer"] = agent.buffer.state_dict()
+    buf_tensors, meta["buffer"] = agent.buffer.state_dict(with_data=False)  # the rows: DDPG.save, by chunk
     tensors.update({f"buffer.{k}": v for k, v in buf_tensors.items()})
     tensors.update({f"noise.{k}": v for k, v in agent.noise.state_dict().items()})
     tensors["explore_generator"] = agent.explore_generator.get_state()
@@ -119,9 +120,28 @@ def training_state(agent: TrainableAgent) -> tuple[dict[str, torch.Tensor], dict
     return tensors, meta
 
 
+def _chunk_reader(buffer_meta: dict[str, Any], read_file: Callable[[str], dict[str, torch.Tensor]] | None
+                  ) -> Callable[[int], torch.Tensor] | None:
+    names = buffer_meta.get("chunk_files")
+    if names is None or read_file is None:
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError("buffer chunk_files must be a list of file names")
+
+    def read_chunk(k: int) -> torch.Tensor:
+        if k >= len(names):
+            raise ValueError(f"the checkpoint lists {len(names)} buffer chunks, the buffer needs more")
+        return read_file(names[k])["rows"]
+
+    return read_chunk
+
+
 def restore_training_state(agent: TrainableAgent, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
-                           where: str) -> None:
-    """Put :func:`training_state`'s output back into a freshly built agent of the same config."""
+                           where: str, read_file: Callable[[str], dict[str, torch.Tensor]] | None = None) -> None:
+    """Put :func:`training_state`'s output back into a freshly built agent of the same config. The
+    replay buffer's rows come from the checkpoint files ``meta["buffer"]["chunk_files"]`` names, each
+    read (and verified) by ``read_file`` as it is copied in, or from the training tensors themselves
+    (checkpoints written before the buffer was chunked)."""
     version = meta.get("version")
     if type(version) is not int or version != STATE_VERSION:
         raise CheckpointError(f"{where}: training state version {one_line(repr(meta.get('version')))} is not supported")
@@ -129,7 +149,10 @@ def restore_training_state(agent: TrainableAgent, tensors: dict[str, torch.Tenso
         _load_optimizer("actor_optimizer", agent.actor_optimizer, tensors, meta["actor_optimizer"])
         _load_optimizer("critic_optimizer", agent.critic_optimizer, tensors, meta["critic_optimizer"])
         agent.buffer.load_state_dict({k[len("buffer."):]: v for k, v in tensors.items() if k.startswith("buffer.")},
-                                     meta["buffer"])
+                                     meta["buffer"], _chunk_reader(meta["buffer"], read_file))
+        names = meta["buffer"].get("chunk_files")
+        if names is not None and len(names) != len(agent.buffer.chunks()):
+            raise ValueError(f"the checkpoint lists {len(names)} buffer chunks for {len(agent.buffer.chunks())}")
         agent.noise.load_state_dict({k[len("noise."):]: v for k, v in tensors.items() if k.startswith("noise.")})
         agent.explore_generator.set_state(tensors["explore_generator"])
         torch.random.set_rng_state(tensors["torch_rng"])
