@@ -69,3 +69,45 @@ def test_state_mismatch_and_empty_sample_raise():
         ReplayBuffer(10, 3, 2).load_state_dict(tensors, {**meta, "size": 5})
     with pytest.raises(ValueError, match="empty"):
         ReplayBuffer(10, 3, 2).sample(1)
+
+
+@pytest.mark.parametrize("capacity, chunk_rows, n", [(10, 4, 3), (10, 4, 10), (10, 4, 23), (12, 4, 31), (7, 7, 50)])
+def test_chunk_write_counts_match_a_count_of_every_write(capacity, chunk_rows, n):
+    """chunks() against the definition: count, row by row, the transitions written into each chunk."""
+    buf = ReplayBuffer(capacity, 3, 2, chunk_rows=chunk_rows)
+    writes = {}
+    for t in range(n):
+        k = (t % capacity) // chunk_rows  # the row the t-th transition lands in, and its chunk
+        writes[k] = writes.get(k, 0) + 1
+        fill(buf, 1, start=t)
+        assert buf.chunks() == sorted(writes.items())
+    for k, _ in buf.chunks():  # a chunk's rows: the filled rows of its range
+        lo = k * chunk_rows
+        assert torch.equal(buf.chunk(k), buf.data[lo:min(lo + chunk_rows, buf.size)])
+
+
+def test_rows_restored_chunk_by_chunk_equal_the_whole():
+    a = ReplayBuffer(10, 3, 2, seed=3, chunk_rows=4)
+    fill(a, 13)
+    tensors, meta = a.state_dict(with_data=False)
+    assert "data" not in tensors and meta["added"] == 13 and meta["chunk_rows"] == 4
+    chunks = {k: a.chunk(k).clone() for k, _ in a.chunks()}
+    b = ReplayBuffer(10, 3, 2, seed=0, chunk_rows=4)
+    read = []
+    b.load_state_dict(tensors, meta, lambda k: read.append(k) or chunks[k])
+    assert read == [0, 1, 2] and torch.equal(b.data, a.data) and (b.pos, b.size, b.added) == (3, 10, 13)
+    assert b.chunks() == a.chunks()
+    with pytest.raises(ValueError, match=r"chunk 1 has shape \(2, 11\)"):  # a chunk with rows missing
+        ReplayBuffer(10, 3, 2, chunk_rows=4).load_state_dict(tensors, meta, lambda k: chunks[k][:2] if k else chunks[k])
+    with pytest.raises(ValueError, match="inconsistent"):
+        ReplayBuffer(10, 3, 2).load_state_dict(tensors, {**meta, "added": 14}, chunks.get)
+
+
+def test_a_buffer_saved_whole_before_chunks_existed_still_loads():
+    a = ReplayBuffer(10, 3, 2, chunk_rows=4)
+    fill(a, 12)
+    tensors, meta = a.state_dict()
+    old = {k: v for k, v in meta.items() if k not in ("added", "chunk_rows")}  # the earlier format
+    b = ReplayBuffer(10, 3, 2, chunk_rows=4)
+    b.load_state_dict(tensors, old)
+    assert torch.equal(b.data, a.data) and (b.pos, b.size) == (2, 10) and b.added % 10 == 2

@@ -183,3 +183,46 @@ def test_files_get_ordinary_permissions(tmp_path):
         assert oct(t.stat().st_mode & 0o777) == oct(0o644)
     finally:
         os.umask(mask)
+
+
+def test_shared_chunks_are_named_by_content_written_once_and_verified(tmp_path):
+    from ddpgkit.io.checkpoint import CheckpointFiles, put_chunk
+    from ddpgkit.io.manifest import chunk_store, manifest_checksum
+
+    store = chunk_store(tmp_path / "c")
+    assert store == tmp_path / ".chunks"
+    rows = {"rows": torch.arange(12.0).reshape(3, 4)}
+    name, entry = put_chunk(store, "buffer-00000-w3", rows)
+    assert name.startswith("buffer-00000-w3-") and entry["size"] == (store / name).stat().st_size
+    import hashlib
+
+    assert entry["sha256"] == hashlib.sha256((store / name).read_bytes()).hexdigest()
+    mtime = (store / name).stat().st_mtime_ns
+    assert put_chunk(store, "buffer-00000-w3", rows) == (name, entry)  # the same contents: not written again
+    assert (store / name).stat().st_mtime_ns == mtime
+    other, _ = put_chunk(store, "buffer-00000-w3", {"rows": rows["rows"] + 1})
+    assert other != name  # other contents, another file
+    p = save_checkpoint(tmp_path / "c", sample_tensors(), {"k": 1}, shared={name: entry})
+    files = CheckpointFiles(p)
+    assert files.manifest["shared"] == {name: entry}
+    assert torch.equal(files.read(name)["rows"], rows["rows"])
+    with pytest.raises(CheckpointError, match="lists no file"):
+        files.read(other)  # in the store, but not this checkpoint's
+    blob = bytearray((store / name).read_bytes())
+    blob[-1] ^= 1
+    (store / name).write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match=f"{name}: checksum mismatch"):
+        files.read(name)
+    # a manifest may not point outside the store, even with a recomputed checksum
+    m = json.loads((p / "manifest.json").read_text())
+    m["shared"] = {"../c/model.safetensors": m["files"]["model.safetensors"]}
+    m["checksum"] = manifest_checksum(m)
+    (p / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(CheckpointError, match="bad file name"):
+        read_manifest(p)
+
+
+def test_a_shared_file_must_be_in_the_store_before_a_manifest_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        save_checkpoint(tmp_path / "c", sample_tensors(), {}, shared={"x-0.safetensors": {"size": 1, "sha256": ""}})
+    assert not (tmp_path / "c").exists()

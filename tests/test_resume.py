@@ -337,6 +337,7 @@ def test_edited_metadata_with_a_recomputed_checksum_loads_exactly_or_fails_clean
         ("training", "env_rng"), ("training", "python_rng"), ("training", "actor_optimizer", "param_groups"),
         ("training", "version"), ("training", "trainer", "last_eval"), ("training", "trainer", "seeded"),
         ("training", "trainer", "wall_s"), ("step",), ("training", "trainer", "episodes"),
+        ("training", "buffer", "added"), ("training", "buffer", "chunk_rows"), ("training", "buffer", "chunk_files"),
     ]))
     target = meta
     for key in path[:-1]:
