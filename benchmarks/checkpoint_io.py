@@ -110,6 +110,7 @@ def main() -> None:
             saves = child(tree, "run", str(run), str(a.transitions), str(a.interval))
             load = child(tree, "load", str(run), str(a.transitions), str(a.interval))[0]
             last = saves[-5:]
+            extra = max(load["extra"], 0)  # resident memory can end a page above the peak's resolution
             rows.append([
                 name, len(saves),
                 f"{statistics.median(s['s'] for s in saves):.2f} / {max(s['s'] for s in saves):.2f}",
@@ -117,7 +118,7 @@ def main() -> None:
                 f"{statistics.median(s['written'] for s in last) / 1e6:.1f}",
                 f"{sum(s['written'] for s in saves) / 1e9:.2f}",
                 f"{max(s['disk'] for s in saves) / 1e6:.0f}",
-                f"{load['s']:.2f}", f"{max(load['extra'], 0) / 1e6:.0f} ({max(load['extra'], 0) / load['buffer']:.2f}× the buffer's rows)",
+                f"{load['s']:.2f}", f"{extra / 1e6:.0f} ({extra / load['buffer']:.2f}× the buffer's rows)",
             ])
             print(f"{name}: done", flush=True)
             shutil.rmtree(run, ignore_errors=True)

@@ -76,3 +76,14 @@ def test_readme_sweep_spec_is_a_valid_spec(tmp_path):
     path.write_text(spec_text)
     trials = SweepSpec.load(path).trials(tmp_path)
     assert len(trials) == 10 and {t.config.total_steps for t in trials} == {20000}
+
+
+def test_benchmark_sweep_specs_are_valid_and_use_the_tables_entries(tmp_path):
+    """The specs benchmarks/README.md runs load, and their trials start from each env's table entry."""
+    from ddpgkit.experiments.sweep import SweepSpec
+
+    specs = sorted((README.parent / "benchmarks" / "sweeps").glob("*.toml"))
+    assert specs
+    for path in specs:
+        for t in SweepSpec.load(path).trials(tmp_path):
+            assert t.origin["defaults"] == f"table:{t.env_id}", path

@@ -54,8 +54,8 @@ def test_the_agent_without_a_config_uses_the_envs_entry():
     agent = DDPG("Pendulum-v1")
     assert agent.config == DDPGConfig.preset("pendulum")
     assert agent.actor.net.linear1.out_features == PRESETS["pendulum"]["hidden"][0]
-    env = gym.make("Pendulum-v1")  # an env object has no id to look up by the caller's intent: general defaults
-    assert DDPG(env).config == DDPGConfig()
+    assert DDPG(gym.make("Pendulum-v1")).config == DDPGConfig.preset("pendulum")  # an env object: its spec's id
+    assert DDPG("ddpgkit/Mirror-v0").config == DDPGConfig()  # no entry: the general defaults
 
 
 def test_train_records_the_table_entry_in_config_toml_and_summary(tmp_path, capsys):

@@ -44,8 +44,9 @@ class DDPG:
     Args:
         env: a Gymnasium id such as ``"Pendulum-v1"`` or a ``gymnasium.Env`` with a bounded Box
             action space.
-        config: hyperparameters; when None, the env id's entry in the hyperparameter table
-            (:func:`ddpgkit.hyperparams.defaults_for`), else the general defaults, :class:`DDPGConfig`'s.
+        config: hyperparameters; when None, the entry of the env's id (of a Gymnasium env object: its
+            spec's id) in the hyperparameter table (:func:`ddpgkit.hyperparams.defaults_for`), else
+            the general defaults, :class:`DDPGConfig`'s.
         seed: overrides ``config.seed`` when given. The seed fixes torch's and numpy's global
             generators (for the initial weights), the env, its action space, and the buffer's,
             noise's and warm-up's own generators.
@@ -54,15 +55,15 @@ class DDPG:
 
     def __init__(self, env: str | gym.Env, config: DDPGConfig | None = None, seed: int | None = None,
                  eval_env: str | gym.Env | None = None) -> None:
+        self.env = make_env(env)
+        self.env_id = get_env_id(self.env)
         if config is None:
-            config = defaults_for(env if isinstance(env, str) else None).config
+            config = defaults_for(self.env_id).config
         if seed is not None:
             config = config.replace(seed=seed)
         self.config = config
         self.device = resolve_device(config.device)
         check_precision(config.precision, self.device)
-        self.env = make_env(env)
-        self.env_id = get_env_id(self.env)
         self._eval_env_arg = eval_env
         self._eval_env: gym.Env | None = None
         act_space = self.env.action_space
