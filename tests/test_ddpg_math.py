@@ -138,14 +138,17 @@ def test_gamma_extremes(gamma):
     assert td_target(r, d, nq, gamma).tolist() == [[1.0 + gamma * 5.0]] * 2
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh"])
-def test_handwritten_and_autograd_updates_train_identically(activation):
+@pytest.mark.parametrize("activation, hidden, action_layer", [("relu", (32, 32), 0), ("tanh", (32, 32), 0),
+                                                              ("relu", (32, 24), 1), ("tanh", (16, 32, 24), 2)])
+def test_handwritten_and_autograd_updates_train_identically(activation, hidden, action_layer):
+    """Also for the paper's critic, the action entering at a later hidden layer (action_layer > 0)."""
     from ddpgkit import DDPG, DDPGConfig
 
     runs = []
     for backward in ("autograd", "handwritten"):
-        cfg = DDPGConfig(hidden=(32, 32), activation=activation, batch_size=32, total_steps=500, learning_starts=100,
-                         eval_interval=0, eval_episodes=1, critic_weight_decay=1e-2, backward=backward)
+        cfg = DDPGConfig(hidden=hidden, activation=activation, batch_size=32, total_steps=500, learning_starts=100,
+                         eval_interval=0, eval_episodes=1, critic_weight_decay=1e-2, backward=backward,
+                         critic_action_layer=action_layer)
         runs.append(DDPG("Pendulum-v1", cfg, seed=4).learn())
     a, b = (r.model_tensors() for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)  # every weight of all four networks, bit for bit
@@ -268,12 +271,14 @@ def test_bf16_training_is_reproducible():
 
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="torch.compile on the CPU needs a C++ compiler")
-def test_compiled_update_matches_the_eager_one():
+@pytest.mark.parametrize("action_layer", [0, 1])
+def test_compiled_update_matches_the_eager_one(action_layer):
     """compile=True runs the same gradient functions through torch.compile (inductor): fused kernels
     round differently, so the check is closeness to the eager update, not bit equality."""
     from ddpgkit import DDPG, DDPGConfig
 
-    agents = [DDPG("Pendulum-v1", DDPGConfig(hidden=(32, 32), batch_size=64, compile=c), seed=2) for c in (False, True)]
+    agents = [DDPG("Pendulum-v1", DDPGConfig(hidden=(32, 32), batch_size=64, compile=c,
+                                             critic_action_layer=action_layer), seed=2) for c in (False, True)]
     rows = torch.randn(64, agents[0].buffer.width, generator=torch.Generator().manual_seed(0))
     rows[:, -2:] = (rows[:, -2:] > 1.0).float()
     batch = agents[0].buffer.split(rows)

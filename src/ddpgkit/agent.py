@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .algo.ddpg import actor_loss, critic_loss, soft_update
-from .algo.gradients import actor_gradients, critic_gradients
+from .algo.gradients import actor_gradients, critic_gradients, critic_nets
 from .algo.optim import adam_step, make_adam
 from .config import BUFFER_SEED_OFFSET, EVAL_SEED_OFFSET, EXPLORE_SEED_OFFSET, NOISE_SEED_OFFSET, DDPGConfig
 from .data.buffer import Batch, ReplayBuffer
@@ -88,7 +88,7 @@ class DDPG:
         self._target_params = list(self.critic_target.parameters()) + list(self.actor_target.parameters())
         # the MLPs and action scale/bias for the hand-written update, looked up once (the modules
         # stay on their device; loading copies into them in place)
-        self._nets = (self.critic.net, self.actor.net, self.critic_target.net, self.actor_target.net)
+        self._nets = (critic_nets(self.critic), self.actor.net, critic_nets(self.critic_target), self.actor_target.net)
         self._action_scale_bias = (self.actor.action_scale, self.actor.action_bias)
         self.actor_optimizer = make_adam(self._actor_params, config.actor_lr)
         self.critic_optimizer = make_adam(self._critic_params, config.critic_lr, config.critic_weight_decay)

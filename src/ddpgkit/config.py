@@ -52,7 +52,7 @@ class DDPGConfig:
     critic_lr: float = _param(1e-3, "Adam learning rate of the critic Q")
     critic_weight_decay: float = _param(0.0, "L2 weight decay of the critic (the paper used 1e-2)")
     critic_action_layer: int = _param(0, "hidden layer where the action enters the critic: 0 = with the observation "
-                                      "at the input; 1 = at the second hidden layer, as in the paper (autograd only)")
+                                      "at the input; 1 = at the second hidden layer, as in the paper")
     policy_frequency: int = _param(1, "update the actor and the target networks every N-th critic update "
                                    "(1: every update, as in the paper; CleanRL's DDPG uses 2)")
     gamma: float = _param(0.99, "discount factor γ, in [0, 1]")
@@ -108,8 +108,6 @@ class DDPGConfig:
         need(self.updates_per_step >= 1, "updates_per_step", "must be >= 1")
         need(0 <= self.critic_action_layer < max(len(self.hidden), 1), "critic_action_layer",
              f"must be in [0, {max(len(self.hidden) - 1, 0)}] (a hidden layer of {self.hidden})")
-        need(self.critic_action_layer == 0 or self.backward == "autograd", "critic_action_layer",
-             "above 0 needs backward = autograd (the written-out backward pass covers the action at the input)")
         need(self.policy_frequency >= 1, "policy_frequency", "must be >= 1")
         need(self.noise in NOISE_TYPES, "noise", f"must be one of {', '.join(NOISE_TYPES)}")
         need(self.noise_scale >= 0, "noise_scale", "must be >= 0")
@@ -275,7 +273,7 @@ def _toml_value(v: Any) -> str:
 
 # The DDPGs of the literature by name. Every library ships a different "DDPG"; these say which.
 _LILLICRAP2015 = dict(
-    hidden=(400, 300), activation="relu", critic_action_layer=1, backward="autograd", final_layer_init=3e-3,
+    hidden=(400, 300), activation="relu", critic_action_layer=1, final_layer_init=3e-3,
     actor_lr=1e-4, critic_lr=1e-3, critic_weight_decay=1e-2, gamma=0.99, tau=0.001, batch_size=64,
     buffer_size=1_000_000, learning_starts=0, noise="ou", noise_scale=0.2, ou_theta=0.15, ou_dt=1e-2,
     policy_frequency=1, total_steps=1_000_000, eval_interval=10_000, eval_episodes=10,

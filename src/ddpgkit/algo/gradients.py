@@ -5,6 +5,10 @@ Same equations, same kernels as autograd on :func:`~ddpgkit.algo.ddpg.critic_los
 without building and walking an autograd graph twice per update. Both functions are side-effect
 free, so ``compile=True`` can compile them (on CUDA, replayed as CUDA graphs). ``dtype`` (bfloat16)
 runs the hidden-to-hidden products in that precision.
+
+A critic is given as its two MLPs, :data:`CriticNets` ``(obs_net, net)``: ``obs_net`` is None when the
+action enters at the input (Q = net([s, a])), else the layers the observation passes alone before the
+action joins (Q = net([obs_net(s), a]), the paper's critic; see :class:`~ddpgkit.nn.actor_critic.Critic`).
 """
 
 from __future__ import annotations
@@ -13,36 +17,69 @@ import torch
 import torch.nn.functional as F
 
 from ..data.buffer import Batch
-from ..nn.actor_critic import scale_action
-from ..nn.backward import Weights, backward, forward_with_cache, layer_weights
+from ..nn.actor_critic import Critic, scale_action
+from ..nn.backward import Cache, Weights, backward, forward_with_cache, layer_weights
 from ..nn.mlp import MLP
 from .ddpg import td_target
 
+CriticNets = tuple[MLP | None, MLP]  # (obs_net, net) of a Critic module
+_CriticCache = tuple[Cache | None, Cache, int]  # the caches of both MLPs, and the width of net's non-action input
 
-def critic_gradients(critic: MLP, critic_target: MLP, actor_target: MLP, batch: Batch, gamma: float,
+
+def critic_nets(critic: Critic) -> CriticNets:
+    """The MLPs of a :class:`~ddpgkit.nn.actor_critic.Critic`, as the functions here take them."""
+    return critic.obs_net, critic.net
+
+
+def _critic_forward(critic: CriticNets, obs: torch.Tensor, action: torch.Tensor, dtype: torch.dtype | None
+                    ) -> tuple[torch.Tensor, _CriticCache]:
+    """Q(s, a) (B, 1) of the critic's MLPs, with what :func:`_critic_backward` needs."""
+    obs_net, net = critic
+    obs_cache = None
+    if obs_net is not None:
+        obs, obs_cache = forward_with_cache(obs_net, obs, layer_weights(obs_net, dtype))  # (B, hidden[k-1])
+    q, cache = forward_with_cache(net, torch.cat([obs, action], dim=-1), layer_weights(net, dtype))  # (B, 1)
+    return q, (obs_cache, cache, obs.shape[1])
+
+
+def _critic_backward(critic: CriticNets, cache: _CriticCache, grad_q: torch.Tensor, dtype: torch.dtype | None,
+                     weight_grads: bool) -> tuple[Weights | None, torch.Tensor]:
+    """From ∂/∂Q (B, 1): the gradients of every critic layer (obs_net's first, as ``Critic.parameters()``
+    orders them; None unless ``weight_grads``) and ∂/∂a (B, act_dim)."""
+    obs_net, net = critic
+    obs_cache, net_cache, width = cache
+    grads, grad_in = backward(net, net_cache, grad_q, weights=layer_weights(net, dtype), input_grad=True,
+                              weight_grads=weight_grads)  # grad_in: (B, width + act_dim)
+    if weight_grads and obs_net is not None:  # on through the observation's own layers
+        obs_grads, _ = backward(obs_net, obs_cache, grad_in[:, :width], weights=layer_weights(obs_net, dtype))
+        grads = obs_grads + grads
+    return grads, grad_in[:, width:]
+
+
+def critic_gradients(critic: CriticNets, critic_target: CriticNets, actor_target: MLP, batch: Batch, gamma: float,
                      action_scale: torch.Tensor, action_bias: torch.Tensor, dtype: torch.dtype | None = None
                      ) -> tuple[Weights, torch.Tensor, torch.Tensor]:
     """∇_φ L of :func:`~ddpgkit.algo.ddpg.critic_loss`:
 
         y = r + γ (1 − d) Q_φ'(s', μ_θ'(s')),   L(φ) = 1/B Σ_i (Q_φ(s_i, a_i) − y_i)²,   ∂L/∂Q = 2 (Q − y) / B
 
-    Takes the MLPs inside the Critic/Actor modules and μ's action scale and bias (act_dim,).
-    Returns ([(∂L/∂W_i, ∂L/∂b_i)], L, mean Q(s, a)); modifies nothing.
+    Takes the MLPs inside the Critic/Actor modules (:func:`critic_nets`) and μ's action scale and bias
+    (act_dim,). Returns ([(∂L/∂W_i, ∂L/∂b_i)] in ``Critic.parameters()`` order, L, mean Q(s, a));
+    modifies nothing.
     """
     next_tanh, _ = forward_with_cache(actor_target, batch.next_obs, layer_weights(actor_target, dtype))
     next_action = scale_action(next_tanh, action_scale, action_bias)  # (B, act_dim) μ'(s')
-    next_q, _ = forward_with_cache(critic_target, torch.cat([batch.next_obs, next_action], dim=-1),
-                                   layer_weights(critic_target, dtype))  # (B, 1)
+    next_q, _ = _critic_forward(critic_target, batch.next_obs, next_action, dtype)  # (B, 1)
     y = td_target(batch.reward, batch.terminated, next_q, gamma)  # (B, 1)
-    weights = layer_weights(critic, dtype)
-    q, cache = forward_with_cache(critic, torch.cat([batch.obs, batch.action], dim=-1), weights)  # (B, 1)
+    q, cache = _critic_forward(critic, batch.obs, batch.action, dtype)  # (B, 1)
     loss = F.mse_loss(q, y)
-    grads, _ = backward(critic, cache, (q - y) * (2.0 / q.numel()), weights=weights)
+    grads, _ = _critic_backward(critic, cache, (q - y) * (2.0 / q.numel()), dtype, weight_grads=True)
+    assert grads is not None
     return grads, loss, q.mean()
 
 
-def actor_gradients(actor: MLP, critic: MLP, obs: torch.Tensor, action_scale: torch.Tensor, action_bias: torch.Tensor,
-                    dtype: torch.dtype | None = None) -> tuple[Weights, torch.Tensor]:
+def actor_gradients(actor: MLP, critic: CriticNets, obs: torch.Tensor, action_scale: torch.Tensor,
+                    action_bias: torch.Tensor, dtype: torch.dtype | None = None) -> tuple[Weights, torch.Tensor]:
     """∇_θ J of :func:`~ddpgkit.algo.ddpg.actor_loss`:
 
         J(θ) = −1/B Σ_i Q_φ(s_i, μ_θ(s_i)),   ∂J/∂Q = −1/B,
@@ -51,12 +88,12 @@ def actor_gradients(actor: MLP, critic: MLP, obs: torch.Tensor, action_scale: to
 
     obs: (B, obs_dim). Returns ([(∂J/∂W_i, ∂J/∂b_i)] of the actor's MLP, J); modifies nothing.
     """
-    actor_weights, critic_weights = layer_weights(actor, dtype), layer_weights(critic, dtype)
+    actor_weights = layer_weights(actor, dtype)
     tanh_out, actor_cache = forward_with_cache(actor, obs, actor_weights)  # (B, act_dim)
     action = scale_action(tanh_out, action_scale, action_bias)  # (B, act_dim) μ(s)
-    q_pi, critic_cache = forward_with_cache(critic, torch.cat([obs, action], dim=-1), critic_weights)  # (B, 1)
+    q_pi, critic_cache = _critic_forward(critic, obs, action, dtype)  # (B, 1)
     loss = -q_pi.mean()
-    _, grad_in = backward(critic, critic_cache, torch.full_like(q_pi, -1.0 / q_pi.numel()), weights=critic_weights,
-                          input_grad=True, weight_grads=False)  # (B, obs_dim + act_dim)
-    grads, _ = backward(actor, actor_cache, grad_in[:, obs.shape[1]:] * action_scale, weights=actor_weights)
+    _, grad_a = _critic_backward(critic, critic_cache, torch.full_like(q_pi, -1.0 / q_pi.numel()), dtype,
+                                 weight_grads=False)  # (B, act_dim)
+    grads, _ = backward(actor, actor_cache, grad_a * action_scale, weights=actor_weights)
     return grads, loss

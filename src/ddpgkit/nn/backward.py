@@ -12,7 +12,7 @@ these functions; they modify nothing, so the update can be compiled as a functio
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -118,7 +118,12 @@ def backward(mlp: MLP, cache: Cache, grad_y: torch.Tensor, *, input_grad: bool =
     return (grads[::-1] if weight_grads else None), grad
 
 
-def set_grads(mlp: MLP, grads: Weights) -> None:
-    """Store ``[(dL/dW_i, dL/db_i)]`` (input side first) as the parameters' ``.grad``."""
-    for (w, b), (dw, db) in zip(layer_weights(mlp), grads):
+def set_grads(mlps: MLP | Sequence[MLP | None], grads: Weights) -> None:
+    """Store ``[(dL/dW_i, dL/db_i)]`` (input side first; several MLPs: the first one's layers first, None
+    skipped) as the parameters' ``.grad``."""
+    nets = [mlps] if isinstance(mlps, MLP) else [m for m in mlps if m is not None]
+    pairs = [p for m in nets for p in layer_weights(m)]
+    if len(pairs) != len(grads):
+        raise ValueError(f"{len(grads)} gradients for {len(pairs)} layers")
+    for (w, b), (dw, db) in zip(pairs, grads):
         w.grad, b.grad = dw, db
