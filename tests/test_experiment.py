@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ddpgkit import Callback, DDPGConfig, prepare_experiment, resume_experiment, run_experiment
+from ddpgkit import DDPG, Callback, DDPGConfig, prepare_experiment, resume_experiment, run_experiment
 from ddpgkit.errors import ConfigError, RunError
 from ddpgkit.experiments.run import origin_of
 from ddpgkit.hyperparams import defaults_for
@@ -149,3 +149,16 @@ def test_train_with_steps_below_the_default_warm_up_adapts_it_and_says_so(tmp_pa
     toml.write_text("learning_starts = 500\n")  # chosen in a file: refused, not adapted
     r = run_cli(capsys, *args[:-2], "--config", toml, "--out", tmp_path / "run2")
     assert r.code == 1 and "learning_starts must be below total_steps (300)" in r.err
+
+
+def test_training_time_adds_up_across_a_resume(tmp_path):
+    """A checkpoint taken during a run records the time trained so far in that run too, so the
+    resumed run's train_s is the sum of both parts (here the final checkpoint is a periodic one)."""
+    cfg = DDPGConfig(**{**CONFIG, "checkpoint_interval": 200, "total_steps": 400})
+    first = run_experiment("Pendulum-v1", cfg, tmp_path / "r")
+    assert first.summary["train_s"] > 0
+    # the checkpoint at 400 was taken inside the loop, before the run ended
+    agent = DDPG.load(tmp_path / "r" / "checkpoints" / "400")
+    assert 0 < agent.trainer.wall_s <= first.summary["train_s"]
+    second = resume_experiment(tmp_path / "r", 600).run()
+    assert second.summary["train_s"] > agent.trainer.wall_s + 0.5 * second.summary["wall_s"]

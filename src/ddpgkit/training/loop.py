@@ -91,6 +91,7 @@ class Trainer:
         self.last_eval_step = -1
         self.history: list[dict[str, Any]] = []  # every metrics row
         self.wall_s = 0.0  # training seconds before the current run() call
+        self._start: float | None = None  # perf_counter() at the start of the current run() call
         # sums of critic loss, actor loss and mean Q since the last metrics row
         self._acc = [torch.zeros((), device=agent.device) for _ in range(3)]
         self._acc_n = 0
@@ -141,9 +142,16 @@ class Trainer:
         if self.step >= total_steps and self.last_eval_step != self.step:
             self._evaluate()  # a run always ends with an evaluation of its final policy
         self.wall_s += time.perf_counter() - start
+        self._start = None
         self._emit("on_training_end")
 
     # ---- persistence --------------------------------------------------------------------------
+
+    @property
+    def elapsed_s(self) -> float:
+        """Training seconds so far, the current run() call included (a checkpoint taken during a call
+        records this, so that a resumed run's time adds up)."""
+        return self.wall_s + (time.perf_counter() - self._start if self._start is not None else 0.0)
 
     @property
     def at_episode_boundary(self) -> bool:
@@ -156,7 +164,7 @@ class Trainer:
             "step": self.step, "episodes": self.episodes, "episode_return": self.episode_return,
             "episode_length": self.episode_length, "mid_episode": self.obs is not None,
             "last_eval": list(self.last_eval) if self.last_eval is not None else None,
-            "last_eval_step": self.last_eval_step, "wall_s": self.wall_s, "acc_n": self._acc_n,
+            "last_eval_step": self.last_eval_step, "wall_s": self.elapsed_s, "acc_n": self._acc_n,
             "seeded": self._seeded, "history": self.history,
         }
         return {"acc": torch.stack(self._acc).cpu()}, meta
@@ -223,7 +231,7 @@ class Trainer:
         if now > t0 and self.step > s0:
             row["steps_per_s"] = (self.step - s0) / (now - t0)
             self._row_clock = (now, self.step)
-        row["wall_s"] = self.wall_s + (now - self._start)
+        row["wall_s"] = self.wall_s + (now - self._start) if self._start is not None else self.wall_s
         self.history.append(row)
         self._emit("on_metrics", row)
 
