@@ -46,13 +46,13 @@ ENV_HYPERPARAMS: dict[str, EnvEntry] = {
     # MuJoCo: the TD3 paper's random steps (10k for HalfCheetah and Ant, 1k for the rest; 5k-step evaluations)
     # over the general defaults, which are its re-tuned DDPG's values except 256-256 for 400-300 and batch 256
     "HalfCheetah-v5": EnvEntry(dict(total_steps=1_000_000, learning_starts=10_000),
-                               f"{_TD3_PAPER}: 10k random steps; measured here, 3 seeds: IQM 4604 at 100k, "
-                               "8954 at 300k steps (benchmarks/README.md)"),
+                               f"{_TD3_PAPER}: 10k random steps; measured here: IQM 4937 at 100k steps "
+                               "(5 seeds), 8954 at 300k (3 seeds; benchmarks/README.md)"),
     "Ant-v5": EnvEntry(dict(total_steps=1_000_000, learning_starts=10_000),
                        f"{_TD3_PAPER}: 10k random steps; not measured here"),
     "Hopper-v5": EnvEntry(dict(total_steps=1_000_000, learning_starts=1_000),
-                          f"{_TD3_PAPER}: 1k random steps; measured here, 3 seeds: IQM 745 at 100k "
-                          "steps, best during training 910 (benchmarks/README.md)"),
+                          f"{_TD3_PAPER}: 1k random steps; measured here, 5 seeds: IQM 798 at 100k "
+                          "steps, best during training 1114 (benchmarks/README.md)"),
     "Walker2d-v5": EnvEntry(dict(total_steps=1_000_000, learning_starts=1_000),
                             f"{_TD3_PAPER}: 1k random steps; not measured here"),
     "InvertedPendulum-v5": EnvEntry(dict(total_steps=50_000, learning_starts=1_000),
