@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import busy_core, machine, spread, table  # noqa: E402
+from common import busy_core, machine, table  # noqa: E402
 
 LEARNING_STARTS = 1000
 XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -185,10 +186,7 @@ def main() -> None:
 
 def _range(xs: list[float], fmt: str = "{:.0f}") -> str:
     """'median [min, max]', the issue's format."""
-    s = spread(xs, fmt)  # 'median (min–max)'
-    med, rest = s.split(" (")
-    lo, hi = rest.rstrip(")").split("–")
-    return f"{med} [{lo}, {hi}]"
+    return f"{fmt.format(statistics.median(xs))} [{fmt.format(min(xs))}, {fmt.format(max(xs))}]"
 
 
 if __name__ == "__main__":

@@ -40,28 +40,27 @@ class EnvEntry:
     source: str
 
 
+def _td3(total_steps: int, learning_starts: int, measured: str = "not measured here") -> EnvEntry:
+    """A MuJoCo entry: the general defaults with the TD3 paper's random steps for the task."""
+    return EnvEntry(dict(total_steps=total_steps, learning_starts=learning_starts),
+                    f"{_TD3_PAPER}: {learning_starts // 1000}k random steps; {measured}")
+
+
 # Values over the general defaults. Where an entry says "measured", benchmarks/README.md has the run.
 ENV_HYPERPARAMS: dict[str, EnvEntry] = {
     "Pendulum-v1": EnvEntry(PRESETS["pendulum"], "the pendulum preset: " + PRESET_SOURCES["pendulum"]),
     # MuJoCo: the TD3 paper's random steps (10k for HalfCheetah and Ant, 1k for the rest; 5k-step evaluations)
     # over the general defaults, which are its re-tuned DDPG's values except 256-256 for 400-300 and batch 256
-    "HalfCheetah-v5": EnvEntry(dict(total_steps=1_000_000, learning_starts=10_000),
-                               f"{_TD3_PAPER}: 10k random steps; measured here: IQM 4937 at 100k steps "
-                               "(5 seeds), 8954 at 300k (3 seeds; benchmarks/README.md)"),
-    "Ant-v5": EnvEntry(dict(total_steps=1_000_000, learning_starts=10_000),
-                       f"{_TD3_PAPER}: 10k random steps; not measured here"),
-    "Hopper-v5": EnvEntry(dict(total_steps=1_000_000, learning_starts=1_000),
-                          f"{_TD3_PAPER}: 1k random steps; measured here, 5 seeds: IQM 798 at 100k "
-                          "steps, best during training 1114 (benchmarks/README.md)"),
-    "Walker2d-v5": EnvEntry(dict(total_steps=1_000_000, learning_starts=1_000),
-                            f"{_TD3_PAPER}: 1k random steps; not measured here"),
-    "InvertedPendulum-v5": EnvEntry(dict(total_steps=50_000, learning_starts=1_000),
-                                    f"{_TD3_PAPER}: 1k random steps; measured here: 1000 by 25k steps on "
-                                    "5 of 5 seeds (benchmarks/README.md)"),
-    "InvertedDoublePendulum-v5": EnvEntry(dict(total_steps=300_000, learning_starts=1_000),
-                                          f"{_TD3_PAPER}: 1k random steps; not measured here"),
-    "Reacher-v5": EnvEntry(dict(total_steps=300_000, learning_starts=1_000),
-                           f"{_TD3_PAPER}: 1k random steps; not measured here"),
+    "HalfCheetah-v5": _td3(1_000_000, 10_000, "measured here: IQM 4937 at 100k steps (5 seeds), 8954 at 300k "
+                                              "(3 seeds; benchmarks/README.md)"),
+    "Ant-v5": _td3(1_000_000, 10_000),
+    "Hopper-v5": _td3(1_000_000, 1_000, "measured here, 5 seeds: IQM 798 at 100k steps, best during training "
+                                        "1114 (benchmarks/README.md)"),
+    "Walker2d-v5": _td3(1_000_000, 1_000),
+    "InvertedPendulum-v5": _td3(50_000, 1_000, "measured here: 1000 by 25k steps on 5 of 5 seeds "
+                                               "(benchmarks/README.md)"),
+    "InvertedDoublePendulum-v5": _td3(300_000, 1_000),
+    "Reacher-v5": _td3(300_000, 1_000),
     # Swimmer's reward needs a long horizon: the zoo's TD3 and SAC entries use γ 0.9999
     "Swimmer-v5": EnvEntry(dict(total_steps=1_000_000, learning_starts=10_000, gamma=0.9999),
                            "rl-baselines3-zoo (td3.yml and sac.yml Swimmer: γ 0.9999); not measured here"),
