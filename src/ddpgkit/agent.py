@@ -3,8 +3,9 @@ and persistence.
 
 ``DDPG(env, config, seed=0).learn(steps)``, ``predict``, ``save`` and ``DDPG.load`` behave as in
 Stable-Baselines3 where the names are shared (README: "Coming from Stable-Baselines3"). The update
-calls the paper's functions in :mod:`ddpgkit.algo.ddpg` (``backward="autograd"``) or, by default,
-the same gradients with the backward pass written out (:mod:`ddpgkit.algo.gradients`).
+is :class:`ddpgkit.algo.update.Update`'s: the paper's functions in :mod:`ddpgkit.algo.ddpg`
+(``backward="autograd"``) or, by default, the same gradients with the backward pass written out
+(:mod:`ddpgkit.algo.gradients`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .algo.ddpg import actor_loss, critic_loss, soft_update
-from .algo.gradients import actor_gradients, critic_gradients, critic_nets
-from .algo.optim import adam_step, make_adam
+from .algo.update import Update
 from .config import BUFFER_SEED_OFFSET, EVAL_SEED_OFFSET, EXPLORE_SEED_OFFSET, NOISE_SEED_OFFSET, DDPGConfig
-from .data.buffer import Batch, ReplayBuffer
+from .data.buffer import ReplayBuffer
 from .data.noise import make_noise
 from .envs import env_id as get_env_id
 from .envs import make_env
@@ -30,7 +29,6 @@ from .errors import CheckpointError, DDPGKitError, NoLearningWarning, one_line
 from .hyperparams import defaults_for
 from .io.checkpoint import CheckpointFiles, chunk_store, load_checkpoint, put_chunk, save_checkpoint
 from .nn.actor_critic import Actor, Critic, scale_action
-from .nn.backward import set_grads
 from .rollout import evaluate_policy
 from .runtime import check_precision, resolve_device
 from .training.loop import Callback, Trainer
@@ -38,7 +36,7 @@ from .training.state import restore_training_state
 from .training.state import training_state as collect_training_state
 
 
-class DDPG:
+class DDPG(Update):
     """The DDPG agent.
 
     Args:
@@ -81,17 +79,7 @@ class DDPG:
                              config.critic_action_layer).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        # parameter lists, gathered once: walking the module tree on every update costs real time
-        self._actor_params = list(self.actor.parameters())
-        self._critic_params = list(self.critic.parameters())
-        self._online_params = self._critic_params + self._actor_params
-        self._target_params = list(self.critic_target.parameters()) + list(self.actor_target.parameters())
-        # the MLPs and action scale/bias for the hand-written update, looked up once (the modules
-        # stay on their device; loading copies into them in place)
-        self._nets = (critic_nets(self.critic), self.actor.net, critic_nets(self.critic_target), self.actor_target.net)
-        self._action_scale_bias = (self.actor.action_scale, self.actor.action_bias)
-        self.actor_optimizer = make_adam(self._actor_params, config.actor_lr)
-        self.critic_optimizer = make_adam(self._critic_params, config.critic_lr, config.critic_weight_decay)
+        self._bind_networks()
         self.buffer = ReplayBuffer(config.buffer_size, self.obs_dim, self.act_dim, self.device,
                                    seed=config.seed + BUFFER_SEED_OFFSET)
         # (chunk, writes) -> (name, manifest entry) of the shared file holding that chunk (see save)
@@ -100,20 +88,7 @@ class DDPG:
                                 theta=config.ou_theta, dt=config.ou_dt, seed=config.seed + NOISE_SEED_OFFSET)
         self.explore_generator = torch.Generator().manual_seed(config.seed + EXPLORE_SEED_OFFSET)
         self.num_updates = 0
-        self._last_actor_loss = torch.zeros((), device=self.device)  # reported on updates without an actor step
         self.trainer: Trainer | None = None
-        bf16 = config.precision == "bf16"
-        self._autocast = lambda: torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
-        self._handwritten = config.backward == "handwritten"
-        self._compute_dtype = torch.bfloat16 if bf16 else None  # the handwritten update's matmul dtype
-        self._critic_gradients, self._actor_gradients = critic_gradients, actor_gradients
-        # On CUDA, compile's "reduce-overhead" mode also replays each compiled function as a CUDA graph:
-        # one launch instead of dozens of small kernels, which is what a small network's update costs there.
-        self._cuda_graphs = config.compile and self.device.type == "cuda"
-        if config.compile:
-            mode = "reduce-overhead" if self._cuda_graphs else None
-            self._critic_gradients = torch.compile(critic_gradients, mode=mode)
-            self._actor_gradients = torch.compile(actor_gradients, mode=mode)
 
     # ---- acting -------------------------------------------------------------------------------
 
@@ -157,74 +132,6 @@ class DDPG:
         return (self.action_low + u * (self.action_high - self.action_low)).numpy()
 
     # ---- learning -----------------------------------------------------------------------------
-
-    def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One DDPG gradient step on a batch: critic, then actor (critic frozen), then targets.
-
-        With ``config.policy_frequency = N > 1`` the actor and the targets are updated on every N-th
-        call only (the critic on every call); the other calls report the last actor loss.
-        Returns detached (critic loss, actor loss, mean Q(s, a)) as 0-d tensors. With
-        ``config.backward == "handwritten"`` (the default) the gradients come from
-        :mod:`ddpgkit.algo.gradients`, which in fp32 computes the same numbers as autograd does here.
-        With ``backward == "autograd"`` and bf16, the forward passes run under bfloat16 autocast.
-        """
-        if self._handwritten:
-            return self._update_handwritten(batch)
-        cfg = self.config
-        # critic: minimise (Q(s, a) − y)²
-        with self._autocast():
-            loss_q, q = critic_loss(self.critic, self.critic_target, self.actor_target, batch, cfg.gamma)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        loss_q.backward()
-        adam_step(self.critic_optimizer)
-        if self.num_updates % cfg.policy_frequency:  # critic only this time
-            self.num_updates += 1
-            return loss_q.detach(), self._last_actor_loss, q.mean()
-        # actor: minimise −Q(s, μ(s)); the critic's weights need no gradient here, only ∂Q/∂a does
-        for p in self._critic_params:
-            p.requires_grad_(False)
-        with self._autocast():
-            loss_pi = actor_loss(self.actor, self.critic, batch.obs)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        loss_pi.backward()
-        adam_step(self.actor_optimizer)
-        for p in self._critic_params:
-            p.requires_grad_(True)
-        # targets: θ' ← τ θ + (1 − τ) θ', critic and actor in one call
-        soft_update(self._target_params, self._online_params, cfg.tau)
-        self.num_updates += 1
-        self._last_actor_loss = loss_pi.detach()
-        return loss_q.detach(), self._last_actor_loss, q.mean()
-
-    @torch.no_grad()
-    def _update_handwritten(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`update` with the gradients from :func:`critic_gradients` and :func:`actor_gradients`
-        instead of autograd. With ``config.compile`` those two functions run compiled (on CUDA,
-        replayed as CUDA graphs)."""
-        critic, actor, critic_target, actor_target = self._nets
-        scale, bias = self._action_scale_bias
-        dt = self._compute_dtype
-        if self._cuda_graphs:
-            torch.compiler.cudagraph_mark_step_begin()  # the last update's graph outputs may be reused now
-        # critic step
-        grads, loss_q, q_mean = self._critic_gradients(critic, critic_target, actor_target, batch, self.config.gamma,
-                                                       scale, bias, dt)
-        set_grads(critic, grads)
-        adam_step(self.critic_optimizer)
-        if self.num_updates % self.config.policy_frequency:  # critic only this time
-            self.num_updates += 1
-            return loss_q, self._last_actor_loss, q_mean
-        # actor step (through the critic as the critic step left it)
-        grads, loss_pi = self._actor_gradients(actor, critic, batch.obs, scale, bias, dt)
-        set_grads(actor, grads)
-        adam_step(self.actor_optimizer)
-        # targets
-        soft_update(self._target_params, self._online_params, self.config.tau)
-        self.num_updates += 1
-        if self._cuda_graphs:  # a CUDA graph overwrites its outputs at its next replay; the caller keeps these
-            loss_q, loss_pi, q_mean = loss_q.clone(), loss_pi.clone(), q_mean.clone()
-        self._last_actor_loss = loss_pi
-        return loss_q, loss_pi, q_mean
 
     @property
     def num_timesteps(self) -> int:

@@ -9,6 +9,10 @@ runs the hidden-to-hidden products in that precision.
 A critic is given as its two MLPs, :data:`CriticNets` ``(obs_net, net)``: ``obs_net`` is None when the
 action enters at the input (Q = net([s, a])), else the layers the observation passes alone before the
 action joins (Q = net([obs_net(s), a]), the paper's critic; see :class:`~ddpgkit.nn.actor_critic.Critic`).
+
+Stacked networks (:mod:`ddpgkit.nn.stacked`: N agents' networks with a leading dimension) take a
+stacked batch, every field (N, B, ·), and give per-agent gradients (N, ...) and per-agent losses and
+means (N,): the same equations, each mean over an agent's own B samples.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ def _critic_forward(critic: CriticNets, obs: torch.Tensor, action: torch.Tensor,
     if obs_net is not None:
         obs, obs_cache = forward_with_cache(obs_net, obs, layer_weights(obs_net, dtype))  # (B, hidden[k-1])
     q, cache = forward_with_cache(net, torch.cat([obs, action], dim=-1), layer_weights(net, dtype))  # (B, 1)
-    return q, (obs_cache, cache, obs.shape[1])
+    return q, (obs_cache, cache, obs.shape[-1])
 
 
 def _critic_backward(critic: CriticNets, cache: _CriticCache, grad_q: torch.Tensor, dtype: torch.dtype | None,
@@ -51,9 +55,14 @@ def _critic_backward(critic: CriticNets, cache: _CriticCache, grad_q: torch.Tens
     grads, grad_in = backward(net, net_cache, grad_q, weights=layer_weights(net, dtype), input_grad=True,
                               weight_grads=weight_grads)  # grad_in: (B, width + act_dim)
     if weight_grads and obs_net is not None:  # on through the observation's own layers
-        obs_grads, _ = backward(obs_net, obs_cache, grad_in[:, :width], weights=layer_weights(obs_net, dtype))
+        obs_grads, _ = backward(obs_net, obs_cache, grad_in[..., :width], weights=layer_weights(obs_net, dtype))
         grads = obs_grads + grads
-    return grads, grad_in[:, width:]
+    return grads, grad_in[..., width:]
+
+
+def _batch_mean(x: torch.Tensor) -> torch.Tensor:
+    """The mean over the batch of a (B, 1) tensor (0-d), or per agent of a stacked (N, B, 1) one: (N,)."""
+    return x.mean() if x.ndim == 2 else x.mean((-2, -1))
 
 
 def critic_gradients(critic: CriticNets, critic_target: CriticNets, actor_target: MLP, batch: Batch, gamma: float,
@@ -72,10 +81,10 @@ def critic_gradients(critic: CriticNets, critic_target: CriticNets, actor_target
     next_q, _ = _critic_forward(critic_target, batch.next_obs, next_action, dtype)  # (B, 1)
     y = td_target(batch.reward, batch.terminated, next_q, gamma)  # (B, 1)
     q, cache = _critic_forward(critic, batch.obs, batch.action, dtype)  # (B, 1)
-    loss = F.mse_loss(q, y)
-    grads, _ = _critic_backward(critic, cache, (q - y) * (2.0 / q.numel()), dtype, weight_grads=True)
+    loss = F.mse_loss(q, y) if q.ndim == 2 else _batch_mean((q - y).square())
+    grads, _ = _critic_backward(critic, cache, (q - y) * (2.0 / q.shape[-2]), dtype, weight_grads=True)
     assert grads is not None
-    return grads, loss, q.mean()
+    return grads, loss, _batch_mean(q)
 
 
 def actor_gradients(actor: MLP, critic: CriticNets, obs: torch.Tensor, action_scale: torch.Tensor,
@@ -92,8 +101,8 @@ def actor_gradients(actor: MLP, critic: CriticNets, obs: torch.Tensor, action_sc
     tanh_out, actor_cache = forward_with_cache(actor, obs, actor_weights)  # (B, act_dim)
     action = scale_action(tanh_out, action_scale, action_bias)  # (B, act_dim) μ(s)
     q_pi, critic_cache = _critic_forward(critic, obs, action, dtype)  # (B, 1)
-    loss = -q_pi.mean()
-    _, grad_a = _critic_backward(critic, critic_cache, torch.full_like(q_pi, -1.0 / q_pi.numel()), dtype,
+    loss = -_batch_mean(q_pi)
+    _, grad_a = _critic_backward(critic, critic_cache, torch.full_like(q_pi, -1.0 / q_pi.shape[-2]), dtype,
                                  weight_grads=False)  # (B, act_dim)
     grads, _ = backward(actor, actor_cache, grad_a * action_scale, weights=actor_weights)
     return grads, loss

@@ -95,3 +95,39 @@ def adam_step(optimizer: torch.optim.Optimizer) -> bool:
                             found_inf=None, amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"],
                             weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
     return True
+
+
+def stack_adam_state(stacked: torch.optim.Optimizer, members: list[torch.optim.Optimizer]) -> None:
+    """Give ``stacked`` (an Adam over parameters stacked from the members', :mod:`ddpgkit.nn.stacked`)
+    the members' moments stacked (N, ...) and their common step count; nothing when no member has
+    stepped yet. Raises ValueError if some members have state and others not, or the counts differ."""
+    params = stacked.param_groups[0]["params"]
+    member_params = [m.param_groups[0]["params"] for m in members]
+    have = [all(p in m.state and m.state[p] for p in ps) for m, ps in zip(members, member_params)]
+    if not any(have):
+        return
+    if not all(have):
+        raise ValueError("some optimisers of the group have state and others not")
+    for i, p in enumerate(params):
+        states = [m.state[ps[i]] for m, ps in zip(members, member_params)]
+        steps = {float(s["step"]) for s in states}
+        if len(steps) != 1:
+            raise ValueError(f"the group's optimisers have taken different numbers of steps: {sorted(steps)}")
+        stacked.state[p] = {"step": states[0]["step"].clone(),
+                            "exp_avg": torch.stack([s["exp_avg"] for s in states]),
+                            "exp_avg_sq": torch.stack([s["exp_avg_sq"] for s in states])}
+    link_adam_state(stacked, members)
+
+
+def link_adam_state(stacked: torch.optim.Optimizer, members: list[torch.optim.Optimizer]) -> bool:
+    """Point every member's Adam state at its slice of ``stacked``'s (moments as views, the step count
+    shared), so that a member's ``state_dict`` (its checkpoint) is its part of the stacked state. Returns
+    False (and links nothing) while ``stacked`` has no state yet."""
+    params = stacked.param_groups[0]["params"]
+    if not all(p in stacked.state and stacked.state[p] for p in params):
+        return False
+    for k, m in enumerate(members):
+        for p, q in zip(params, m.param_groups[0]["params"]):
+            st = stacked.state[p]
+            m.state[q] = {"step": st["step"], "exp_avg": st["exp_avg"][k], "exp_avg_sq": st["exp_avg_sq"][k]}
+    return True

@@ -21,7 +21,8 @@ import torch
 
 
 class Batch(NamedTuple):
-    """A sampled mini-batch; every field is (B, k) float32 on the buffer's device."""
+    """A sampled mini-batch; every field is (B, k) float32 on the buffer's device ((N, B, k) for the N agents
+    of a group, :class:`ddpgkit.group.DDPGGroup`)."""
 
     obs: torch.Tensor  # (B, obs_dim)        s
     action: torch.Tensor  # (B, act_dim)     a
@@ -101,14 +102,18 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int) -> Batch:
         """Draw ``batch_size`` transitions uniformly with replacement."""
+        return self.split(self.sample_rows(batch_size))
+
+    def sample_rows(self, batch_size: int) -> torch.Tensor:
+        """The rows of ``batch_size`` transitions drawn uniformly with replacement: (B, width)."""
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
         idx = torch.randint(0, self.size, (batch_size,), generator=self.generator, device=self.device)
-        return self.split(self.data.index_select(0, idx))  # (B, width)
+        return self.data.index_select(0, idx)  # (B, width)
 
     def split(self, rows: torch.Tensor) -> Batch:
-        """View a (B, width) block of rows as a :class:`Batch`."""
-        return Batch(*(rows[:, lo:hi] for lo, hi in self._cols.values()))
+        """View a (B, width) block of rows, or a stacked (N, B, width) one, as a :class:`Batch`."""
+        return Batch(*(rows[..., lo:hi] for lo, hi in self._cols.values()))
 
     # ---- persistence (no pickle: tensors for safetensors, plain values for JSON) ---------------
 

@@ -8,6 +8,12 @@ Each step calls the ATen kernel autograd would call for it (``threshold_backward
 ``tanh_backward``, ``mm``, ``sum``), so the gradients are identical to autograd's bit for bit (tested),
 without building and walking a graph. DDPG's fast update (:mod:`ddpgkit.algo.gradients`) is made of
 these functions; they modify nothing, so the update can be compiled as a function.
+
+Stacked networks: an MLP whose parameters carry a leading dimension N (``W_i`` (N, out, in), ``b_i``
+(N, out); :mod:`ddpgkit.nn.stacked`) is N networks at once, and every function here then takes and
+returns tensors with that leading dimension, (N, B, features): the same equations as batched products
+(``baddbmm``, ``bmm``, one kernel for all N networks). Batched kernels may round differently from
+``mm`` in the last bits, so N stacked networks match N separate ones to float precision, not bit for bit.
 """
 
 from __future__ import annotations
@@ -50,12 +56,21 @@ def layer_weights(mlp: MLP, dtype: torch.dtype | None = None) -> Weights:
     return [(w.to(dtype), b.to(dtype)) if 0 < i < last else (w, b) for i, (w, b) in enumerate(pairs)]
 
 
+def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``W x + b`` of one layer: x (B, in), W (out, in), b (out,) -> (B, out) through ``F.linear`` (the
+    kernel ``nn.Linear`` calls), or stacked: x (N, B, in), W (N, out, in), b (N, out) -> (N, B, out)."""
+    if w.ndim == 2:
+        return F.linear(x, w, b)
+    return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+
 def forward_with_cache(mlp: MLP, x: torch.Tensor, weights: Weights | None = None) -> tuple[torch.Tensor, Cache]:
     """``mlp(x)`` without autograd, keeping what :func:`backward` needs: each layer's input x,
     pre-activation h and activation g(h). Call it under ``torch.no_grad()``.
 
-    x: (B, in_features) -> y: (B, out_features). ``weights`` (from :func:`layer_weights`) replaces
-    the parameters, e.g. by bfloat16 copies; each layer's input is cast to its weights' dtype.
+    x: (B, in_features) -> y: (B, out_features); stacked networks: (N, B, ·) -> (N, B, ·). ``weights``
+    (from :func:`layer_weights`) replaces the parameters, e.g. by bfloat16 copies; each layer's input
+    is cast to its weights' dtype.
     """
     weights = weights if weights is not None else layer_weights(mlp)
     g = FUNCTIONAL[mlp.activation_name]
@@ -64,14 +79,14 @@ def forward_with_cache(mlp: MLP, x: torch.Tensor, weights: Weights | None = None
     for w, b in weights[:-1]:
         if x.dtype != w.dtype:
             x = x.to(w.dtype)
-        h = F.linear(x, w, b)  # W x + b
+        h = affine(x, w, b)  # W x + b
         a = h if g is None else g(h)
         cache.append((x, h, a))
         x = a
     w, b = weights[-1]
     if x.dtype != w.dtype:
         x = x.to(w.dtype)
-    h = F.linear(x, w, b)
+    h = affine(x, w, b)
     y = h if g_out is None else g_out(h)
     cache.append((x, h, y))
     return y, cache
@@ -79,7 +94,8 @@ def forward_with_cache(mlp: MLP, x: torch.Tensor, weights: Weights | None = None
 
 def backward(mlp: MLP, cache: Cache, grad_y: torch.Tensor, *, input_grad: bool = False, weight_grads: bool = True,
              weights: Weights | None = None) -> tuple[Weights | None, torch.Tensor | None]:
-    """Back-propagate dL/dy (B, out_features) through ``mlp`` by hand (equations in the module doc).
+    """Back-propagate dL/dy (B, out_features), stacked (N, B, out_features), through ``mlp`` by hand
+    (equations in the module doc).
 
     Returns ``(grads, dx)``: ``[(dL/dW_i, dL/db_i)]`` input side first, in the parameters' dtype
     (None unless ``weight_grads``), and dL/dx (B, in_features) of the network's input (None unless
@@ -101,15 +117,15 @@ def backward(mlp: MLP, cache: Cache, grad_y: torch.Tensor, *, input_grad: bool =
             grad = grad.to(x.dtype)
         if weight_grads:
             w, b = params[i]
-            dw = grad.t().mm(x)  # (out, in)
+            dw = grad.mT.matmul(x)  # (out, in): mm; stacked (N, out, in): bmm
             if dw.dtype == w.dtype:
-                grads.append((dw, grad.sum(0)))  # (out, in), (out,)
+                grads.append((dw, grad.sum(-2)))  # (out, in), (out,)
             else:
-                grads.append((dw.to(w.dtype), grad.sum(0, dtype=b.dtype)))
+                grads.append((dw.to(w.dtype), grad.sum(-2, dtype=b.dtype)))
         if i == 0 and not input_grad:
             grad = None
             break
-        grad = grad.mm(weights[i][0])  # dL/dx: (B, in)
+        grad = grad.matmul(weights[i][0])  # dL/dx: (B, in) by mm; stacked (N, B, in) by bmm
         if i > 0:
             _, h_prev, a_prev = cache[i - 1]
             if grad.dtype != h_prev.dtype:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -101,47 +101,45 @@ class Trainer:
     # ---- the loop -----------------------------------------------------------------------------
 
     def run(self, total_steps: int, callbacks: Callback | Iterable[Callback] | None = None) -> None:
-        agent, cfg = self.agent, self.agent.config
-        env, buffer = agent.env, agent.buffer
+        """Train the agent until ``total_steps`` environment steps in all (:func:`run_together` with
+        this one trainer)."""
+        agent, batch_size = self.agent, self.agent.config.batch_size
+        acc = self._acc
+
+        def update() -> None:
+            torch._foreach_add_(acc, agent.update(agent.buffer.sample(batch_size)))
+
+        run_together([self], total_steps, [callbacks], lambda observations: [agent.explore(observations[0])], update)
+
+    # ---- one step, in the phases run_together calls -------------------------------------------
+
+    def _begin_run(self, callbacks: Callback | Iterable[Callback] | None) -> None:
         self.callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
-        configure_torch(cfg.threads)
         if not self._seeded:
-            env.action_space.seed(cfg.seed)
+            self.agent.env.action_space.seed(self.agent.config.seed)
             self._seeded = True
         start = self._start = time.perf_counter()
         self._row_clock = (start, self.step)
         self._emit("on_training_start")
-        eval_interval = cfg.eval_interval
-        for step in range(self.step, total_steps):
-            if self.obs is None:
-                self.obs, _ = env.reset(seed=cfg.seed if step == 0 else None)
-                agent.noise.reset()
-            obs = self.obs
-            if step < cfg.learning_starts:
-                action = agent.random_action()
-            else:
-                action = agent.explore(obs)
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            reward = float(reward)
-            _check_finite(step, next_obs, reward)
-            buffer.add(obs, action, reward, next_obs, terminated, truncated)
-            self.obs = next_obs
-            self.episode_return += reward
-            self.episode_length += 1
-            self.step = step + 1
-            if step >= cfg.learning_starts and len(buffer) >= cfg.batch_size:
-                for _ in range(cfg.updates_per_step):
-                    torch._foreach_add_(self._acc, agent.update(buffer.sample(cfg.batch_size)))
-                    self._acc_n += 1
-            if terminated or truncated:
-                self._end_episode()
-            if eval_interval and self.step % eval_interval == 0:
-                self._evaluate()
-            if any(cb.on_step(self) is False for cb in self.callbacks):
-                break
+
+    def _env_step(self, step: int, action: np.ndarray) -> bool:
+        """Step the env with ``action``, store the transition; True if the episode ended."""
+        obs = self.obs
+        next_obs, reward, terminated, truncated, _ = self.agent.env.step(action)
+        reward = float(reward)
+        _check_finite(step, next_obs, reward)
+        self.agent.buffer.add(obs, action, reward, next_obs, terminated, truncated)
+        self.obs = next_obs
+        self.episode_return += reward
+        self.episode_length += 1
+        self.step = step + 1
+        return terminated or truncated
+
+    def _end_run(self, total_steps: int) -> None:
         if self.step >= total_steps and self.last_eval_step != self.step:
             self._evaluate()  # a run always ends with an evaluation of its final policy
-        self.wall_s += time.perf_counter() - start
+        assert self._start is not None
+        self.wall_s += time.perf_counter() - self._start
         self._start = None
         self._emit("on_training_end")
 
@@ -238,6 +236,51 @@ class Trainer:
     def _emit(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
             getattr(cb, hook)(self, *args)
+
+
+def run_together(trainers: Sequence[Trainer], total_steps: int,
+                 callbacks: Sequence[Callback | Iterable[Callback] | None],
+                 explore: Callable[[list[np.ndarray]], Sequence[np.ndarray]], update: Callable[[], None]) -> None:
+    """The training loop: every trainer's agent takes one env step per loop step, in lockstep, until
+    ``total_steps`` steps in all (the module doc lists one step).
+
+    One trainer is one run (:meth:`Trainer.run`); several are the agents of a group of seeds sharing one
+    config (:class:`ddpgkit.group.DDPGGroup`), whose acting and updates are batched. ``explore`` maps the
+    agents' observations to their exploration actions; ``update`` makes one gradient step of every agent,
+    each on its own batch, adding (critic loss, actor loss, mean Q) to its trainer's sums. ``callbacks``:
+    each trainer's own. A callback that stops its trainer stops them all, after the step every trainer
+    has finished.
+    """
+    cfg = trainers[0].agent.config
+    configure_torch(cfg.threads)
+    for trainer, cbs in zip(trainers, callbacks):
+        trainer._begin_run(cbs)
+    learning_starts, batch_size, eval_interval = cfg.learning_starts, cfg.batch_size, cfg.eval_interval
+    for step in range(trainers[0].step, total_steps):
+        for t in trainers:
+            if t.obs is None:
+                t.obs, _ = t.agent.env.reset(seed=t.agent.config.seed if step == 0 else None)
+                t.agent.noise.reset()
+        if step < learning_starts:
+            actions: Sequence[np.ndarray] = [t.agent.random_action() for t in trainers]
+        else:
+            actions = explore([t.obs for t in trainers])
+        ended = [t._env_step(step, a) for t, a in zip(trainers, actions)]
+        if step >= learning_starts and all(len(t.agent.buffer) >= batch_size for t in trainers):
+            for _ in range(cfg.updates_per_step):
+                update()
+                for t in trainers:
+                    t._acc_n += 1
+        for t, done in zip(trainers, ended):
+            if done:
+                t._end_episode()
+            if eval_interval and t.step % eval_interval == 0:
+                t._evaluate()
+        stops = [cb.on_step(t) is False for t in trainers for cb in t.callbacks]
+        if any(stops):
+            break
+    for t in trainers:
+        t._end_run(total_steps)
 
 
 def _is_int(v: Any) -> bool:
