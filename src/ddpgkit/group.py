@@ -129,7 +129,8 @@ class DDPGGroup(Update):
             t._acc = list(self._acc[k].unbind())
 
     @classmethod
-    def create(cls, env: str | gym.Env, config: DDPGConfig | None = None, seeds: Iterable[int] = range(10)) -> DDPGGroup:
+    def create(cls, env: str | gym.Env, config: DDPGConfig | None = None,
+               seeds: Iterable[int] = range(10)) -> DDPGGroup:
         """A fresh group: one agent per seed, each built exactly as ``DDPG(env, config, seed=s)`` (a
         Gymnasium env object is only used for its spec: every member makes its own instance)."""
         seeds = list(seeds)

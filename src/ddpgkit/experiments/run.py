@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from ..agent import DDPG
 from ..config import DDPGConfig
 from ..errors import CheckpointError, ConfigError, RunError, RunInterrupted
+from ..group import DDPGGroup, check_groupable
 from ..hyperparams import Defaults, defaults_for
 from ..io.checkpoint import versions
 from ..io.rundir import (
@@ -31,17 +32,19 @@ from ..io.rundir import (
     CURVE,
     METRICS,
     best_checkpoint_dir,
+    checkpoints_by_step,
     list_checkpoints,
     prepare_run_dir,
     prune_checkpoints,
     read_metrics,
     read_origin,
+    refuse_existing_run,
     write_metrics,
     write_summary,
 )
 from ..plots import plot_learning_curves
 from ..training.callbacks import Checkpointer, MetricsCSV
-from ..training.loop import METRIC_COLUMNS, Callback
+from ..training.loop import METRIC_COLUMNS, Callback, Trainer
 
 # what may differ between a run's own config and the one given to resume it
 RESUMABLE_CHANGES = ("total_steps", "device", "threads")
@@ -102,37 +105,26 @@ class Experiment:
         current episode and stop (a second signal saves at once), then :class:`RunInterrupted` is raised
         with exit status 128 + signal. Any other exception leaves the last periodic checkpoint as it was.
         """
+        return _run_together([self], callbacks, handle_signals)[0]
+
+    def _begin(self, extra: list[Callback], boundary: Callable[[Trainer], bool] | None = None,
+               patience: int | None = None) -> tuple[MetricsCSV, Checkpointer, list[Callback]]:
+        """Write config.toml (and, resumed, the checkpoint's metrics rows); the run's callbacks."""
         agent, run = self.agent, self.run_dir
-        cfg, env_id = agent.config, agent.env_id or "custom env"
-        resumed = self.resumed_from is not None
-        if resumed:  # the metrics rows of the checkpoint, dropping any the interrupted process wrote after it
+        cfg = agent.config
+        if self.resumed_from is not None:  # the metrics rows of the checkpoint, dropping any written after it
             write_metrics(run / METRICS, METRIC_COLUMNS, agent.trainer.history if agent.trainer else [])
         cfg.save(run / CONFIG, self.origin)
         metrics = MetricsCSV(run / METRICS)
-        checkpointer = Checkpointer(run, cfg.checkpoint_interval, cfg.keep_checkpoints)
-        extra = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
-        signals: list[int] = []
+        checkpointer = Checkpointer(run, cfg.checkpoint_interval, cfg.keep_checkpoints, boundary, patience)
+        return metrics, checkpointer, [metrics, checkpointer, *extra]
 
-        def on_signal(signum: int, frame: Any) -> None:
-            signals.append(signum)
-            checkpointer.request_stop(force=len(signals) > 1)
-
-        handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if handle_signals else {}
-        start = time.perf_counter()
-        try:
-            agent.learn_until(cfg.total_steps, callback=[metrics, checkpointer, *extra])
-        finally:
-            metrics.close()
-            for s, old in handlers.items():
-                signal.signal(s, old)
+    def _finish(self, checkpointer: Checkpointer, wall: float, group: list[int] | None) -> RunResult:
+        """The final checkpoint, the learning curve and summary.json, after training."""
+        agent, run, cfg = self.agent, self.run_dir, self.agent.config
+        env_id = agent.env_id or "custom env"
         trainer = agent.trainer
-        assert trainer is not None  # learn_until made it
-        if signals:
-            name = signal.Signals(signals[0]).name
-            where = checkpointer.saved[-1][1] if checkpointer.saved else "no checkpoint"
-            raise RunInterrupted(f"{name} at step {trainer.step:,}: saved {where}; continue with: ddpgkit resume {run}",
-                                 128 + signals[0])
-        wall = time.perf_counter() - start
+        assert trainer is not None  # training made it
         ckpt = checkpointer.save(trainer)  # the final state, unless the last periodic checkpoint is this step
         prune_checkpoints(run, cfg.keep_checkpoints)
         plot_learning_curves(run / CURVE, [(env_id, read_metrics(run / METRICS))], f"DDPG on {env_id}")
@@ -145,11 +137,81 @@ class Experiment:
             "best_eval_mean": best_mean, "best_eval_std": best_std, "best_step": best_step,
             "best_checkpoint": str(best_checkpoint_dir(run).relative_to(run)) if best_step is not None else None,
             "checkpoint": str(ckpt.relative_to(run)), "preset": self.preset,
-            "defaults": (self.origin or {}).get("defaults"), "resumed": resumed,
-            "versions": versions(),
+            "defaults": (self.origin or {}).get("defaults"), "resumed": self.resumed_from is not None,
+            "group_seeds": group, "versions": versions(),
         }
         write_summary(run, summary)
         return RunResult(run, agent, summary, ckpt, list(checkpointer.saved))
+
+
+@dataclass
+class GroupExperiment:
+    """Several runs of one config and env that differ only in the seed, ready to train together in one
+    process (:class:`ddpgkit.group.DDPGGroup`): one ordinary run directory per seed."""
+
+    experiments: list[Experiment]
+
+    @property
+    def total_steps(self) -> int:
+        return self.experiments[0].agent.config.total_steps
+
+    @property
+    def seeds(self) -> list[int]:
+        return [e.agent.config.seed for e in self.experiments]
+
+    def run(self, callbacks: Callback | Iterable[Callback] = (), handle_signals: bool = False) -> list[RunResult]:
+        """Train every seed to ``config.total_steps`` together, each writing its run directory as
+        :meth:`Experiment.run` does; one :class:`RunResult` per seed, in order. ``callbacks`` see the
+        first seed's trainer (every seed steps with it). Checkpoints are taken for every seed at the same
+        step, at a moment when all of them are between episodes (waiting at most one episode's time
+        limit, else mid-episode), so the group resumes from them exactly. Signals as in
+        :meth:`Experiment.run`."""
+        return _run_together(self.experiments, callbacks, handle_signals)
+
+
+def _run_together(experiments: list[Experiment], callbacks: Callback | Iterable[Callback],
+                  handle_signals: bool) -> list[RunResult]:
+    """The life of one run, or of a group of runs trained together (module doc)."""
+    extra = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
+    group = DDPGGroup([e.agent for e in experiments]) if len(experiments) > 1 else None
+    boundary: Callable[[Trainer], bool] | None = None
+    patience = None
+    if group is not None:
+        boundary = lambda trainer: group.at_episode_boundary  # noqa: E731 - one line, read once
+        spec = experiments[0].agent.env.spec
+        patience = (spec.max_episode_steps if spec is not None and spec.max_episode_steps else None) or 1000
+    begun = [e._begin(extra if i == 0 else [], boundary, patience) for i, e in enumerate(experiments)]
+    checkpointers = [cp for _, cp, _ in begun]
+    signals: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        signals.append(signum)
+        for cp in checkpointers:
+            cp.request_stop(force=len(signals) > 1)
+
+    handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if handle_signals else {}
+    start = time.perf_counter()
+    total = experiments[0].agent.config.total_steps
+    try:
+        if group is None:
+            experiments[0].agent.learn_until(total, callback=begun[0][2])
+        else:
+            group.learn_until(total, [cbs for _, _, cbs in begun])
+    finally:
+        for metrics, _, _ in begun:
+            metrics.close()
+        for s, old in handlers.items():
+            signal.signal(s, old)
+    if signals:
+        name = signal.Signals(signals[0]).name
+        step = experiments[0].agent.num_timesteps
+        saved = [str(cp.saved[-1][1]) if cp.saved else "no checkpoint" for cp in checkpointers]
+        where = saved[0] if len(saved) == 1 else f"{len(saved)} checkpoints ({saved[0]}, ...)"
+        cmd = "ddpgkit resume " + " ".join(str(e.run_dir) for e in experiments)
+        raise RunInterrupted(f"{name} at step {step:,}: saved {where}; continue with: {cmd}", 128 + signals[0])
+    wall = time.perf_counter() - start
+    seeds = group.seeds if group is not None else None
+    return [e._finish(cp, wall, seeds) for e, cp in zip(experiments, checkpointers)]
 
 
 def _check_same_run(agent: DDPG, env_id: str, config: DDPGConfig) -> None:
@@ -232,3 +294,99 @@ def run_experiment(env: str, config: DDPGConfig | None = None, run_dir: str | Pa
     directory, the same files and numbers as ``ddpgkit train``."""
     exp = prepare_experiment(env, config, run_dir, preset=preset, resume=resume, overwrite=overwrite, origin=origin)
     return exp.run(callbacks, handle_signals=handle_signals)
+
+
+def load_group_latest(run_dirs: Sequence[str | Path], device: str | None = None
+                      ) -> tuple[list[DDPG], list[Path], list[str]]:
+    """The agents of a group's newest step at which every run directory holds a checkpoint that loads,
+    their checkpoints, and why any newer ones were skipped (a group resumes all its seeds from one step)."""
+    found = [checkpoints_by_step(r) for r in run_dirs]
+    steps = sorted(set.intersection(*(set(f) for f in found)), reverse=True) if found else []
+    skipped: list[str] = []
+    for step in steps:
+        try:
+            agents = [DDPG.load(f[step], device=device) for f in found]
+            return agents, [f[step] for f in found], skipped
+        except CheckpointError as e:
+            skipped.append(str(e))
+    have = [str(r) for r, f in zip(run_dirs, found) if f]
+    if skipped:
+        raise RunError(f"no step at which every run of the group has a valid checkpoint ({skipped[0]})")
+    if have:
+        raise RunError(f"the group's run directories have no checkpoint at a common step ({', '.join(have)} have some)")
+    raise RunError("the group's run directories have no checkpoints")
+
+
+def group_run_dirs(env: str, seeds: Sequence[int], parent: str | Path | None = None) -> list[Path]:
+    """Where a group's runs go: ``runs/<env id>-s<seed>`` each, or ``<parent>/<env id>-s<seed>``."""
+    if parent is None:
+        return [default_run_dir(env, s) for s in seeds]
+    return [Path(parent) / default_run_dir(env, s).name for s in seeds]
+
+
+def prepare_group(env: str, config: DDPGConfig | None = None, seeds: Sequence[int] = range(10),
+                  run_dirs: Sequence[str | Path] | None = None, *, preset: str | None = None, resume: bool = False,
+                  overwrite: bool = False, origin: dict[str, str] | None = None) -> GroupExperiment | Experiment:
+    """:func:`prepare_experiment` for several seeds of one config trained together in this process
+    (``ddpgkit train --seeds``): one ordinary run directory per seed (``run_dirs``, default
+    :func:`group_run_dirs`). One seed gives an ordinary :class:`Experiment`. ``resume`` continues every
+    seed from the newest step at which all have a checkpoint that loads, or starts them all when none
+    has any."""
+    seeds = list(seeds)
+    if config is None:
+        defaults = defaults_for(env, preset)
+        config, origin = defaults.config, origin_of(defaults)
+    configs = [config.replace(seed=s) for s in seeds]
+    if len(configs) > 1:
+        check_groupable(configs)
+    dirs = [Path(d) for d in run_dirs] if run_dirs is not None else group_run_dirs(env, seeds)
+    if len(dirs) != len(seeds):
+        raise ConfigError(f"{len(dirs)} run directories for {len(seeds)} seeds")
+    if len(set(dirs)) != len(dirs):
+        raise ConfigError("every seed of a group needs its own run directory")
+    if len(seeds) == 1:
+        return prepare_experiment(env, configs[0], dirs[0], preset=preset, resume=resume, overwrite=overwrite,
+                                  origin=origin)
+    if resume and overwrite:
+        raise ConfigError("resume and overwrite exclude each other")
+    if resume and any(list_checkpoints(d) for d in dirs):
+        agents, ckpts, skipped = load_group_latest(dirs, config.device)
+        exps = []
+        for agent, ckpt, run, c in zip(agents, ckpts, dirs, configs):
+            _check_same_run(agent, env, c)
+            exps.append(_continue_from(agent, ckpt, run, skipped, preset, c.total_steps, c.threads))
+        return GroupExperiment(exps)
+    if not (overwrite or resume):  # refuse before any directory is touched
+        for d in dirs:
+            refuse_existing_run(d)
+    exps = []
+    for c, d in zip(configs, dirs):
+        agent = DDPG(env, c)
+        prepare_run_dir(d, overwrite or resume)
+        exps.append(Experiment(agent, d, preset, origin=origin or GIVEN))
+    return GroupExperiment(exps)
+
+
+def resume_group(run_dirs: Sequence[str | Path], total_steps: int | None = None, device: str | None = None,
+                 threads: int | None = None) -> GroupExperiment:
+    """Continue a group (:func:`prepare_group`) from the newest step at which every one of its run
+    directories has a checkpoint that loads (``ddpgkit resume RUN RUN ...``)."""
+    for r in run_dirs:
+        if not Path(r).is_dir():
+            raise RunError(f"{r}: no such run directory")
+    agents, ckpts, skipped = load_group_latest(run_dirs, device)
+    check_groupable([a.config for a in agents])
+    steps = total_steps if total_steps is not None else agents[0].config.total_steps
+    return GroupExperiment([_continue_from(a, c, Path(r), skipped, None, steps, threads)
+                            for a, c, r in zip(agents, ckpts, run_dirs)])
+
+
+def run_group(env: str, config: DDPGConfig | None = None, seeds: Sequence[int] = range(10),
+              run_dirs: Sequence[str | Path] | None = None, *, preset: str | None = None, resume: bool = False,
+              overwrite: bool = False, origin: dict[str, str] | None = None,
+              callbacks: Callback | Iterable[Callback] = (), handle_signals: bool = False) -> list[RunResult]:
+    """:func:`prepare_group` then run: train ``seeds`` of one config together, one run directory each
+    (the same files as ``ddpgkit train --seeds``)."""
+    exp = prepare_group(env, config, seeds, run_dirs, preset=preset, resume=resume, overwrite=overwrite, origin=origin)
+    out = exp.run(callbacks, handle_signals=handle_signals)
+    return out if isinstance(out, list) else [out]

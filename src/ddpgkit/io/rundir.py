@@ -55,13 +55,21 @@ def read_origin(run: str | Path) -> dict[str, str] | None:
     return None
 
 
+def refuse_existing_run(path: str | Path) -> None:
+    """RunError if ``path`` already holds a run (its config, metrics, summary or checkpoints)."""
+    path = Path(path)
+    existing = [n for n in (CONFIG, METRICS, SUMMARY, CHECKPOINTS) if (path / n).exists()]
+    if existing:
+        raise RunError(f"{path} already holds a run ({', '.join(existing)}); choose another --out or pass --overwrite")
+
+
 def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
     """Create ``path`` for a new run. A directory that already holds a run is refused unless
     ``overwrite``, in which case its run files (not other files) are removed."""
     path = Path(path)
     existing = [n for n in (CONFIG, METRICS, SUMMARY, CHECKPOINTS) if (path / n).exists()]
-    if existing and not overwrite:
-        raise RunError(f"{path} already holds a run ({', '.join(existing)}); choose another --out or pass --overwrite")
+    if not overwrite:
+        refuse_existing_run(path)
     ensure_writable_dir(path)
     if existing:
         for n in (CONFIG, METRICS, SUMMARY, CURVE):
@@ -116,17 +124,23 @@ def checkpoint_dir(run: str | Path, step: int) -> Path:
     return Path(run) / CHECKPOINTS / str(step)
 
 
-def list_checkpoints(run: str | Path) -> list[Path]:
-    """Checkpoint directories of a run, newest (highest step) first. A checkpoint that a replacement
-    parked as ``.<step>.replaced`` when a crash interrupted it counts when ``<step>`` itself is missing."""
+def checkpoints_by_step(run: str | Path) -> dict[int, Path]:
+    """Checkpoint directories of a run by step. A checkpoint that a replacement parked as
+    ``.<step>.replaced`` when a crash interrupted it counts when ``<step>`` itself is missing."""
     root = Path(run) / CHECKPOINTS
     if not root.is_dir():
-        return []
+        return {}
     found = {int(p.name): p for p in root.iterdir() if p.is_dir() and p.name.isdigit()}
     for p in root.glob(".*.replaced"):
         step = p.name[1:-len(".replaced")]
         if p.is_dir() and step.isdigit() and int(step) not in found:
             found[int(step)] = p
+    return found
+
+
+def list_checkpoints(run: str | Path) -> list[Path]:
+    """Checkpoint directories of a run, newest (highest step) first (:func:`checkpoints_by_step`)."""
+    found = checkpoints_by_step(run)
     return [found[s] for s in sorted(found, reverse=True)]
 
 

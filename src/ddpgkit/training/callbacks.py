@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +50,21 @@ class Checkpointer(Callback):
     SB3's EvalCallback and PFRL's save-best do: DDPG's returns can collapse between two evaluations);
     ``best`` is (step, mean, std) of that evaluation. On resume the best so far is read from the
     metrics rows the checkpoint carries.
+
+    ``boundary(trainer)`` replaces "the trainer is between episodes" as the moment to save: a group of
+    seeds (:class:`ddpgkit.group.DDPGGroup`) saves every member at one step where all of them are between
+    episodes, so the group resumes exactly. With ``patience``, a save (or a stop) waits at most that many
+    steps for such a moment, then is taken mid-episode.
     """
 
-    def __init__(self, run: str | Path, interval: int, keep: int) -> None:
+    def __init__(self, run: str | Path, interval: int, keep: int, boundary: Callable[[Trainer], bool] | None = None,
+                 patience: int | None = None) -> None:
         self.run, self.interval, self.keep = Path(run), interval, keep
+        self.boundary = boundary if boundary is not None else _between_episodes
+        self.patience = patience
         self.next_due: int | None = None
         self.stop_requested = False
+        self._stop_step: int | None = None  # the step at which the stop was requested (for patience)
         self.force = False
         self.saved: list[tuple[int, Path]] = []
         self.best: tuple[int, float, float] | None = None
@@ -77,6 +87,9 @@ class Checkpointer(Callback):
         self.stop_requested = True
         self.force = self.force or force
 
+    def _waited_enough(self, trainer: Trainer, since: int | None) -> bool:
+        return self.patience is not None and since is not None and trainer.step >= since + self.patience
+
     def save(self, trainer: Trainer) -> Path:
         """Save the training state at the trainer's current step (once per step: a second call at the
         same step returns the checkpoint already written)."""
@@ -88,11 +101,19 @@ class Checkpointer(Callback):
         return path
 
     def on_step(self, trainer: Trainer) -> bool | None:
-        boundary = trainer.at_episode_boundary
-        if self.stop_requested and (boundary or self.force):
-            self.save(trainer)
-            return False
-        if self.next_due is not None and boundary and trainer.step >= self.next_due:
+        boundary = self.boundary(trainer)
+        if self.stop_requested:
+            if self._stop_step is None:
+                self._stop_step = trainer.step
+            if boundary or self.force or self._waited_enough(trainer, self._stop_step):
+                self.save(trainer)
+                return False
+        due = self.next_due is not None and trainer.step >= self.next_due
+        if due and (boundary or self._waited_enough(trainer, self.next_due)):
             self.save(trainer)
             self.next_due = (trainer.step // self.interval + 1) * self.interval
         return None
+
+
+def _between_episodes(trainer: Trainer) -> bool:
+    return trainer.at_episode_boundary
