@@ -11,7 +11,17 @@ from typing import Any, Optional
 import typer
 
 from ..config import PRESETS, DDPGConfig
-from ..experiments.run import Experiment, origin_of, prepare_experiment, resume_experiment
+from ..experiments.run import (
+    Experiment,
+    GroupExperiment,
+    group_run_dirs,
+    origin_of,
+    prepare_experiment,
+    prepare_group,
+    resume_experiment,
+    resume_group,
+)
+from ..group import parse_seeds
 from ..hyperparams import Defaults, defaults_for
 from ..io.rundir import CONFIG, CURVE, METRICS, SUMMARY, config_table
 from .app import UserError, app, parse_hidden, print_kv, warn
@@ -77,7 +87,10 @@ def train(
     env_id: str = typer.Argument(..., help="Gymnasium environment id, e.g. Pendulum-v1."),
     preset: str | None = typer.Option(None, help=f"Start from a named preset: {', '.join(PRESETS)}."),
     config: Path | None = typer.Option(None, "--config", help="TOML file of hyperparameters (over the preset)."),
-    out_dir: Path | None = typer.Option(None, "--out", help="Run directory [default: runs/ENV_ID-sSEED]."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Run directory [default: runs/ENV_ID-sSEED]; with "
+                                        "--seeds, the folder of the runs ENV_ID-sSEED [default: runs]."),
+    seeds: str | None = typer.Option(None, "--seeds", help="Train several seeds of this config together in this "
+                                     "process, e.g. 0-9 or 0,3,7: one run directory per seed, networks stacked."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run files in --out if it holds a run."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest valid "
                                 "checkpoint (the same command plus --resume; --steps, --device and --threads "
@@ -96,9 +109,19 @@ def train(
         raise UserError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
     if resume and overwrite:
         raise UserError("--resume and --overwrite exclude each other")
+    if seeds is not None and overrides.get("seed") is not None:
+        raise UserError("--seed and --seeds exclude each other")
+    seed_list = parse_seeds(seeds) if seeds is not None else None
     cfg, defaults, note = resolve_config(env_id, preset, config, overrides)
     if note is not None:
         print_kv("note", note)
+    if seed_list is not None:
+        group = prepare_group(env_id, cfg, seed_list, group_run_dirs(env_id, seed_list, out_dir), preset=preset,
+                              resume=resume, overwrite=overwrite, origin=origin_of(defaults))
+        if resume and isinstance(group, GroupExperiment) and group.experiments[0].resumed_from is None:
+            print_kv("resume", "the runs have no checkpoint yet; starting them from step 0")
+        _run(group)
+        return
     exp = prepare_experiment(env_id, cfg, out_dir, preset=preset, resume=resume, overwrite=overwrite,
                              origin=origin_of(defaults))
     if resume and exp.resumed_from is None:
@@ -108,7 +131,8 @@ def train(
 
 @app.command("resume")
 def resume_cmd(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `ddpgkit train`."),
+    run_dirs: list[Path] = typer.Argument(..., help="A run directory written by `ddpgkit train`; several: the "
+                                          "runs of one `train --seeds` group, continued together."),
     steps: int | None = typer.Option(None, "--steps", help="Train until this many steps in all "
                                      "[default: the run's total_steps]."),
     device: str | None = typer.Option(None, help="Device to continue on [default: the run's]."),
@@ -117,25 +141,43 @@ def resume_cmd(
     """Continue a run from its latest valid checkpoint (after a crash, kill or Ctrl-C), or extend it
     with --steps. Bit-identical to an uninterrupted run when the checkpoint was taken at an episode
     end (periodic and Ctrl-C checkpoints are) on the same device and thread count."""
-    _run(resume_experiment(run_dir, steps, device, threads))
+    if len(run_dirs) > 1:
+        _run(resume_group(run_dirs, steps, device, threads))
+    else:
+        _run(resume_experiment(run_dirs[0], steps, device, threads))
 
 
-def _run(exp: Experiment) -> None:
+def _run(exp: Experiment | GroupExperiment) -> None:
     """Print what is about to run, train with a progress bar and signal handling, print the result."""
-    agent, cfg, run = exp.agent, exp.agent.config, exp.run_dir
-    for reason in exp.skipped:
+    exps = exp.experiments if isinstance(exp, GroupExperiment) else [exp]
+    agent, cfg = exps[0].agent, exps[0].agent.config
+    for reason in exps[0].skipped:
         warn(f"skipped {reason}")
-    if exp.resumed_from is not None:
-        print_kv("resuming", f"{exp.resumed_from} (step {agent.num_timesteps:,})")
-    print_kv("training", f"DDPG on {agent.env_id or 'custom env'} for {cfg.total_steps:,} steps, seed {cfg.seed}, "
+    if exps[0].resumed_from is not None:
+        where = exps[0].resumed_from if len(exps) == 1 else f"{len(exps)} checkpoints ({exps[0].resumed_from}, ...)"
+        print_kv("resuming", f"{where} (step {agent.num_timesteps:,})")
+    seeds = ", ".join(str(e.agent.config.seed) for e in exps)
+    print_kv("training", f"DDPG on {agent.env_id or 'custom env'} for {cfg.total_steps:,} steps, "
+             f"{'seed' if len(exps) == 1 else f'{len(exps)} seeds together:'} {seeds}, "
              f"networks {'-'.join(map(str, cfg.hidden))}, device {agent.device}")
-    if exp.origin is not None:
-        print_kv("hyperparameters", f"{exp.origin['defaults']} (its source: config.toml's [origin])")
-    print_kv("run directory", str(run))
+    if exps[0].origin is not None:
+        print_kv("hyperparameters", f"{exps[0].origin['defaults']} (its source: config.toml's [origin])")
+    print_kv("run directory" if len(exps) == 1 else "run directories", ", ".join(str(e.run_dir) for e in exps))
     with TrainingProgress(cfg.total_steps, agent.num_timesteps) as progress:
-        result = exp.run(progress, handle_signals=True)
-    s = result.summary
-    print_kv("final evaluation", f"{s['final_eval_mean']:.1f} ± {s['final_eval_std']:.1f} over {cfg.eval_episodes} "
-             "episodes")
-    print_kv("time", f"{s['wall_s']:.1f} s ({s['steps_per_s']:.0f} steps/s)")
-    print_kv("wrote", f"{run / CONFIG}, {run / METRICS}, {run / SUMMARY}, {run / CURVE}, {result.checkpoint}")
+        out = exp.run(progress, handle_signals=True)
+    results = out if isinstance(out, list) else [out]
+    for r in results:
+        s = r.summary
+        who = "" if len(results) == 1 else f"seed {s['seed']}: "
+        print_kv("final evaluation", f"{who}{s['final_eval_mean']:.1f} ± {s['final_eval_std']:.1f} over "
+                 f"{cfg.eval_episodes} episodes")
+    s = results[0].summary
+    rate = f"{s['steps_per_s']:.0f} steps/s" + ("" if len(results) == 1 else
+                                                f" a seed, {s['steps_per_s'] * len(results):.0f} in all")
+    print_kv("time", f"{s['wall_s']:.1f} s ({rate})")
+    if len(results) == 1:
+        run = results[0].run_dir
+        print_kv("wrote", f"{run / CONFIG}, {run / METRICS}, {run / SUMMARY}, {run / CURVE}, {results[0].checkpoint}")
+    else:
+        print_kv("wrote", f"{len(results)} run directories, each with {CONFIG}, {METRICS}, {SUMMARY}, {CURVE}, "
+                 "checkpoints/")
