@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from ddpgkit import DDPG, run_experiment
+from ddpgkit.experiments.run import run_group
 from ddpgkit.experiments.sweep import SweepError, SweepSpec, run_sweep
 from ddpgkit.io.rundir import list_checkpoints, read_summary
 
@@ -125,8 +126,9 @@ pytestmark = [pytest.mark.xdist_group("ray"),
 
 
 def test_two_trial_sweep_on_a_local_instance(tmp_path, capsys):
-    """Two trials through the CLI: ordinary run directories, trained by the same function as `train`
-    (bit-identical to run_experiment), a results table, no Ray process left, and a re-run that skips them."""
+    """Two seeds of one config through the CLI: one task training them as a group, ordinary run
+    directories bit-identical to run_group's (`train --seeds`), a results table, no Ray process left, and a
+    re-run that skips them."""
     spec = tmp_path / "two.toml"
     spec.write_text('envs = ["Pendulum-v1"]\nseeds = [0, 1]\npreset = "pendulum"\n[config]\n'
                     + "".join(f"{k} = {v}\n" for k, v in TINY.items()))
@@ -142,8 +144,11 @@ def test_two_trial_sweep_on_a_local_instance(tmp_path, capsys):
     for name in ("results.csv", "results.md", "sweep.json"):
         assert (out / name).is_file()
     trials = SweepSpec.load(spec).trials(out)
-    ref = run_experiment("Pendulum-v1", trials[1].config, tmp_path / "ref", preset="pendulum")
-    assert same(model(final_checkpoint(trials[1].run_dir)), ref.agent.model_tensors())
+    assert [len(task) for task in SweepSpec.load(spec).tasks(trials)] == [2]
+    refs = run_group("Pendulum-v1", trials[0].config, [0, 1], [tmp_path / "ref0", tmp_path / "ref1"],
+                     preset="pendulum")
+    for t, ref in zip(trials, refs):
+        assert same(model(final_checkpoint(t.run_dir)), ref.agent.model_tensors())
     r = run_cli(capsys, "eval", trials[0].run_dir, "--episodes", "2")  # an ordinary run directory
     assert r.code == 0 and "return:" in r.out
     again = run_sweep(SweepSpec.load(spec), out)
@@ -220,9 +225,12 @@ LOOPBACK_HEX = ("0100007F", "0000000000000000FFFF00000100007F", "000000000000000
 
 
 def test_kill9_of_a_worker_mid_trial_resumes_to_the_uninterrupted_weights(tmp_path):
-    spec = SweepSpec.from_dict(spec_dict(seeds=[3], config={**TINY, "total_steps": 4000}))
+    """A worker training a group of two seeds is killed; Ray's retry resumes both from their common checkpoint
+    and they end with the weights of an uninterrupted group."""
+    spec = SweepSpec.from_dict(spec_dict(seeds=[3, 4], config={**TINY, "total_steps": 4000}))
     out = tmp_path / "sweep"
-    trial = spec.trials(out)[0]
+    trials = spec.trials(out)
+    trial = trials[0]
     killed: dict[str, int] = {}
 
     def killer() -> None:
@@ -245,12 +253,12 @@ def test_kill9_of_a_worker_mid_trial_resumes_to_the_uninterrupted_weights(tmp_pa
     assert killed, "no worker was killed"
     # the local Ray instance (GCS, raylet, workers: this process's descendants) listened on loopback only
     assert len(killed["listening"]) >= 3 and set(killed["listening"]) <= set(LOOPBACK_HEX), killed["listening"]
-    status = result.statuses[0]
-    assert status.state == "done", status.error
-    summary = read_summary(trial.run_dir)
-    assert summary["resumed"] is True and summary["steps"] == 4000  # resumed from a checkpoint, not from 0
-    ref = run_experiment("Pendulum-v1", trial.config, tmp_path / "ref", preset="pendulum")
-    assert same(model(final_checkpoint(trial.run_dir)), ref.agent.model_tensors())
+    refs = run_group("Pendulum-v1", trial.config, [3, 4], [tmp_path / "ref3", tmp_path / "ref4"], preset="pendulum")
+    for status, t, ref in zip(result.statuses, trials, refs):
+        assert status.state == "done", status.error
+        summary = read_summary(t.run_dir)
+        assert summary["resumed"] is True and summary["steps"] == 4000  # resumed from a checkpoint, not from 0
+        assert same(model(final_checkpoint(t.run_dir)), ref.agent.model_tensors())
 
 
 def test_a_killed_driver_then_the_same_command_finishes_the_sweep(tmp_path):
@@ -274,12 +282,13 @@ def test_a_killed_driver_then_the_same_command_finishes_the_sweep(tmp_path):
     r = subprocess.run([str(DDPGKIT_BIN), "sweep", str(spec), "--out", str(out)], capture_output=True, text=True,
                        timeout=300, start_new_session=True)
     assert r.returncode == 0, r.stderr
-    for t in trials:
+    refs = run_group("Pendulum-v1", trials[0].config, [0, 1], [tmp_path / "ref0", tmp_path / "ref1"],
+                     preset="pendulum")
+    for t, ref in zip(trials, refs):
         summary = read_summary(t.run_dir)
         assert summary["steps"] == 4000
         if t in started:
             assert summary["resumed"] is True
-        ref = run_experiment("Pendulum-v1", t.config, tmp_path / f"ref{t.seed}", preset="pendulum")
         assert same(model(final_checkpoint(t.run_dir)), ref.agent.model_tensors())
 
 
@@ -325,9 +334,10 @@ def cluster(tmp_path):
 
 
 def test_the_same_spec_runs_on_a_cluster_address_with_its_token(cluster, tmp_path):
+    """One trial a task (seeds_per_task = 1), so that both nodes' CPUs are used."""
     address, token = cluster
     spec = tmp_path / "two.toml"
-    spec.write_text('envs = ["Pendulum-v1"]\nseeds = [0, 1]\npreset = "pendulum"\n[config]\n'
+    spec.write_text('envs = ["Pendulum-v1"]\nseeds = [0, 1]\npreset = "pendulum"\nseeds_per_task = 1\n[config]\n'
                     + "".join(f"{k} = {v}\n" for k, v in TINY.items()))
     home = tmp_path / "client-home"  # no token file here: only what the environment gives
     home.mkdir()
@@ -338,6 +348,9 @@ def test_the_same_spec_runs_on_a_cluster_address_with_its_token(cluster, tmp_pat
                        env=with_token, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("| done |") == 2
+    trials = SweepSpec.load(spec).trials(out)  # one run a task: the same weights as run_experiment's
+    ref = run_experiment("Pendulum-v1", trials[1].config, tmp_path / "ref", preset="pendulum")
+    assert same(model(final_checkpoint(trials[1].run_dir)), ref.agent.model_tensors())
     # nothing of the sweep carries the token
     for f in out.rglob("*"):
         if f.is_file():

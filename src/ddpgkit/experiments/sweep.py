@@ -9,6 +9,8 @@ A spec is a TOML file::
                                     #   hyperparameter table, else the general defaults]
     cpus_per_trial = 1              # optional (default 1); gpus_per_trial = 0.0 (a fraction is fine)
     max_retries = 3                 # optional: retries of a trial whose worker process or node dies
+    seeds_per_task = 0              # optional: seeds trained together in one worker (ddpgkit.group),
+                                    #   0 = every seed of a combination (default), 1 = one run a task
 
     [config]                        # optional: DDPGConfig values for every trial
     total_steps = 20000
@@ -16,7 +18,10 @@ A spec is a TOML file::
     [grid]                          # optional: a list of values per DDPGConfig field (or "preset")
     tau = [0.005, 0.01]
 
-Trials run as Ray tasks. A trial checkpoints as ``ddpgkit train`` does; if its worker dies (kill -9,
+Trials run as Ray tasks: the seeds of one env and combination, which share their config, train
+together in one task as a group (:class:`ddpgkit.group.DDPGGroup`, one run directory each; split into
+tasks of ``seeds_per_task``; one a task where the config cannot be grouped: ``backward = autograd`` or
+``compile``). A trial checkpoints as ``ddpgkit train`` does; if its worker dies (kill -9,
 a lost node) Ray runs it again and it resumes from its newest checkpoint (``resume=True``), ending with
 the weights an uninterrupted trial has. A trial that fails on its own (an unknown env, NaN from the
 env, a bad value) is reported with its one-line error and the others go on. Running the same sweep
@@ -52,16 +57,18 @@ from typing import Any
 
 from ..config import PRESETS, DDPGConfig
 from ..errors import ConfigError, DDPGKitError, RunError, one_line
+from ..group import check_groupable
 from ..hyperparams import defaults_for
 from ..io.atomic import atomic_write_text, ensure_writable_dir
 from ..io.rundir import CONFIG, METRICS, SUMMARY, read_metrics, read_summary
-from .run import origin_of, run_experiment
+from .run import origin_of, run_experiment, run_group
 
 # Ray reads its environment once, when it is imported (an optional extra: imported by _import_ray):
 # RAY_AUTH_MODE, and, for a local instance, the switch that keeps its node address on loopback.
 AUTH_MODE, LOOPBACK = "RAY_AUTH_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
-SPEC_KEYS = {"envs", "seeds", "preset", "cpus_per_trial", "gpus_per_trial", "max_retries", "config", "grid"}
+SPEC_KEYS = {"envs", "seeds", "preset", "cpus_per_trial", "gpus_per_trial", "max_retries", "seeds_per_task", "config",
+             "grid"}
 TOKEN_ENV, TOKEN_PATH_ENV = "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"
 
 
@@ -94,6 +101,7 @@ class SweepSpec:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_retries: int = 3
+    seeds_per_task: int = 0
 
     @classmethod
     def load(cls, path: str | Path) -> SweepSpec:
@@ -149,8 +157,12 @@ class SweepSpec:
         retries = data.get("max_retries", 3)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise SweepError(f"{source}: max_retries must be an integer >= 0, got {retries!r}")
+        per_task = data.get("seeds_per_task", 0)
+        if isinstance(per_task, bool) or not isinstance(per_task, int) or per_task < 0:
+            raise SweepError(f"{source}: seeds_per_task must be an integer >= 0 (0: all seeds of a combination), "
+                             f"got {per_task!r}")
         spec = cls(list(envs), seeds, preset, dict(config), {k: list(v) for k, v in grid.items()},
-                   res["cpus_per_trial"], res["gpus_per_trial"], retries)
+                   res["cpus_per_trial"], res["gpus_per_trial"], retries, per_task)
         spec.trials(Path("."))  # every combination must be a valid config, named now rather than mid-sweep
         return spec
 
@@ -180,6 +192,30 @@ class SweepSpec:
         return out_trials
 
 
+    def tasks(self, trials: list[Trial]) -> list[list[Trial]]:
+        """The trials grouped into worker tasks: consecutive trials of one env and combination (one config
+        but the seed), at most ``seeds_per_task`` (0: all) to a task, one a task where a group cannot
+        train the config (:func:`ddpgkit.group.check_groupable`)."""
+        out: list[list[Trial]] = []
+        for t in trials:
+            last = out[-1] if out else None
+            joins = (last is not None and last[0].env_id == t.env_id and last[0].varied == t.varied
+                     and (self.seeds_per_task == 0 or len(last) < self.seeds_per_task) and _groupable(t.config))
+            if joins and last is not None:
+                last.append(t)
+            else:
+                out.append([t])
+        return out
+
+
+def _groupable(config: DDPGConfig) -> bool:
+    try:
+        check_groupable([config])
+    except ConfigError:
+        return False
+    return True
+
+
 def _parse_seeds(value: Any, source: str) -> list[int]:
     if isinstance(value, str):
         m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value)
@@ -201,6 +237,25 @@ def _slug(text: str) -> str:
 
 
 # ---- one trial, in a worker process ------------------------------------------------------------
+
+def run_task(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Train the trials of one task (``payload["trials"]``: their configs and run directories) together as
+    a group of seeds, each resuming from the group's newest common checkpoint; one result per trial as
+    :func:`run_trial` gives. A single trial is :func:`run_trial`."""
+    trials = payload["trials"]
+    if len(trials) == 1:
+        return [run_trial({**payload, **trials[0]})]
+    try:
+        configs = [DDPGConfig.from_dict(t["config"], "trial") for t in trials]
+        run_dirs = [Path(t["run_dir"]) for t in trials]
+        results = run_group(payload["env_id"], configs[0], [c.seed for c in configs], run_dirs,
+                            preset=payload["preset"], resume=True, origin=payload.get("origin"))
+        return [{"status": "done", "summary": r.summary} for r in results]
+    except DDPGKitError as e:
+        return [{"status": "failed", "error": one_line(e)}] * len(trials)
+    except Exception as e:  # noqa: BLE001 - a task's own failure must not stop the others
+        return [{"status": "failed", "error": one_line(f"{type(e).__name__}: {e}")}] * len(trials)
+
 
 def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
     """Train one trial into its run directory, resuming from its newest checkpoint if it has one.
@@ -384,22 +439,24 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None, n
         with _stderr_to(out / "ray-driver.log"):  # Ray's own console output, kept out of the way
             ray = _start_ray(address, num_cpus)
         try:
-            remote = ray.remote(run_trial)
+            remote = ray.remote(run_task)
             refs = {}
-            for s in todo:
-                t = s.trial
-                payload = {"env_id": t.env_id, "preset": t.preset, "config": t.config.to_dict(),
-                           "run_dir": str(t.run_dir), "origin": t.origin}
+            by_trial = {s.trial.name: s for s in todo}
+            for task in spec.tasks([s.trial for s in todo]):
+                t = task[0]
+                payload = {"env_id": t.env_id, "preset": t.preset, "origin": t.origin,
+                           "trials": [{"config": x.config.to_dict(), "run_dir": str(x.run_dir)} for x in task]}
+                name = t.name if len(task) == 1 else f"{t.name}+{len(task) - 1}"
                 ref = remote.options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial,
                                      max_retries=spec.max_retries, retry_exceptions=False,
-                                     name=f"ddpgkit-trial:{t.name}").remote(payload)
-                refs[ref] = s
+                                     name=f"ddpgkit-trial:{name}").remote(payload)
+                refs[ref] = [by_trial[x.name] for x in task]
             pending = list(refs)
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1, timeout=poll_s)
                 for ref in ready:
                     _collect(ray, refs[ref], ref)
-                for s in refs.values():
+                for s in todo:
                     if s.state in ("pending", "running"):
                         s.refresh()
                         if s.steps > 0:
@@ -416,18 +473,20 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None, n
     return SweepResult(out, statuses, files)
 
 
-def _collect(ray: ModuleType, status: TrialStatus, ref: Any) -> None:
+def _collect(ray: ModuleType, statuses: list[TrialStatus], ref: Any) -> None:
     try:
-        result = ray.get(ref)
+        results = ray.get(ref)
     except ray.exceptions.RayError as e:  # the worker died more often than max_retries, or the node was lost
-        status.state, status.error = "failed", one_line(f"{type(e).__name__}: {e}")[:300]
+        for status in statuses:
+            status.state, status.error = "failed", one_line(f"{type(e).__name__}: {e}")[:300]
         return
-    if result["status"] == "done":
-        status.state = "done"
-        _fill_from_summary(status, result["summary"])
-    else:
-        status.state, status.error = "failed", result["error"]
-        status.refresh()
+    for status, result in zip(statuses, results):
+        if result["status"] == "done":
+            status.state = "done"
+            _fill_from_summary(status, result["summary"])
+        else:
+            status.state, status.error = "failed", result["error"]
+            status.refresh()
 
 
 def _fill_from_summary(status: TrialStatus, summary: dict[str, Any] | None = None) -> None:
