@@ -19,6 +19,8 @@ _EXPORTS = {
     "FitReport": "experiments.fit", "run_fit": "experiments.fit",
     "Experiment": "experiments.run", "RunResult": "experiments.run", "prepare_experiment": "experiments.run",
     "resume_experiment": "experiments.run", "run_experiment": "experiments.run",
+    "GroupExperiment": "experiments.run", "prepare_group": "experiments.run", "resume_group": "experiments.run",
+    "run_group": "experiments.run", "DDPGGroup": "group",
     "Episode": "rollout", "evaluate_policy": "rollout",  # the function itself: ddpgkit.rollout.rollout
     "SweepSpec": "experiments.sweep", "run_sweep": "experiments.sweep", "make_report": "report",
 }
