@@ -5,13 +5,19 @@ On the project's 2-core machine torch's default of one intra-op thread per core 
 when the machine was quiet, but 5-6x slower as soon as another busy process shared the cores, while
 one thread was unaffected (benchmarks/threads.py; benchmarks/README.md has the table). ddpgkit
 therefore defaults to one thread; ``threads=0`` leaves torch's own choice, any other number sets it.
+
+Freed memory is kept for reuse (:func:`keep_freed_memory`, glibc's ``mallopt``): with glibc's defaults a
+group of seeds' (N, B, hidden) tensors, each several hundred kB, were mapped and unmapped on every
+update, 300 page faults an update that cost 20% of a 10-seed group's time (benchmarks/README.md).
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import platform
+import sys
 from pathlib import Path
 
 import torch
@@ -38,6 +44,30 @@ def configure_torch(threads: int = DEFAULT_THREADS, flush_denormal: bool = True)
         torch.set_num_threads(threads)
     if flush_denormal:
         torch.set_flush_denormal(True)
+    keep_freed_memory()
+
+
+# glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 * 2**20  # glibc's largest: blocks below it come from the heap, not their own mapping
+TRIM_THRESHOLD = 256 * 2**20  # free heap memory kept for reuse before any is returned to the system
+
+
+@functools.lru_cache(maxsize=1)
+def keep_freed_memory() -> bool:
+    """Where the C library is glibc, let ``malloc`` serve blocks up to :data:`MMAP_THRESHOLD` from its heap
+    and keep up to :data:`TRIM_THRESHOLD` of freed heap memory, instead of mapping each large tensor anew
+    and returning it at once (a page fault per 4 kB page on every allocation). Returns whether the
+    setting took effect (False on other C libraries and systems; nothing changes there). Once per
+    process; it changes no number, only where memory comes from."""
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
 
 
 def resolve_device(name: str) -> torch.device:

@@ -30,15 +30,22 @@ Cache = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # per layer: (inp
 
 _aten = torch.ops.aten
 
-# dL/dh from (dL/dg(h), h, g(h)) for each activation, with the kernels autograd uses
+# dL/dh from (dL/dg(h), h, g(h)) for each activation, with the kernels autograd uses. ``grad`` is a fresh
+# tensor the caller owns (the product that made it), so ReLU's mask is written into it (the kernel's out=
+# form: the same values without a new tensor).
 ACTIVATION_BACKWARD: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "relu": lambda grad, pre, post: _aten.threshold_backward(grad, post, 0),
+    "relu": lambda grad, pre, post: _aten.threshold_backward.grad_input(grad, post, 0, grad_input=grad),
     "tanh": lambda grad, pre, post: _aten.tanh_backward(grad, post),
     "elu": lambda grad, pre, post: _aten.elu_backward(grad, 1.0, 1, 1, False, pre),
     "leaky_relu": lambda grad, pre, post: _aten.leaky_relu_backward(grad, pre, 0.01, False),
     "silu": lambda grad, pre, post: _aten.silu_backward(grad, pre),
     "identity": lambda grad, pre, post: grad,
 }
+
+
+# Activations whose derivative needs only their output g(h): forward_with_cache applies them in place on
+# h = Wx + b (the same values; h itself is not needed afterwards), one tensor fewer per layer.
+IN_PLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": torch.relu_, "tanh": torch.tanh_}
 
 
 def layer_weights(mlp: MLP, dtype: torch.dtype | None = None) -> Weights:
@@ -66,15 +73,17 @@ def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def forward_with_cache(mlp: MLP, x: torch.Tensor, weights: Weights | None = None) -> tuple[torch.Tensor, Cache]:
     """``mlp(x)`` without autograd, keeping what :func:`backward` needs: each layer's input x,
-    pre-activation h and activation g(h). Call it under ``torch.no_grad()``.
+    pre-activation h and activation g(h) (for ReLU and tanh, whose derivatives need only g(h), h is
+    overwritten by g(h): :data:`IN_PLACE`). Call it under ``torch.no_grad()``.
 
     x: (B, in_features) -> y: (B, out_features); stacked networks: (N, B, ·) -> (N, B, ·). ``weights``
     (from :func:`layer_weights`) replaces the parameters, e.g. by bfloat16 copies; each layer's input
     is cast to its weights' dtype.
     """
     weights = weights if weights is not None else layer_weights(mlp)
-    g = FUNCTIONAL[mlp.activation_name]
-    g_out = FUNCTIONAL[mlp.output_activation_name] if mlp.output_activation_name is not None else None
+    g = IN_PLACE.get(mlp.activation_name, FUNCTIONAL[mlp.activation_name])
+    out_name = mlp.output_activation_name
+    g_out = None if out_name is None else IN_PLACE.get(out_name, FUNCTIONAL[out_name])
     cache: Cache = []
     for w, b in weights[:-1]:
         if x.dtype != w.dtype:
