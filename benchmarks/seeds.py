@@ -73,7 +73,8 @@ from ddpgkit import DDPGConfig
 c = DDPGConfig.preset("pendulum")
 start = time.perf_counter()
 model = DDPG("MlpPolicy", "Pendulum-v1", buffer_size=c.buffer_size, learning_starts=c.learning_starts,
-             batch_size=c.batch_size, tau=c.tau, gamma=c.gamma, learning_rate=c.actor_lr, train_freq=1, gradient_steps=1,
+             batch_size=c.batch_size, tau=c.tau, gamma=c.gamma, learning_rate=c.actor_lr, train_freq=1,
+             gradient_steps=1,
              action_noise=NormalActionNoise(np.zeros(1), c.noise_scale * 2.0 * np.ones(1)),
              policy_kwargs={"net_arch": list(c.hidden)}, seed=int(sys.argv[1]), device="cpu", verbose=0)
 model.learn(c.total_steps)
