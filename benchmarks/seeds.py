@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ddpgkit.stats import iqm, stratified_bootstrap_ci  # noqa: E402
+
 from common import machine, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,14 +138,16 @@ def _wait(procs: list[subprocess.Popen]) -> None:
 
 
 def _finals(root: Path) -> list[float]:
-    return [json.loads(s.read_text())["final_eval_mean"] for s in sorted(root.glob("*/summary.json"))]
+    summaries = sorted((json.loads(s.read_text()) for s in root.glob("*/summary.json")), key=lambda d: d["seed"])
+    return [d["final_eval_mean"] for d in summaries]
 
 
 def runs(a: argparse.Namespace) -> None:
     n = a.seeds
     rows = []
+    finals_by: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = Path(a.out) if a.out else Path(tmp)
         t = time.perf_counter()
         _wait([_train(a.core, f"0-{n - 1}", root / "group")])
         group_s = time.perf_counter() - t
@@ -164,6 +168,7 @@ def runs(a: argparse.Namespace) -> None:
                                          ("ddpgkit --seeds, one group", "group", group_s, 1),
                                          ("ddpgkit --seeds, two groups", "two", two_s, 2)):
             finals = _finals(root / where)
+            finals_by[name] = finals
             rows.append([name, str(len(finals)), str(cores), f"{wall:.0f}", f"{len(finals) * 20_000 / wall:.0f}",
                          f"{statistics.median(finals):.0f}", f"{sum(f > -200 for f in finals)}/{len(finals)}"])
         rows.append(["Stable-Baselines3, one seed", "1", "1", f"{sb3['wall_s']:.0f}", f"{20_000 / sb3['wall_s']:.0f}",
@@ -174,6 +179,9 @@ def runs(a: argparse.Namespace) -> None:
                  "final > -200"], rows))
     print(f"\ngroup of {n} on one core: {seq_s / group_s:.1f}x the aggregate rate of the seeds one after another; "
           f"two groups on two cores: {two_s:.0f} s against SB3's {sb3['wall_s']:.0f} s for one seed")
+    print("\nfinal returns by seed, and IQM with its 95% stratified-bootstrap interval (ddpgkit.stats):")
+    for name, finals in finals_by.items():
+        print(f"  {name}: {' '.join(f'{f:.1f}' for f in finals)}; IQM {stratified_bootstrap_ci(finals, iqm)}")
 
 
 def main() -> None:
@@ -187,6 +195,7 @@ def main() -> None:
     p.add_argument("--core", type=int, default=0)
     p.add_argument("--runs", action="store_true", help="the whole-run targets instead of the scaling curve")
     p.add_argument("--seeds", type=int, default=10, help="seeds of the whole-run comparison")
+    p.add_argument("--out", default=None, help="keep the whole runs' directories here [default: a temporary one]")
     a = p.parse_args()
     print(f"machine: {machine()}")
     (runs if a.runs else scaling)(a)

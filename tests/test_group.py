@@ -23,6 +23,7 @@ from ddpgkit.io.checkpoint import CheckpointFiles
 from ddpgkit.io.rundir import list_checkpoints, read_metrics
 from ddpgkit.nn.mlp import MLP
 from ddpgkit.nn.stacked import stack_modules, stack_size
+from ddpgkit.runtime import cpu_has_bf16
 from ddpgkit.training.callbacks import Checkpointer
 
 from tests.clihelp import assert_one_line_error, run_cli, run_subprocess
@@ -282,3 +283,29 @@ def test_a_module_with_buffers_that_differ_is_refused():
     b.register_buffer("scale", torch.zeros(2))
     with pytest.raises(ValueError, match="buffer scale"):
         stack_modules([a, b])
+
+
+def test_resume_command_continues_a_group_from_its_run_directories(tmp_path, capsys):
+    cfg = TINY.replace(total_steps=400)
+    dirs = [tmp_path / "s0", tmp_path / "s1"]
+    run_group("Pendulum-v1", cfg, [0, 1], dirs)
+    r = run_cli(capsys, "resume", *dirs, "--steps", "600")
+    assert r.code == 0, r.err
+    assert "2 seeds together: 0, 1" in r.out and "resuming:" in r.out
+    full = run_group("Pendulum-v1", cfg.replace(total_steps=600), [0, 1], [tmp_path / "f0", tmp_path / "f1"])
+    for d, f in zip(dirs, full):
+        assert numbers(read_metrics(d)) == numbers(read_metrics(f.run_dir))
+    assert_one_line_error(run_cli(capsys, "resume", dirs[0], tmp_path / "f0", "--steps", "800"), "seeds must differ")
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="bf16 needs a CPU with bfloat16 instructions")
+def test_a_group_trains_in_bf16_close_to_fp32():
+    """precision = bf16 runs the stacked hidden-to-hidden products in bfloat16: one update's weights stay
+    within bf16's precision of the fp32 group's."""
+    groups = {p: _group(precision=p, hidden=(32, 32)) for p in ("fp32", "bf16")}
+    batch, _ = _random_batch(groups["fp32"])
+    for g in groups.values():
+        g.update(batch)
+    a, b = (groups[p].members[1].model_tensors() for p in ("fp32", "bf16"))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=2e-2, atol=2e-3)
