@@ -1,0 +1,35 @@
+"""``ddpgkit inspect``: what a run's actor and critic learned, over its state space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..inspection import inspect_run
+from .app import UserError, app, print_kv
+
+
+@app.command("inspect")
+def inspect_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `ddpgkit train`."),
+    checkpoint: int | None = typer.Option(None, "--checkpoint", help="The step of the checkpoint to draw "
+                                          "[default: the newest]."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the figures [default: RUN_DIR/inspect]."),
+    dims: str | None = typer.Option(None, "--dims", help="Two observation dimensions to draw, e.g. 0,1 (the "
+                                    "others held at a visited state's values) [default for Pendulum-v1: its "
+                                    "angle and angular velocity]."),
+) -> None:
+    """Draw the learned policy μ(s) and value Q(s, μ(s)) as heat maps over the state space, with an
+    evaluation episode on top (value_maps.png), and their animation over the run's checkpoints
+    (value_maps.gif)."""
+    parsed = None
+    if dims is not None:
+        try:
+            parsed = [int(d) for d in dims.split(",")]
+        except ValueError:
+            raise UserError(f"--dims takes two observation dimensions such as 0,1, got {dims!r}") from None
+    result = inspect_run(run_dir, checkpoint, out, parsed)
+    print_kv("drew", f"step {result.step:,} over {result.plane.description}")
+    print_kv("wrote", str(result.maps) + (f", {result.animation} ({len(result.steps)} checkpoints)"
+                                          if result.animation else ""))

@@ -1,0 +1,261 @@
+"""What an agent learned, drawn over its state space: the chapter's last figure — the fitted network
+over the data it was fitted to — for DDPG's two networks, the actor μ(s) and the critic's value
+Q(s, μ(s)), with an evaluation episode's trajectory on top.
+
+A :class:`StateSlice` says which plane of states is drawn and how a point of it becomes an
+observation. For Pendulum-v1 it is the pendulum's own state, angle θ ∈ [−π, π] and angular velocity
+θ̇ ∈ [−8, 8], observed as (cos θ, sin θ, θ̇). For any other env it is two observation dimensions
+named by the user, over the range the evaluation episode visited (widened by a tenth), with the
+other dimensions held at that episode's state halfway through.
+
+Everything here reads a checkpoint (:meth:`ddpgkit.DDPG.load`), so ``ddpgkit inspect`` works from a
+run directory alone.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402  (a dependency of matplotlib)
+
+from .agent import DDPG  # noqa: E402
+from .config import EVAL_SEED_OFFSET  # noqa: E402
+from .errors import CheckpointError, ConfigError, RunError, one_line  # noqa: E402
+from .io.atomic import atomic_write_bytes, ensure_writable_dir  # noqa: E402
+from .io.rundir import checkpoints_by_step  # noqa: E402
+from .rollout import Episode, rollout  # noqa: E402
+
+PENDULUM_MAX_SPEED = 8.0  # Pendulum-v1's bound on θ̇ (rad/s)
+
+
+@dataclass(frozen=True)
+class StateSlice:
+    """A plane of states: axis names with units, their ranges, and ``to_obs`` mapping (M, 2) points of
+    the plane to (M, obs_dim) observations; ``from_obs`` maps observations back to (M, 2) points."""
+
+    x_label: str
+    y_label: str
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+    to_obs: Callable[[np.ndarray], np.ndarray]
+    from_obs: Callable[[np.ndarray], np.ndarray]
+    description: str
+
+
+def pendulum_slice() -> StateSlice:
+    """Pendulum-v1's state (θ, θ̇), observed as (cos θ, sin θ, θ̇); θ = 0 is upright."""
+
+    def to_obs(p: np.ndarray) -> np.ndarray:
+        return np.stack([np.cos(p[:, 0]), np.sin(p[:, 0]), p[:, 1]], axis=1)
+
+    def from_obs(o: np.ndarray) -> np.ndarray:
+        return np.stack([np.arctan2(o[:, 1], o[:, 0]), o[:, 2]], axis=1)
+
+    return StateSlice("angle θ (rad, 0 = upright)", "angular velocity θ̇ (rad/s)", (-math.pi, math.pi),
+                      (-PENDULUM_MAX_SPEED, PENDULUM_MAX_SPEED), to_obs, from_obs, "the pendulum's state (θ, θ̇)")
+
+
+def observation_slice(dims: Sequence[int], visited: np.ndarray) -> StateSlice:
+    """Observation dimensions ``dims = (i, j)`` over the range ``visited`` (T, obs_dim) covers, widened
+    by a tenth; the other dimensions at the visited state halfway through. A bad slice is a ConfigError."""
+    obs_dim = visited.shape[1]
+    if len(dims) != 2 or any(isinstance(d, bool) or not isinstance(d, int) for d in dims):
+        raise ConfigError(f"--dims takes two observation dimensions such as 0,1, got {list(dims)}")
+    i, j = dims
+    if i == j or not (0 <= i < obs_dim and 0 <= j < obs_dim):
+        raise ConfigError(f"--dims needs two different observation dimensions in [0, {obs_dim - 1}] "
+                          f"(this env's observations have {obs_dim}), got {i},{j}")
+    base = visited[len(visited) // 2].astype(np.float64)
+
+    def span(k: int) -> tuple[float, float]:
+        lo, hi = float(visited[:, k].min()), float(visited[:, k].max())
+        pad = 0.1 * (hi - lo) or 0.5
+        return lo - pad, hi + pad
+
+    def to_obs(p: np.ndarray) -> np.ndarray:
+        obs = np.repeat(base[None], len(p), axis=0)
+        obs[:, i], obs[:, j] = p[:, 0], p[:, 1]
+        return obs
+
+    def from_obs(o: np.ndarray) -> np.ndarray:
+        return np.stack([o[:, i], o[:, j]], axis=1)
+
+    held = ", ".join(f"{base[k]:.2f}" if k not in (i, j) else "·" for k in range(obs_dim))
+    return StateSlice(f"observation[{i}]", f"observation[{j}]", span(i), span(j), to_obs, from_obs,
+                      f"observation dimensions {i} and {j}, the others held at ({held})")
+
+
+@dataclass
+class ValueMaps:
+    """μ and Q over a grid of a :class:`StateSlice`: ``xs`` (R,), ``ys`` (R,), ``action`` (R, R) of the
+    first action dimension (rows follow ``ys``), ``q`` (R, R) = Q(s, μ(s))."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    action: np.ndarray
+    q: np.ndarray
+
+
+def value_maps(agent: DDPG, plane: StateSlice, resolution: int = 81) -> ValueMaps:
+    """Evaluate μ(s) and Q(s, μ(s)) on a resolution × resolution grid of ``plane``."""
+    xs = np.linspace(*plane.x_range, resolution)
+    ys = np.linspace(*plane.y_range, resolution)
+    gx, gy = np.meshgrid(xs, ys)  # (R, R): row = y, column = x
+    obs = torch.as_tensor(plane.to_obs(np.stack([gx.ravel(), gy.ravel()], axis=1)), dtype=torch.float32,
+                          device=agent.device)  # (R·R, obs_dim)
+    with torch.inference_mode():
+        action = agent.actor(obs)  # (R·R, act_dim)
+        q = agent.critic(obs, action)  # (R·R, 1)
+    return ValueMaps(xs, ys, action[:, 0].cpu().numpy().reshape(gx.shape), q[:, 0].cpu().numpy().reshape(gx.shape))
+
+
+def evaluation_episode(agent: DDPG) -> Episode:
+    """The hardest of the run's evaluation episodes for this agent: the lowest return among the
+    ``eval_episodes`` start states every evaluation of the run used (``reset(seed=seed + 10000 + i)``)."""
+    base = agent.config.seed + EVAL_SEED_OFFSET
+    episodes = [rollout(agent.eval_env, agent.act, base + i) for i in range(agent.config.eval_episodes)]
+    return min(episodes, key=lambda e: e.total_reward)
+
+
+def slice_for(agent: DDPG, episode: Episode, dims: Sequence[int] | None) -> StateSlice:
+    """Pendulum's state plane for Pendulum-v1 (unless ``dims`` are given), else the observation slice."""
+    if dims is None and (agent.env_id or "").startswith("Pendulum-"):
+        return pendulum_slice()
+    if dims is None:
+        raise ConfigError(f"{agent.env_id or 'this env'} has no built-in state plane: name two observation "
+                          "dimensions to draw, e.g. --dims 0,1")
+    return observation_slice(dims, episode.observations)
+
+
+def _draw(fig: plt.Figure, maps: ValueMaps, plane: StateSlice, path_xy: np.ndarray, heading: str,
+          action_label: str, limits: tuple[tuple[float, float], tuple[float, float]] | None = None) -> None:
+    extent = (maps.xs[0], maps.xs[-1], maps.ys[0], maps.ys[-1])
+    # a jump across half the plane is θ wrapping from π to −π: no line across the figure there
+    jumps = np.flatnonzero(np.abs(np.diff(path_xy[:, 0])) > 0.5 * (extent[1] - extent[0])) + 1
+    line = np.insert(path_xy.astype(np.float64), jumps, np.nan, axis=0)
+    panels = ((maps.action, f"policy μ(s): {action_label}", "coolwarm"), (maps.q, "value Q(s, μ(s))", "viridis"))
+    for k, (values, name, cmap) in enumerate(panels):
+        ax = fig.add_subplot(1, 2, k + 1)
+        vmin, vmax = limits[k] if limits is not None else (float(values.min()), float(values.max()))
+        im = ax.imshow(values, origin="lower", extent=extent, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
+        fig.colorbar(im, ax=ax, label=name.split(": ")[-1] if k == 0 else "Q (discounted return)")
+        ax.plot(line[:, 0], line[:, 1], ".-", color="black", markersize=2.5, linewidth=0.4,
+                label="evaluation episode")
+        ax.plot(path_xy[:1, 0], path_xy[:1, 1], "o", color="white", markeredgecolor="black", label="start")
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.set_xlabel(plane.x_label)
+        ax.set_ylabel(plane.y_label)
+        ax.set_title(name, fontsize=10)
+        ax.legend(loc="upper right", fontsize=7)
+    fig.suptitle(heading, fontsize=11)
+
+
+def _action_label(agent: DDPG) -> str:
+    if (agent.env_id or "").startswith("Pendulum-"):
+        return "torque (N·m)"
+    return "action[0]" + (f" of {agent.act_dim}" if agent.act_dim > 1 else "")
+
+
+def plot_value_maps(path: str | Path, agent: DDPG, plane: StateSlice, episode: Episode, step: int,
+                    resolution: int = 81) -> Path:
+    """One PNG: μ(s) and Q(s, μ(s)) over ``plane``, the episode's states on top."""
+    maps = value_maps(agent, plane, resolution)
+    fig = plt.figure(figsize=(11, 4.4))
+    heading = (f"What DDPG learned on {agent.env_id}, step {step:,}: over {plane.description}; "
+               f"its hardest evaluation episode, return {episode.total_reward:.1f}")
+    _draw(fig, maps, plane, plane.from_obs(episode.observations), heading, _action_label(agent))
+    return _save_png(fig, path)
+
+
+def _save_png(fig: plt.Figure, path: str | Path) -> Path:
+    path = Path(path)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def animate_value_maps(path: str | Path, agents: Sequence[tuple[int, DDPG]], plane: StateSlice,
+                       resolution: int = 61, frame_ms: int = 800) -> Path:
+    """A GIF with one frame per (step, agent), in order: μ and Q as they were learned, on shared colour
+    scales (the action bounds; Q's range over all frames) so that frames compare."""
+    maps = [(step, agent, value_maps(agent, plane, resolution), evaluation_episode(agent)) for step, agent in agents]
+    low, high = float(agents[0][1].action_low[0]), float(agents[0][1].action_high[0])
+    q_lim = (min(float(m.q.min()) for _, _, m, _ in maps), max(float(m.q.max()) for _, _, m, _ in maps))
+    frames = []
+    for step, agent, m, episode in maps:
+        fig = plt.figure(figsize=(11, 4.4))
+        heading = (f"{agent.env_id}, step {step:,}: μ(s) and Q(s, μ(s)) over {plane.description}; "
+                   f"evaluation return {episode.total_reward:.1f}")
+        _draw(fig, m, plane, plane.from_obs(episode.observations), heading, _action_label(agent),
+              ((low, high), q_lim))
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80)
+        plt.close(fig)
+        frames.append(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+    path = Path(path)
+    atomic_write_bytes(path, out.getvalue())
+    return path
+
+
+@dataclass
+class Inspection:
+    """What :func:`inspect_run` wrote: the value maps of one checkpoint (``step``) and the animation
+    over the run's checkpoints (None with fewer than two), and the plane they show."""
+
+    maps: Path
+    animation: Path | None
+    step: int
+    plane: StateSlice
+    steps: list[int]
+
+
+def inspect_run(run_dir: str | Path, checkpoint: int | None = None, out: str | Path | None = None,
+                dims: Sequence[int] | None = None, resolution: int = 81) -> Inspection:
+    """Draw what the run in ``run_dir`` learned: ``<out>/value_maps.png`` for its newest checkpoint
+    (or the one of step ``checkpoint``) and ``<out>/value_maps.gif`` over every checkpoint it kept
+    (``out`` defaults to ``<run_dir>/inspect``). ``dims``: the two observation dimensions to draw
+    (required for envs other than Pendulum)."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise RunError(f"{run}: no such run directory")
+    found = checkpoints_by_step(run)
+    if not found:
+        raise RunError(f"{run}: no checkpoints; is this a ddpgkit run directory?")
+    if checkpoint is not None and checkpoint not in found:
+        raise RunError(f"{run}: no checkpoint at step {checkpoint}; it has {', '.join(map(str, sorted(found)))}")
+    agents: list[tuple[int, DDPG]] = []
+    skipped = []
+    for step in sorted(found):
+        try:
+            agents.append((step, DDPG.load(found[step], training_state=False)))
+        except CheckpointError as e:
+            skipped.append(step)
+            if step == checkpoint:
+                raise RunError(f"{run}: the checkpoint of step {step} does not load ({one_line(e)})") from None
+    if not agents:
+        raise RunError(f"{run}: no checkpoint loads")
+    step, agent = next((s, a) for s, a in agents if s == checkpoint) if checkpoint is not None else agents[-1]
+    episode = evaluation_episode(agent)
+    plane = slice_for(agent, episode, dims)
+    target = Path(out) if out is not None else run / "inspect"
+    ensure_writable_dir(target)
+    maps = plot_value_maps(target / "value_maps.png", agent, plane, episode, step, resolution)
+    animation = animate_value_maps(target / "value_maps.gif", agents, plane) if len(agents) > 1 else None
+    return Inspection(maps, animation, step, plane, [s for s, _ in agents])

@@ -1,0 +1,91 @@
+"""`ddpgkit inspect`: the learned policy and value over the state space, from a run directory alone."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ddpgkit import DDPG, DDPGConfig, run_experiment
+from ddpgkit.errors import ConfigError
+from ddpgkit.inspection import inspect_run, observation_slice, pendulum_slice, value_maps
+
+from tests.clihelp import assert_one_line_error, run_cli
+from tests.pngcheck import assert_png
+
+TINY = DDPGConfig(hidden=(16, 16), total_steps=600, learning_starts=100, batch_size=32, buffer_size=5000,
+                  eval_interval=300, eval_episodes=2, checkpoint_interval=200, keep_checkpoints=5)
+
+
+@pytest.fixture(scope="module")
+def pendulum_run(tmp_path_factory):
+    return run_experiment("Pendulum-v1", TINY, tmp_path_factory.mktemp("inspect") / "run").run_dir
+
+
+def test_pendulum_plane_is_its_angle_and_velocity():
+    plane = pendulum_slice()
+    points = np.array([[0.0, 0.0], [math.pi / 2, 3.0], [-2.0, -8.0]])
+    obs = plane.to_obs(points)
+    expected = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 3.0], [math.cos(-2.0), math.sin(-2.0), -8.0]])
+    np.testing.assert_allclose(obs, expected, atol=1e-12)
+    np.testing.assert_allclose(plane.from_obs(obs), points, atol=1e-12)
+    assert plane.x_range == (-math.pi, math.pi) and plane.y_range == (-8.0, 8.0)
+
+
+def test_value_maps_are_the_networks_on_the_grid():
+    agent = DDPG("Pendulum-v1", TINY, seed=3)
+    maps = value_maps(agent, pendulum_slice(), resolution=5)
+    assert maps.action.shape == maps.q.shape == (5, 5)
+    # the point in row 1 (θ̇ = ys[1]) and column 3 (θ = xs[3]), computed directly
+    theta, speed = maps.xs[3], maps.ys[1]
+    obs = torch.tensor([[math.cos(theta), math.sin(theta), speed]], dtype=torch.float32)
+    with torch.no_grad():
+        action = agent.actor(obs)
+        q = agent.critic(obs, action)
+    assert maps.action[1, 3] == pytest.approx(float(action[0, 0]), abs=1e-6)
+    assert maps.q[1, 3] == pytest.approx(float(q[0, 0]), abs=1e-6)
+    assert np.all(np.abs(maps.action) <= 2.0)  # Pendulum's torque bound
+
+
+def test_observation_slice_holds_the_other_dimensions_at_a_visited_state():
+    visited = np.array([[0.0, 10.0, -1.0], [1.0, 20.0, -2.0], [2.0, 30.0, -3.0]])
+    plane = observation_slice([2, 0], visited)
+    obs = plane.to_obs(np.array([[5.0, 6.0]]))
+    np.testing.assert_allclose(obs, [[6.0, 20.0, 5.0]])  # dim 1 at the middle state's value
+    assert plane.x_range == pytest.approx((-3.2, -0.8)) and plane.y_range == pytest.approx((-0.2, 2.2))
+    for dims, fragment in (([0, 0], "two different"), ([0, 3], r"in \[0, 2\]"), ([1], "two observation"),
+                           ([0, 1, 2], "two observation")):
+        with pytest.raises(ConfigError, match=fragment):
+            observation_slice(dims, visited)
+
+
+def test_inspect_writes_the_maps_and_an_animation_over_the_checkpoints(pendulum_run, tmp_path, capsys):
+    r = run_cli(capsys, "inspect", pendulum_run, "--out", tmp_path / "pics")
+    assert r.code == 0, r.err
+    assert "step 600 over the pendulum's state" in r.out
+    assert_png(tmp_path / "pics" / "value_maps.png")
+    gif = Image.open(tmp_path / "pics" / "value_maps.gif")
+    assert gif.format == "GIF" and gif.n_frames == 3  # checkpoints 200, 400, 600 (keep_checkpoints 5)
+    result = inspect_run(pendulum_run, checkpoint=400, out=tmp_path / "at400")
+    assert result.step == 400 and result.steps == [200, 400, 600]
+    assert_png(result.maps)
+
+
+def test_inspect_bad_input_one_line(pendulum_run, tmp_path, capsys):
+    assert_one_line_error(run_cli(capsys, "inspect", tmp_path / "nope"), "no such run directory")
+    assert_one_line_error(run_cli(capsys, "inspect", pendulum_run, "--checkpoint", "123"),
+                          "no checkpoint at step 123", "200, 400, 600")
+    assert_one_line_error(run_cli(capsys, "inspect", pendulum_run, "--dims", "0,x"), "--dims")
+    assert_one_line_error(run_cli(capsys, "inspect", pendulum_run, "--dims", "1,1", "--out", tmp_path / "o"),
+                          "two different observation dimensions")
+
+
+def test_inspect_another_env_needs_and_uses_two_observation_dimensions(tmp_path, capsys):
+    cfg = TINY.replace(total_steps=300, eval_interval=0, checkpoint_interval=100)
+    run = run_experiment("MountainCarContinuous-v0", cfg, tmp_path / "car").run_dir
+    assert_one_line_error(run_cli(capsys, "inspect", run), "name two observation dimensions", "--dims 0,1")
+    r = run_cli(capsys, "inspect", run, "--dims", "0,1")
+    assert r.code == 0, r.err
+    assert "observation dimensions 0 and 1" in r.out
+    assert_png(run / "inspect" / "value_maps.png")
