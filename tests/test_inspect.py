@@ -67,6 +67,8 @@ def test_inspect_writes_the_maps_and_an_animation_over_the_checkpoints(pendulum_
     assert_png(tmp_path / "pics" / "value_maps.png")
     gif = Image.open(tmp_path / "pics" / "value_maps.gif")
     assert gif.format == "GIF" and gif.n_frames == 3  # checkpoints 200, 400, 600 (keep_checkpoints 5)
+    assert_png(tmp_path / "pics" / "overestimation.png")
+    assert_png(pendulum_run / "learning_curve.png")  # with the same panel beside the returns
     result = inspect_run(pendulum_run, checkpoint=400, out=tmp_path / "at400")
     assert result.step == 400 and result.steps == [200, 400, 600]
     assert_png(result.maps)
@@ -89,3 +91,41 @@ def test_inspect_another_env_needs_and_uses_two_observation_dimensions(tmp_path,
     assert r.code == 0, r.err
     assert "observation dimensions 0 and 1" in r.out
     assert_png(run / "inspect" / "value_maps.png")
+
+
+# ---- the critic against the returns obtained (issue 13, item 2) -----------------------------------
+
+def test_discounted_returns_of_a_hand_computed_episode():
+    from ddpgkit.rollout import discounted_returns
+
+    # G_2 = 3 + 0.5·4 = 5, G_1 = 2 + 0.5·5 = 4.5, G_0 = 1 + 0.5·4.5 = 3.25
+    np.testing.assert_allclose(discounted_returns(np.array([1.0, 2.0, 3.0]), 0.5, bootstrap=4.0), [3.25, 4.5, 5.0])
+    np.testing.assert_allclose(discounted_returns(np.array([1.0, 2.0, 3.0]), 0.5), [2.75, 3.5, 3.0])
+
+
+def test_value_check_against_direct_computation():
+    from ddpgkit.rollout import Episode
+
+    agent = DDPG("Pendulum-v1", TINY.replace(gamma=0.9), seed=1)
+    obs = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, -1.0], [-1.0, 0.0, 2.0]], dtype=np.float32)  # s_0, s_1, s_2
+    rewards = np.array([-1.0, -2.0])
+    with torch.no_grad():
+        t = torch.as_tensor(obs)
+        q = agent.critic(t, agent.actor(t))[:, 0].double().numpy()
+    for truncated, tail in ((True, q[2]), (False, 0.0)):  # cut by the time limit: completed by Q(s_2, μ(s_2))
+        episode = Episode(-3.0, rewards, obs, np.zeros((2, 1)), terminated=not truncated, truncated=truncated)
+        g1 = -2.0 + 0.9 * tail
+        g0 = -1.0 + 0.9 * g1
+        q_mean, g_mean = agent.value_check([episode])
+        assert q_mean == pytest.approx((q[0] + q[1]) / 2, abs=1e-6)
+        assert g_mean == pytest.approx((g0 + g1) / 2, abs=1e-6)
+
+
+def test_every_evaluation_row_has_the_critic_against_the_returns(pendulum_run):
+    from ddpgkit.io.rundir import read_metrics
+
+    evals = [r for r in read_metrics(pendulum_run) if r["eval_mean"] is not None]
+    assert [r["step"] for r in evals] == [300, 600]
+    for r in evals:
+        assert r["eval_q_gap"] == pytest.approx(r["eval_q_mean"] - r["eval_mc_return"], abs=1e-9)
+    assert all(r["eval_q_mean"] is None for r in read_metrics(pendulum_run) if r["eval_mean"] is None)

@@ -32,7 +32,8 @@ from .agent import DDPG  # noqa: E402
 from .config import EVAL_SEED_OFFSET  # noqa: E402
 from .errors import CheckpointError, ConfigError, RunError, one_line  # noqa: E402
 from .io.atomic import atomic_write_bytes, ensure_writable_dir  # noqa: E402
-from .io.rundir import checkpoints_by_step  # noqa: E402
+from .io.rundir import METRICS, checkpoints_by_step, read_metrics  # noqa: E402
+from .plots import plot_value_check  # noqa: E402
 from .rollout import Episode, rollout  # noqa: E402
 
 PENDULUM_MAX_SPEED = 8.0  # Pendulum-v1's bound on θ̇ (rad/s)
@@ -216,11 +217,13 @@ def animate_value_maps(path: str | Path, agents: Sequence[tuple[int, DDPG]], pla
 
 @dataclass
 class Inspection:
-    """What :func:`inspect_run` wrote: the value maps of one checkpoint (``step``) and the animation
-    over the run's checkpoints (None with fewer than two), and the plane they show."""
+    """What :func:`inspect_run` wrote: the value maps of one checkpoint (``step``), the animation over
+    the run's checkpoints (None with fewer than two), the critic against the returns obtained at every
+    evaluation (None for runs whose metrics.csv predates it), and the plane the maps show."""
 
     maps: Path
     animation: Path | None
+    value_check: Path | None
     step: int
     plane: StateSlice
     steps: list[int]
@@ -229,9 +232,9 @@ class Inspection:
 def inspect_run(run_dir: str | Path, checkpoint: int | None = None, out: str | Path | None = None,
                 dims: Sequence[int] | None = None, resolution: int = 81) -> Inspection:
     """Draw what the run in ``run_dir`` learned: ``<out>/value_maps.png`` for its newest checkpoint
-    (or the one of step ``checkpoint``) and ``<out>/value_maps.gif`` over every checkpoint it kept
-    (``out`` defaults to ``<run_dir>/inspect``). ``dims``: the two observation dimensions to draw
-    (required for envs other than Pendulum)."""
+    (or the one of step ``checkpoint``), ``<out>/value_maps.gif`` over every checkpoint it kept and
+    ``<out>/overestimation.png`` from its metrics.csv (``out`` defaults to ``<run_dir>/inspect``).
+    ``dims``: the two observation dimensions to draw (required for envs other than Pendulum)."""
     run = Path(run_dir)
     if not run.is_dir():
         raise RunError(f"{run}: no such run directory")
@@ -258,4 +261,9 @@ def inspect_run(run_dir: str | Path, checkpoint: int | None = None, out: str | P
     ensure_writable_dir(target)
     maps = plot_value_maps(target / "value_maps.png", agent, plane, episode, step, resolution)
     animation = animate_value_maps(target / "value_maps.gif", agents, plane) if len(agents) > 1 else None
-    return Inspection(maps, animation, step, plane, [s for s, _ in agents])
+    rows = read_metrics(run / METRICS) if (run / METRICS).is_file() else []
+    check = None
+    if any(r.get("eval_q_mean") is not None for r in rows):
+        check = plot_value_check(target / "overestimation.png", [(run.name, rows)],
+                                 f"The critic of {agent.env_id} against the returns obtained")
+    return Inspection(maps, animation, check, step, plane, [s for s, _ in agents])

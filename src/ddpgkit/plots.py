@@ -109,11 +109,46 @@ def plot_loss(path: str | Path, losses: Sequence[float], title: str = "Training 
     return _save(fig, path)
 
 
+def _value_rows(rows: Sequence[dict]) -> list[tuple[float, float, float]]:
+    return [(r["step"], r["eval_q_mean"], r["eval_mc_return"]) for r in rows
+            if r.get("eval_q_mean") is not None and r.get("eval_mc_return") is not None]
+
+
+def _draw_value_check(ax: plt.Axes, runs: Sequence[tuple[str, Sequence[dict]]]) -> None:
+    for k, (label, rows) in enumerate(runs):
+        values = _value_rows(rows)
+        if not values:
+            continue
+        xs, qs, gs = (list(v) for v in zip(*values))
+        color = f"C{k % 10}"
+        name = "" if len(runs) == 1 else f"{label}: "
+        ax.plot(xs, qs, color=color, marker="o", ms=3, lw=1.6, label=f"{name}critic's Q(s, μ(s))")
+        ax.plot(xs, gs, color=color, ls="--", marker="s", ms=3, lw=1.2, label=f"{name}discounted return obtained")
+    ax.set(xlabel="environment steps", ylabel="value (discounted return)",
+           title="Over- or underestimation: Q against what happened\n(means over the evaluation episodes' states)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+
+
+def plot_value_check(path: str | Path, runs: Sequence[tuple[str, Sequence[dict]]], title: str = "") -> Path:
+    """The TD3 paper's Figure 1 for one or more runs: at every evaluation, the mean of the critic's
+    Q(s_t, μ(s_t)) over the evaluation episodes' states against the mean discounted return obtained
+    from them (metrics.csv's ``eval_q_mean`` and ``eval_mc_return``)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    _draw_value_check(ax, runs)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
 def plot_learning_curves(path: str | Path, runs: Sequence[tuple[str, Sequence[dict]]],
                          title: str = "Learning curve") -> Path:
     """Returns against environment steps for one or more runs (rows of their metrics.csv):
-    training-episode returns as faint lines, deterministic evaluations as mean ± std."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    training-episode returns as faint lines, deterministic evaluations as mean ± std; beside them,
+    where the rows have it, the critic's estimate against the returns obtained (:func:`plot_value_check`)."""
+    with_values = any(_value_rows(rows) for _, rows in runs)
+    fig, axes = plt.subplots(1, 2 if with_values else 1, figsize=(13 if with_values else 7, 4.5), squeeze=False)
+    ax = axes[0][0]
     for k, (label, rows) in enumerate(runs):
         color = f"C{k % 10}"
         train = [(r["step"], r["episode_return"]) for r in rows if r.get("episode_return") is not None]
@@ -133,4 +168,6 @@ def plot_learning_curves(path: str | Path, runs: Sequence[tuple[str, Sequence[di
     ax.grid(True, alpha=0.3)
     if runs:
         ax.legend(loc="lower right", fontsize="small")
+    if with_values:
+        _draw_value_check(axes[0][1], runs)
     return _save(fig, path)

@@ -59,6 +59,19 @@ def rollout(env: gym.Env, policy: Policy, seed: int | None = None, *, render: bo
                    bool(terminated), bool(truncated), frames)
 
 
+def discounted_returns(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0) -> np.ndarray:
+    """The return obtained from every step of an episode, G_t = Σ_{k≥t} γ^(k−t) r_k + γ^(T−t) · bootstrap:
+    (T,) from rewards (T,). ``bootstrap`` is the value of the state after the last step — 0 after a
+    termination; after a time-limit cut, the episode would have gone on, and only an estimate of that
+    remainder exists."""
+    out = np.empty(len(rewards), dtype=np.float64)
+    g = float(bootstrap)
+    for t in range(len(rewards) - 1, -1, -1):
+        g = float(rewards[t]) + gamma * g
+        out[t] = g
+    return out
+
+
 def evaluate_policy(env: gym.Env, policy: Policy, episodes: int, seed: int) -> np.ndarray:
     """Returns (episodes,) of ``episodes`` episodes; episode i starts from ``reset(seed=seed + i)``."""
     return np.array([rollout(env, policy, seed + i).total_reward for i in range(episodes)], dtype=np.float64)

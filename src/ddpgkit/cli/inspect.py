@@ -21,8 +21,9 @@ def inspect_cmd(
                                     "angle and angular velocity]."),
 ) -> None:
     """Draw the learned policy μ(s) and value Q(s, μ(s)) as heat maps over the state space, with an
-    evaluation episode on top (value_maps.png), and their animation over the run's checkpoints
-    (value_maps.gif)."""
+    evaluation episode on top (value_maps.png), their animation over the run's checkpoints
+    (value_maps.gif), and the critic's Q against the discounted returns obtained at every evaluation
+    (overestimation.png)."""
     parsed = None
     if dims is not None:
         try:
@@ -31,5 +32,9 @@ def inspect_cmd(
             raise UserError(f"--dims takes two observation dimensions such as 0,1, got {dims!r}") from None
     result = inspect_run(run_dir, checkpoint, out, parsed)
     print_kv("drew", f"step {result.step:,} over {result.plane.description}")
-    print_kv("wrote", str(result.maps) + (f", {result.animation} ({len(result.steps)} checkpoints)"
-                                          if result.animation else ""))
+    written = [str(result.maps)]
+    if result.animation is not None:
+        written.append(f"{result.animation} ({len(result.steps)} checkpoints)")
+    if result.value_check is not None:
+        written.append(str(result.value_check))
+    print_kv("wrote", ", ".join(written))

@@ -6,7 +6,8 @@ One environment step of :meth:`Trainer.run`::
     s', r, terminated, truncated = env.step(a)          (NaN/inf stops the run with the step number)
     buffer.add(s, a, r, s', terminated, truncated)
     updates_per_step × DDPG.update(buffer.sample(B))     (once past the warm-up)
-    every eval_interval steps: deterministic evaluation, a metrics row
+    every eval_interval steps: deterministic evaluation (returns, and the critic's Q(s, μ(s)) along the
+        episodes against the discounted returns obtained), a metrics row
 
 The loop never prints: progress bars, CSV files and user logging are :class:`Callback` objects.
 It drives any agent with the attributes of :class:`Agent` (:class:`ddpgkit.DDPG` is one) and never
@@ -28,9 +29,11 @@ from ..config import DDPGConfig
 from ..data.buffer import Batch, ReplayBuffer
 from ..data.noise import ActionNoise
 from ..errors import NonFiniteError
+from ..rollout import Episode
 from ..runtime import configure_torch
 
 METRIC_COLUMNS = ("step", "episodes", "episode_return", "episode_length", "eval_mean", "eval_std",
+                  "eval_q_mean", "eval_mc_return", "eval_q_gap",
                   "critic_loss", "actor_loss", "q_mean", "steps_per_s", "wall_s")
 
 
@@ -50,6 +53,10 @@ class Agent(Protocol):
     def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
 
     def evaluate(self, episodes: int | None = None, seed: int | None = None) -> np.ndarray: ...
+
+    def evaluation_episodes(self, episodes: int | None = None, seed: int | None = None) -> list[Episode]: ...
+
+    def value_check(self, episodes: list[Episode]) -> tuple[float, float]: ...
 
 
 class Callback:
@@ -210,11 +217,14 @@ class Trainer:
         self._log(episode_return=ret, episode_length=length)
 
     def _evaluate(self) -> None:
-        returns = self.agent.evaluate()
+        episodes = self.agent.evaluation_episodes()
+        returns = np.array([e.total_reward for e in episodes], dtype=np.float64)
+        q_mean, mc_return = self.agent.value_check(episodes)  # the critic against the returns obtained
         self.last_eval = (float(returns.mean()), float(returns.std()))
         self.last_eval_step = self.step
         self._emit("on_eval", returns)
-        self._log(eval_mean=self.last_eval[0], eval_std=self.last_eval[1])
+        self._log(eval_mean=self.last_eval[0], eval_std=self.last_eval[1], eval_q_mean=q_mean,
+                  eval_mc_return=mc_return, eval_q_gap=q_mean - mc_return)
 
     def _log(self, **values: Any) -> None:
         now = time.perf_counter()
