@@ -129,3 +129,67 @@ def test_every_evaluation_row_has_the_critic_against_the_returns(pendulum_run):
     for r in evals:
         assert r["eval_q_gap"] == pytest.approx(r["eval_q_mean"] - r["eval_mc_return"], abs=1e-9)
     assert all(r["eval_q_mean"] is None for r in read_metrics(pendulum_run) if r["eval_mean"] is None)
+
+
+# ---- the NaN sentinel (issue 13, item 3, its first part) ------------------------------------------
+
+def test_a_non_finite_loss_stops_the_update_before_anything_is_applied():
+    from ddpgkit.errors import NonFiniteUpdate
+
+    agent = DDPG("Pendulum-v1", TINY, seed=0)
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randn(32, agent.buffer.width, generator=g)
+    rows[5, agent.buffer._cols["reward"][0]] = float("nan")
+    before = {k: v.clone() for k, v in agent.model_tensors().items()}
+    with pytest.raises(NonFiniteUpdate, match="non-finite critic loss in an update") as info:
+        agent.update(agent.buffer.split(rows))
+    assert torch.isnan(info.value.batch.reward).any()
+    after = agent.model_tensors()
+    assert all(torch.equal(before[k], after[k]) for k in before) and agent.num_updates == 0
+
+
+def test_a_group_names_the_seed_whose_update_broke():
+    from ddpgkit.errors import NonFiniteUpdate
+    from ddpgkit.group import DDPGGroup
+
+    group = DDPGGroup.create("Pendulum-v1", TINY, seeds=[4, 7, 9])
+    rows = torch.randn(3, 32, group.members[0].buffer.width, generator=torch.Generator().manual_seed(1))
+    rows[1, 3, group.members[0].buffer._cols["reward"][0]] = float("inf")
+    with pytest.raises(NonFiniteUpdate, match="critic loss of seed 7"):
+        group.update(group.members[0].buffer.split(rows))
+
+
+def test_a_run_that_overflows_stops_in_one_line_and_keeps_its_checkpoint_and_the_batch(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "huge"
+    r = run_cli(capsys, "train", "ddpgkit/HugeReward-v0", "--steps", "600", "--learning-starts", "20",
+                "--batch-size", "64", "--hidden", "16,16", "--checkpoint-interval", "40", "--eval-interval", "0",
+                "--out", run)
+    assert_one_line_error(r, "non-finite critic loss at step", "the last checkpoint (step", "nonfinite_batch")
+    batch = load_file(run / "nonfinite_batch.safetensors")
+    assert batch["reward"].max() == pytest.approx(1e30, rel=1e-6)  # the transition that broke it is in there
+    e = run_cli(capsys, "eval", run, "--episodes", "1")  # the last checkpoint loads: finite weights
+    assert e.code == 0, e.err
+
+
+def test_the_sentinels_fused_check_and_its_public_fallback_agree(monkeypatch):
+    import ddpgkit.algo.update as update
+
+    assert update.NON_FINITE_KERNEL is not None  # this torch has the fused kernel: the fast path runs here
+    cases = []
+    for bad in (None, ("grad", float("nan")), ("grad", float("inf")), ("loss", float("-inf"))):
+        grads = [torch.randn(8, 3), torch.randn(8)]
+        loss = torch.tensor(0.5)
+        if bad is not None and bad[0] == "grad":
+            grads[0][2, 1] = bad[1]
+        elif bad is not None:
+            loss = torch.tensor(bad[1])
+        cases.append((loss, grads, bad is None))
+    for loss, grads, expected in cases:
+        kept = [g.clone() for g in grads]
+        assert update.all_finite(loss, grads) is expected
+        assert all(torch.equal(a, b) or torch.isnan(a).any() for a, b in zip(grads, kept))  # values unchanged
+    monkeypatch.setattr(update, "NON_FINITE_KERNEL", None)
+    for loss, grads, expected in cases:
+        assert update.all_finite(loss, grads) is expected

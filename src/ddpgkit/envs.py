@@ -5,8 +5,9 @@ observation. :func:`make_env` builds an env from an id (or takes a user's ``gymn
 :func:`check_env` says in one sentence why one is unsuitable.
 
 The ``ddpgkit/...`` environments registered here are small and exactly solvable, for tests and
-examples: ``ddpgkit/Mirror-v0`` (a one-step task whose best action is −s) and
-``ddpgkit/NonFinite-v0`` (emits NaN or inf at a chosen step, to exercise the error path).
+examples: ``ddpgkit/Mirror-v0`` (a one-step task whose best action is −s),
+``ddpgkit/NonFinite-v0`` (emits NaN or inf at a chosen step, to exercise the error path) and
+``ddpgkit/HugeReward-v0`` (a reward of 1e30 at step 300: finite, but the critic's loss overflows).
 """
 
 from __future__ import annotations
@@ -140,13 +141,16 @@ class UnboundedEnv(MirrorEnv):
 
 def _register() -> None:
     entries = {
-        "ddpgkit/Mirror-v0": ("ddpgkit.envs:MirrorEnv", 10),
-        "ddpgkit/NonFinite-v0": ("ddpgkit.envs:NonFiniteEnv", 200),
-        "ddpgkit/Unbounded-v0": ("ddpgkit.envs:UnboundedEnv", 10),
+        "ddpgkit/Mirror-v0": ("ddpgkit.envs:MirrorEnv", 10, {}),
+        "ddpgkit/NonFinite-v0": ("ddpgkit.envs:NonFiniteEnv", 200, {}),
+        # a finite reward so large that the critic's squared error overflows: the update's NaN sentinel
+        "ddpgkit/HugeReward-v0": ("ddpgkit.envs:NonFiniteEnv", 200,
+                                  {"kind": "reward", "value": "1e30", "bad_step": 300}),
+        "ddpgkit/Unbounded-v0": ("ddpgkit.envs:UnboundedEnv", 10, {}),
     }
-    for env_name, (entry, steps) in entries.items():
+    for env_name, (entry, steps, kwargs) in entries.items():
         if env_name not in gym.registry:
-            gym.register(env_name, entry_point=entry, max_episode_steps=steps)
+            gym.register(env_name, entry_point=entry, max_episode_steps=steps, kwargs=kwargs)
 
 
 _register()

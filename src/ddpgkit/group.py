@@ -194,6 +194,9 @@ class DDPGGroup(Update):
                             and link_adam_state(self.actor_optimizer, [m.actor_optimizer for m in self.members]))
         return out
 
+    def _members(self) -> list[str]:
+        return [f"seed {s}" for s in self.seeds]
+
     def _update_step(self) -> None:
         self._acc += torch.stack(self.update(self.sample(self.config.batch_size)), dim=1)  # (N, 3)
 

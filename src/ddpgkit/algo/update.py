@@ -13,11 +13,32 @@ import torch
 
 from ..config import DDPGConfig
 from ..data.buffer import Batch
+from ..errors import NonFiniteUpdate
 from ..nn.actor_critic import Actor, Critic
-from ..nn.backward import set_grads
+from ..nn.backward import Weights, set_grads
 from .ddpg import actor_loss, critic_loss, soft_update
 from .gradients import actor_gradients, critic_gradients, critic_nets
 from .optim import adam_step, make_adam
+
+# The non-finite check of the sentinel: one fused kernel over all gradients where this torch has it (the one
+# GradScaler uses; private, so feature-detected here and tested against the public fallback, a reduction of
+# every gradient's norm). With a scale of 1 it multiplies each gradient by 1.0: every value stays as it was.
+NON_FINITE_KERNEL = getattr(torch, "_amp_foreach_non_finite_check_and_unscale_", None)
+
+
+def all_finite(loss: torch.Tensor, tensors: list[torch.Tensor], scratch: torch.Tensor | None = None) -> bool:
+    """True if ``loss`` and every tensor hold no NaN or inf (one kernel and one scalar read on the fast
+    path). ``scratch``: two floats [0, 1] on the tensors' device to reuse (else made here)."""
+    checked = [*tensors, loss.reshape(-1)]
+    if NON_FINITE_KERNEL is not None and all(t.dtype == loss.dtype for t in checked):
+        if scratch is None:
+            scratch = torch.tensor([0.0, 1.0], device=loss.device)
+        found, one = scratch[:1], scratch[1:]
+        NON_FINITE_KERNEL(checked, found, one)  # found = 1.0 if any value is NaN or inf
+        ok = found.item() == 0
+        found.zero_()
+        return ok
+    return bool(torch.isfinite(torch.stack([*torch._foreach_norm(tensors), loss.sum()]).sum()))
 
 
 class Update:
@@ -54,6 +75,7 @@ class Update:
         self.actor_optimizer = make_adam(self._actor_params, config.actor_lr)
         self.critic_optimizer = make_adam(self._critic_params, config.critic_lr, config.critic_weight_decay)
         self._last_actor_loss = torch.zeros(loss_shape, device=self.device)  # reported on updates without an actor step
+        self._finite_scratch = torch.tensor([0.0, 1.0], device=self.device)  # the sentinel's (all_finite)
         bf16 = config.precision == "bf16"
         self._autocast = lambda: torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
         self._handwritten = config.backward == "handwritten"
@@ -85,6 +107,7 @@ class Update:
             loss_q, q = critic_loss(self.critic, self.critic_target, self.actor_target, batch, cfg.gamma)
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss_q.backward()
+        self._check_finite("critic", loss_q.detach(), _grads_of(self._critic_params), batch)
         adam_step(self.critic_optimizer)
         if self.num_updates % cfg.policy_frequency:  # critic only this time
             self.num_updates += 1
@@ -96,6 +119,7 @@ class Update:
             loss_pi = actor_loss(self.actor, self.critic, batch.obs)
         self.actor_optimizer.zero_grad(set_to_none=True)
         loss_pi.backward()
+        self._check_finite("actor", loss_pi.detach(), _grads_of(self._actor_params), batch)
         adam_step(self.actor_optimizer)
         for p in self._critic_params:
             p.requires_grad_(True)
@@ -104,6 +128,26 @@ class Update:
         self.num_updates += 1
         self._last_actor_loss = loss_pi.detach()
         return loss_q.detach(), self._last_actor_loss, q.mean()
+
+    def _members(self) -> list[str] | None:
+        """Names of the stacked agents (for a group: "seed k"), None for one agent."""
+        return None
+
+    def _check_finite(self, what: str, loss: torch.Tensor, grads: Weights, batch: Batch) -> None:
+        """The sentinel: raise :class:`NonFiniteUpdate` if ``loss`` or any gradient holds NaN or inf,
+        before anything is applied (:func:`all_finite`; the culprit is looked up only then)."""
+        flat = [t for pair in grads for t in pair]
+        if all_finite(loss, flat, self._finite_scratch):
+            return
+        names = self._members()
+        bad_loss = ~torch.isfinite(loss.reshape(-1))  # (N,) or (1,)
+        signal = f"{what} loss" if bool(bad_loss.any()) else f"{what} gradient"
+        if names is not None:
+            per_member = bad_loss.clone()
+            for g in flat:
+                per_member |= ~torch.isfinite(g.reshape(len(names), -1)).all(dim=1)
+            signal = f"{signal} of {names[int(per_member.nonzero()[0, 0])]}"
+        raise NonFiniteUpdate(signal, batch)
 
     @torch.no_grad()
     def _update_handwritten(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -118,6 +162,7 @@ class Update:
         # critic step
         grads, loss_q, q_mean = self._critic_gradients(critic, critic_target, actor_target, batch, self.config.gamma,
                                                        scale, bias, dt)
+        self._check_finite("critic", loss_q, grads, batch)
         set_grads(critic, grads)
         adam_step(self.critic_optimizer)
         if self.num_updates % self.config.policy_frequency:  # critic only this time
@@ -125,6 +170,7 @@ class Update:
             return loss_q, self._last_actor_loss, q_mean
         # actor step (through the critic as the critic step left it)
         grads, loss_pi = self._actor_gradients(actor, critic, batch.obs, scale, bias, dt)
+        self._check_finite("actor", loss_pi, grads, batch)
         set_grads(actor, grads)
         adam_step(self.actor_optimizer)
         # targets
@@ -134,3 +180,8 @@ class Update:
             loss_q, loss_pi, q_mean = loss_q.clone(), loss_pi.clone(), q_mean.clone()
         self._last_actor_loss = loss_pi
         return loss_q, loss_pi, q_mean
+
+
+def _grads_of(params: list[torch.Tensor]) -> Weights:
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    return list(zip(grads[::2], grads[1::2]))

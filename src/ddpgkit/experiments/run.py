@@ -21,11 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import save as st_save
+
 from ..agent import DDPG
 from ..config import DDPGConfig
-from ..errors import CheckpointError, ConfigError, RunError, RunInterrupted
+from ..errors import CheckpointError, ConfigError, NonFiniteError, NonFiniteUpdate, RunError, RunInterrupted
 from ..group import DDPGGroup, check_groupable
 from ..hyperparams import Defaults, defaults_for
+from ..io.atomic import atomic_write_bytes
 from ..io.checkpoint import versions
 from ..io.rundir import (
     CONFIG,
@@ -197,6 +200,8 @@ def _run_together(experiments: list[Experiment], callbacks: Callback | Iterable[
             experiments[0].agent.learn_until(total, callback=begun[0][2])
         else:
             group.learn_until(total, [cbs for _, _, cbs in begun])
+    except NonFiniteUpdate as e:
+        raise _keep_broken_batch(e, experiments, checkpointers) from None
     finally:
         for metrics, _, _ in begun:
             metrics.close()
@@ -212,6 +217,25 @@ def _run_together(experiments: list[Experiment], callbacks: Callback | Iterable[
     wall = time.perf_counter() - start
     seeds = group.seeds if group is not None else None
     return [e._finish(cp, wall, seeds) for e, cp in zip(experiments, checkpointers)]
+
+
+BROKEN_BATCH = "nonfinite_batch.safetensors"
+
+
+def _keep_broken_batch(e: NonFiniteUpdate, experiments: list[Experiment], checkpointers: list[Checkpointer]
+                       ) -> NonFiniteError:
+    """Write the batch an update broke on into the run directory (a group: that seed's, and its slice),
+    and say in one line what happened and what was left."""
+    k = next((i for i, x in enumerate(experiments) if e.signal.endswith(f"of seed {x.agent.config.seed}")), 0)
+    batch = e.batch
+    if len(experiments) > 1:
+        batch = type(batch)(*(field[k] for field in batch))
+    run = experiments[k].run_dir
+    path = run / BROKEN_BATCH
+    atomic_write_bytes(path, st_save({name: t.detach().contiguous().cpu() for name, t in batch._asdict().items()}))
+    saved = [s for s, _ in checkpointers[k].saved] or [int(p.name) for p in list_checkpoints(run) if p.name.isdigit()]
+    last = f"the last checkpoint (step {max(saved):,}) is as it was" if saved else "no checkpoint was taken yet"
+    return NonFiniteError(f"{e}; {last}; the batch: {path}")
 
 
 def _check_same_run(agent: DDPG, env_id: str, config: DDPGConfig) -> None:

@@ -28,7 +28,7 @@ import torch
 from ..config import DDPGConfig
 from ..data.buffer import Batch, ReplayBuffer
 from ..data.noise import ActionNoise
-from ..errors import NonFiniteError
+from ..errors import NonFiniteError, NonFiniteUpdate
 from ..rollout import Episode
 from ..runtime import configure_torch
 
@@ -278,7 +278,10 @@ def run_together(trainers: Sequence[Trainer], total_steps: int,
         ended = [t._env_step(step, a) for t, a in zip(trainers, actions)]
         if step >= learning_starts and all(len(t.agent.buffer) >= batch_size for t in trainers):
             for _ in range(cfg.updates_per_step):
-                update()
+                try:
+                    update()
+                except NonFiniteUpdate as e:  # nothing was applied: name the step and stop
+                    raise NonFiniteUpdate(e.signal, e.batch, step + 1) from None
                 for t in trainers:
                     t._acc_n += 1
         for t, done in zip(trainers, ended):
