@@ -193,3 +193,25 @@ def test_the_sentinels_fused_check_and_its_public_fallback_agree(monkeypatch):
     monkeypatch.setattr(update, "NON_FINITE_KERNEL", None)
     for loss, grads, expected in cases:
         assert update.all_finite(loss, grads) is expected
+
+
+# ---- the optional TensorBoard sink (issue 13, item 4) ---------------------------------------------
+
+def test_tensorboard_mirrors_the_metrics_rows(tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ddpgkit.io.rundir import read_metrics
+
+    run = tmp_path / "tb"
+    r = run_cli(capsys, "train", "Pendulum-v1", "--steps", "800", "--learning-starts", "100", "--hidden", "16,16",
+                "--eval-interval", "400", "--eval-episodes", "2", "--out", run, "--tensorboard")
+    assert r.code == 0, r.err
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    rows = read_metrics(run)
+    for tag, column in (("return/evaluation_mean", "eval_mean"), ("critic/eval_q_gap", "eval_q_gap"),
+                        ("return/episode", "episode_return")):
+        expected = [(r["step"], r[column]) for r in rows if r[column] is not None]
+        got = [(e.step, e.value) for e in events.Scalars(tag)]
+        assert [s for s, _ in got] == [s for s, _ in expected]
+        np.testing.assert_allclose([v for _, v in got], [v for _, v in expected], rtol=1e-6)  # float32 in the file

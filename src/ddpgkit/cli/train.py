@@ -95,6 +95,8 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest valid "
                                 "checkpoint (the same command plus --resume; --steps, --device and --threads "
                                 "may differ); start it if it has none."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write the metrics to RUN/tensorboard "
+                                     "for TensorBoard (pip install 'ddpgkit[tensorboard]')."),
     **overrides: Any,
 ) -> None:
     """Train DDPG on a Gymnasium task and write a run directory.
@@ -120,13 +122,13 @@ def train(
                               resume=resume, overwrite=overwrite, origin=origin_of(defaults))
         if resume and isinstance(group, GroupExperiment) and group.experiments[0].resumed_from is None:
             print_kv("resume", "the runs have no checkpoint yet; starting them from step 0")
-        _run(group)
+        _run(group, tensorboard)
         return
     exp = prepare_experiment(env_id, cfg, out_dir, preset=preset, resume=resume, overwrite=overwrite,
                              origin=origin_of(defaults))
     if resume and exp.resumed_from is None:
         print_kv("resume", f"{exp.run_dir} has no checkpoint yet; starting the run from step 0")
-    _run(exp)
+    _run(exp, tensorboard)
 
 
 @app.command("resume")
@@ -137,17 +139,18 @@ def resume_cmd(
                                      "[default: the run's total_steps]."),
     device: str | None = typer.Option(None, help="Device to continue on [default: the run's]."),
     threads: int | None = typer.Option(None, help="torch threads [default: the run's]."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write the metrics to RUN/tensorboard."),
 ) -> None:
     """Continue a run from its latest valid checkpoint (after a crash, kill or Ctrl-C), or extend it
     with --steps. Bit-identical to an uninterrupted run when the checkpoint was taken at an episode
     end (periodic and Ctrl-C checkpoints are) on the same device and thread count."""
     if len(run_dirs) > 1:
-        _run(resume_group(run_dirs, steps, device, threads))
+        _run(resume_group(run_dirs, steps, device, threads), tensorboard)
     else:
-        _run(resume_experiment(run_dirs[0], steps, device, threads))
+        _run(resume_experiment(run_dirs[0], steps, device, threads), tensorboard)
 
 
-def _run(exp: Experiment | GroupExperiment) -> None:
+def _run(exp: Experiment | GroupExperiment, tensorboard: bool = False) -> None:
     """Print what is about to run, train with a progress bar and signal handling, print the result."""
     exps = exp.experiments if isinstance(exp, GroupExperiment) else [exp]
     agent, cfg = exps[0].agent, exps[0].agent.config
@@ -164,7 +167,7 @@ def _run(exp: Experiment | GroupExperiment) -> None:
         print_kv("hyperparameters", f"{exps[0].origin['defaults']} (its source: config.toml's [origin])")
     print_kv("run directory" if len(exps) == 1 else "run directories", ", ".join(str(e.run_dir) for e in exps))
     with TrainingProgress(cfg.total_steps, agent.num_timesteps) as progress:
-        out = exp.run(progress, handle_signals=True)
+        out = exp.run(progress, handle_signals=True, tensorboard=tensorboard)
     results = out if isinstance(out, list) else [out]
     for r in results:
         s = r.summary

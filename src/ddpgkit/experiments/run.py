@@ -48,6 +48,9 @@ from ..io.rundir import (
 from ..plots import plot_learning_curves
 from ..training.callbacks import Checkpointer, MetricsCSV
 from ..training.loop import METRIC_COLUMNS, Callback, Trainer
+from ..training.tensorboard import TensorBoardSink
+
+TENSORBOARD = "tensorboard"  # <run>/tensorboard: the optional TensorBoard mirror of metrics.csv
 
 # what may differ between a run's own config and the one given to resume it
 RESUMABLE_CHANGES = ("total_steps", "device", "threads")
@@ -101,14 +104,16 @@ class Experiment:
     def total_steps(self) -> int:
         return self.agent.config.total_steps
 
-    def run(self, callbacks: Callback | Iterable[Callback] = (), handle_signals: bool = False) -> RunResult:
+    def run(self, callbacks: Callback | Iterable[Callback] = (), handle_signals: bool = False,
+            tensorboard: bool = False) -> RunResult:
         """Train to ``config.total_steps``, writing the run directory (module doc), and return the result.
 
         ``handle_signals`` (main thread only): SIGINT/SIGTERM save a checkpoint at the end of the
         current episode and stop (a second signal saves at once), then :class:`RunInterrupted` is raised
         with exit status 128 + signal. Any other exception leaves the last periodic checkpoint as it was.
+        ``tensorboard``: also write every metrics row to ``<run>/tensorboard`` (the optional extra).
         """
-        return _run_together([self], callbacks, handle_signals)[0]
+        return _run_together([self], callbacks, handle_signals, tensorboard)[0]
 
     def _begin(self, extra: list[Callback], boundary: Callable[[Trainer], bool] | None = None,
                patience: int | None = None) -> tuple[MetricsCSV, Checkpointer, list[Callback]]:
@@ -162,20 +167,22 @@ class GroupExperiment:
     def seeds(self) -> list[int]:
         return [e.agent.config.seed for e in self.experiments]
 
-    def run(self, callbacks: Callback | Iterable[Callback] = (), handle_signals: bool = False) -> list[RunResult]:
+    def run(self, callbacks: Callback | Iterable[Callback] = (), handle_signals: bool = False,
+            tensorboard: bool = False) -> list[RunResult]:
         """Train every seed to ``config.total_steps`` together, each writing its run directory as
         :meth:`Experiment.run` does; one :class:`RunResult` per seed, in order. ``callbacks`` see the
         first seed's trainer (every seed steps with it). Checkpoints are taken for every seed at the same
         step, at a moment when all of them are between episodes (waiting at most one episode's time
         limit, else mid-episode), so the group resumes from them exactly. Signals as in
-        :meth:`Experiment.run`."""
-        return _run_together(self.experiments, callbacks, handle_signals)
+        :meth:`Experiment.run` (and ``tensorboard``, for every seed's run directory)."""
+        return _run_together(self.experiments, callbacks, handle_signals, tensorboard)
 
 
 def _run_together(experiments: list[Experiment], callbacks: Callback | Iterable[Callback],
-                  handle_signals: bool) -> list[RunResult]:
+                  handle_signals: bool, tensorboard: bool = False) -> list[RunResult]:
     """The life of one run, or of a group of runs trained together (module doc)."""
     extra = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
+    sinks = [TensorBoardSink(e.run_dir / TENSORBOARD) for e in experiments] if tensorboard else []
     group = DDPGGroup([e.agent for e in experiments]) if len(experiments) > 1 else None
     boundary: Callable[[Trainer], bool] | None = None
     patience = None
@@ -183,7 +190,8 @@ def _run_together(experiments: list[Experiment], callbacks: Callback | Iterable[
         boundary = lambda trainer: group.at_episode_boundary  # noqa: E731 - one line, read once
         spec = experiments[0].agent.env.spec
         patience = (spec.max_episode_steps if spec is not None and spec.max_episode_steps else None) or 1000
-    begun = [e._begin(extra if i == 0 else [], boundary, patience) for i, e in enumerate(experiments)]
+    begun = [e._begin((extra if i == 0 else []) + sinks[i:i + 1], boundary, patience)
+             for i, e in enumerate(experiments)]
     checkpointers = [cp for _, cp, _ in begun]
     signals: list[int] = []
 
@@ -205,6 +213,8 @@ def _run_together(experiments: list[Experiment], callbacks: Callback | Iterable[
     finally:
         for metrics, _, _ in begun:
             metrics.close()
+        for sink in sinks:
+            sink.close()
         for s, old in handlers.items():
             signal.signal(s, old)
     if signals:
