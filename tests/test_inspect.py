@@ -155,8 +155,9 @@ def test_a_group_names_the_seed_whose_update_broke():
     group = DDPGGroup.create("Pendulum-v1", TINY, seeds=[4, 7, 9])
     rows = torch.randn(3, 32, group.members[0].buffer.width, generator=torch.Generator().manual_seed(1))
     rows[1, 3, group.members[0].buffer._cols["reward"][0]] = float("inf")
-    with pytest.raises(NonFiniteUpdate, match="critic loss of seed 7"):
+    with pytest.raises(NonFiniteUpdate, match="critic loss of seed 7") as info:
         group.update(group.members[0].buffer.split(rows))
+    assert info.value.member == 1  # the index the run directories are chosen by
 
 
 def test_a_run_that_overflows_stops_in_one_line_and_keeps_its_checkpoint_and_the_batch(tmp_path, capsys):

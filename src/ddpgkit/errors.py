@@ -37,10 +37,11 @@ class NonFiniteError(DDPGKitError, ArithmeticError):
 class NonFiniteUpdate(NonFiniteError):
     """An update produced NaN or inf in a loss or a gradient; nothing was applied. ``signal`` names it
     ("critic loss", "actor gradient", ...; with the seed for a group), ``batch`` is the batch that did
-    it, and ``step`` (set by the training loop) the environment step."""
+    it, ``member`` the index of the agent in a group whose update broke (None for one agent), and ``step``
+    (set by the training loop) the environment step."""
 
-    def __init__(self, signal: str, batch: object, step: int | None = None) -> None:
-        self.signal, self.batch, self.step = signal, batch, step
+    def __init__(self, signal: str, batch: object, step: int | None = None, member: int | None = None) -> None:
+        self.signal, self.batch, self.step, self.member = signal, batch, step, member
         where = f"at step {step:,}" if step is not None else "in an update"
         super().__init__(f"non-finite {signal} {where}: training stopped before applying it")
 

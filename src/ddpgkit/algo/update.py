@@ -142,12 +142,14 @@ class Update:
         names = self._members()
         bad_loss = ~torch.isfinite(loss.reshape(-1))  # (N,) or (1,)
         signal = f"{what} loss" if bool(bad_loss.any()) else f"{what} gradient"
+        member = None
         if names is not None:
             per_member = bad_loss.clone()
             for g in flat:
                 per_member |= ~torch.isfinite(g.reshape(len(names), -1)).all(dim=1)
-            signal = f"{signal} of {names[int(per_member.nonzero()[0, 0])]}"
-        raise NonFiniteUpdate(signal, batch)
+            member = int(per_member.nonzero()[0, 0])
+            signal = f"{signal} of {names[member]}"
+        raise NonFiniteUpdate(signal, batch, member=member)
 
     @torch.no_grad()
     def _update_handwritten(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -236,10 +236,8 @@ def _keep_broken_batch(e: NonFiniteUpdate, experiments: list[Experiment], checkp
                        ) -> NonFiniteError:
     """Write the batch an update broke on into the run directory (a group: that seed's, and its slice),
     and say in one line what happened and what was left."""
-    k = next((i for i, x in enumerate(experiments) if e.signal.endswith(f"of seed {x.agent.config.seed}")), 0)
-    batch = e.batch
-    if len(experiments) > 1:
-        batch = type(batch)(*(field[k] for field in batch))
+    k = e.member if e.member is not None else 0
+    batch = e.batch if e.member is None else type(e.batch)(*(field[k] for field in e.batch))
     run = experiments[k].run_dir
     path = run / BROKEN_BATCH
     atomic_write_bytes(path, st_save({name: t.detach().contiguous().cpu() for name, t in batch._asdict().items()}))

@@ -281,7 +281,7 @@ def run_together(trainers: Sequence[Trainer], total_steps: int,
                 try:
                     update()
                 except NonFiniteUpdate as e:  # nothing was applied: name the step and stop
-                    raise NonFiniteUpdate(e.signal, e.batch, step + 1) from None
+                    raise NonFiniteUpdate(e.signal, e.batch, step + 1, e.member) from None
                 for t in trainers:
                     t._acc_n += 1
         for t, done in zip(trainers, ended):
