@@ -4,7 +4,7 @@ ordinary run directory trained by :func:`~ddpgkit.experiments.run.run_experiment
 A spec is a TOML file::
 
     envs = ["Pendulum-v1"]          # required: Gymnasium ids
-    seeds = "0-9"                   # required: a list of seeds or a range "a-b" (inclusive)
+    seeds = "0-9"                   # required: a list of seeds, a range "a-b" (inclusive) or "0-4,10"
     preset = "pendulum"             # optional: the base preset [default: each env's entry in the
                                     #   hyperparameter table, else the general defaults]
     cpus_per_trial = 1              # optional (default 1); gpus_per_trial = 0.0 (a fraction is fine)
@@ -57,7 +57,7 @@ from typing import Any
 
 from ..config import PRESETS, DDPGConfig
 from ..errors import ConfigError, DDPGKitError, RunError, one_line
-from ..group import check_groupable
+from ..group import check_groupable, parse_seeds
 from ..hyperparams import defaults_for
 from ..io.atomic import atomic_write_text, ensure_writable_dir
 from ..io.rundir import CONFIG, METRICS, SUMMARY, read_metrics, read_summary
@@ -217,11 +217,12 @@ def _groupable(config: DDPGConfig) -> bool:
 
 
 def _parse_seeds(value: Any, source: str) -> list[int]:
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value)
-        if not m or int(m.group(1)) > int(m.group(2)):
-            raise SweepError(f"{source}: seeds must be a list of integers or a range like '0-9', got {value!r}")
-        return list(range(int(m.group(1)), int(m.group(2)) + 1))
+    if isinstance(value, str):  # "0-9", "0,3,7": the same text `train --seeds` takes
+        try:
+            return parse_seeds(value)
+        except ConfigError:
+            raise SweepError(f"{source}: seeds must be a list of integers or a range like '0-9', "
+                             f"got {value!r}") from None
     if (isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                                                   for s in value) and len(set(value)) == len(value)):
         return list(value)
