@@ -63,6 +63,21 @@ def test_plot_overlays_runs(run_dir, tmp_path, capsys):
     r = run_cli(capsys, "plot", run_dir, run_dir, "--out", tmp_path / "both.png")
     assert r.code == 0, r.err
     assert_png(tmp_path / "both.png")
+    assert_png(tmp_path / "health_signals.png")
+
+
+def test_plot_draws_the_health_signals_of_a_run(run_dir, tmp_path, capsys):
+    rows = read_metrics(run_dir)
+    learned = [r for r in rows if r["critic_loss"] is not None]
+    for column in ("critic_grad_norm", "actor_grad_norm", "td_error_mean", "td_error_max", "q_max", "q_min",
+                   "tanh_saturated", "action_at_bound", "noise_rms"):
+        assert all(r[column] is not None and math.isfinite(r[column]) for r in learned), column
+    r = run_cli(capsys, "plot", run_dir, "--out", tmp_path / "curve.png")
+    assert r.code == 0, r.err
+    assert_png(tmp_path / "curve.png")
+    assert_png(tmp_path / "health.png")
+    r = run_cli(capsys, "plot", run_dir, "--out", tmp_path / "health.png")
+    assert_one_line_error(r, "health figure", "--no-health")
 
 
 def test_existing_run_is_not_overwritten(run_dir, capsys):

@@ -48,7 +48,7 @@ def test_critic_loss_is_mse_to_the_written_target():
             p.add_(0.1)
     b = make_batch()
     gamma = 0.97
-    loss, q = critic_loss(critic, critic_t, actor_t, b, gamma)
+    loss, q, target = critic_loss(critic, critic_t, actor_t, b, gamma)
     expected_q = critic(b.obs, b.action)
     with torch.no_grad():
         y = torch.empty(6, 1)
@@ -58,12 +58,13 @@ def test_critic_loss_is_mse_to_the_written_target():
             y[i, 0] = b.reward[i, 0] + bootstrap
     torch.testing.assert_close(loss, ((expected_q - y) ** 2).mean())
     torch.testing.assert_close(q, expected_q.detach())
-    assert q.shape == (6, 1)
+    torch.testing.assert_close(target, y)
+    assert q.shape == target.shape == (6, 1)
 
 
 def test_critic_loss_gradient_reaches_only_the_critic():
     actor, critic, actor_t, critic_t = nets()
-    loss, _ = critic_loss(critic, critic_t, actor_t, make_batch(), 0.99)
+    loss, _, _ = critic_loss(critic, critic_t, actor_t, make_batch(), 0.99)
     loss.backward()
     assert all(p.grad is not None for p in critic.parameters())
     assert all(p.grad is None for m in (actor, actor_t, critic_t) for p in m.parameters())
@@ -101,7 +102,7 @@ def test_agent_update_isolates_gradients_and_moves_targets_by_tau(backward):
     critic_ref = copy.deepcopy(agent.critic)
     actor_ref = copy.deepcopy(agent.actor)
     opt_c = torch.optim.Adam(critic_ref.parameters(), lr=cfg.critic_lr)
-    loss_q, _ = critic_loss(critic_ref, agent.critic_target, agent.actor_target, b, cfg.gamma)
+    loss_q, _, _ = critic_loss(critic_ref, agent.critic_target, agent.actor_target, b, cfg.gamma)
     opt_c.zero_grad()
     loss_q.backward()
     critic_grads = [p.grad.clone() for p in critic_ref.parameters()]  # ∇_φ L alone

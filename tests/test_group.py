@@ -90,13 +90,15 @@ def test_stacked_gradients_equal_each_agents_autograd(action_layer, activation):
     batch, rows = _random_batch(group)
     scale, bias = group._action_scale_bias
     with torch.no_grad():
-        c_grads, c_loss, q_mean = critic_gradients(critic_nets(group.critic), critic_nets(group.critic_target),
-                                                   group.actor_target.net, batch, 0.99, scale, bias)
-        a_grads, a_loss = actor_gradients(group.actor.net, critic_nets(group.critic), batch.obs, scale, bias)
+        c_grads, c_loss, q, delta = critic_gradients(critic_nets(group.critic), critic_nets(group.critic_target),
+                                                     group.actor_target.net, batch, 0.99, scale, bias)
+        a_grads, a_loss, _ = actor_gradients(group.actor.net, critic_nets(group.critic), batch.obs, scale, bias)
+    q_mean = q.mean((1, 2))
     assert c_loss.shape == q_mean.shape == a_loss.shape == (3,)
     for k, m in enumerate(group.members):
         own = m.buffer.split(rows[k])  # (B, width): member k's own batch
-        loss, q = critic_loss(m.critic, m.critic_target, m.actor_target, own, 0.99)
+        loss, q, y = critic_loss(m.critic, m.critic_target, m.actor_target, own, 0.99)
+        torch.testing.assert_close(delta[k], q - y, rtol=1e-5, atol=1e-5)
         grads = torch.autograd.grad(loss, list(m.critic.parameters()))
         torch.testing.assert_close(c_loss[k], loss.detach(), rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(q_mean[k], q.mean(), rtol=1e-5, atol=1e-6)

@@ -104,7 +104,7 @@ class DDPG(Update):
             if action.device.type != "cpu":
                 action = action.cpu()
             if noise:
-                action = torch.clamp(action + self.noise.sample(), self.action_low, self.action_high)
+                action = torch.clamp(action + self.noise.draw(), self.action_low, self.action_high)
             out = action.numpy()
         return out[0] if single else out
 

@@ -67,6 +67,8 @@ class DDPGConfig:
     ou_dt: float = _param(1e-2, "Ornstein-Uhlenbeck time step dt")
     eval_interval: int = _param(5_000, "steps between deterministic evaluations; 0: only at the end")
     eval_episodes: int = _param(10, "episodes per evaluation")
+    health_interval: int = _param(10, "measure the update's health signals (gradient norms, TD error, Q range, "
+                                  "tanh saturation) on every N-th critic and actor step; 1: every step, 0: never")
     checkpoint_interval: int = _param(10_000, "steps between full checkpoints (taken at the next episode end, "
                                       "for exact resume); 0: only at the end")
     keep_checkpoints: int = _param(3, "checkpoints kept in a run directory; the newest valid one is never removed")
@@ -115,6 +117,7 @@ class DDPGConfig:
         need(self.ou_dt > 0, "ou_dt", "must be > 0")
         need(self.eval_interval >= 0, "eval_interval", "must be >= 0")
         need(self.eval_episodes >= 1, "eval_episodes", "must be >= 1")
+        need(self.health_interval >= 0, "health_interval", "must be >= 0")
         need(self.checkpoint_interval >= 0, "checkpoint_interval", "must be >= 0")
         need(self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1")
         need(self.device in DEVICES or self.device.startswith("cuda:"), "device",

@@ -127,6 +127,10 @@ class DDPGGroup(Update):
         self._acc = torch.stack([torch.stack(t._acc) for t in trainers])  # (N, 3)
         for k, t in enumerate(trainers):
             t._acc = list(self._acc[k].unbind())
+        # and their health records (algo.health): (N, 9), each member's a view of its row
+        self.health.copy_(torch.stack([m.health for m in members]))
+        for k, m in enumerate(members):
+            m.health = self.health[k]
 
     @classmethod
     def create(cls, env: str | gym.Env, config: DDPGConfig | None = None,
@@ -166,7 +170,7 @@ class DDPGGroup(Update):
             if action.device.type != "cpu":
                 action = action.cpu()
             if noise:
-                sampled = torch.stack([m.noise.sample() for m in self.members])  # (N, act_dim)
+                sampled = torch.stack([m.noise.draw() for m in self.members])  # (N, act_dim)
                 action = torch.clamp(action + sampled, self.action_low, self.action_high)
             return list(action.numpy())
 

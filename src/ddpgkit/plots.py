@@ -6,6 +6,7 @@ can be redrawn later from a run's files alone.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,10 +17,37 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from matplotlib import font_manager  # noqa: E402
+
+from .errors import ConfigError  # noqa: E402
 from .fitting import Dataset, predict  # noqa: E402
 from .nn.mlp import activation as make_activation  # noqa: E402
 
 _DPI = 120
+
+# The Japanese font: IPAexGothic, as the matplotlib-fontja package ships it (the `docs` extra).
+JAPANESE_FONT = "IPAexGothic"
+_FONTJA_PACKAGE, _FONTJA_FILE = "matplotlib_fontja", "fonts/ipaexg.ttf"
+
+
+def use_japanese_font() -> str:
+    """Let every figure drawn from now on show Japanese text: IPAexGothic (from the ``matplotlib-fontja``
+    package, installed by the ``docs`` extra) is registered with matplotlib and put behind its default
+    sans-serif font as a fallback, so Latin letters, digits and symbols keep their usual look and
+    Japanese characters come from IPAexGothic (matplotlib's own fonts have none: it draws boxes and
+    warns "Glyph ... missing from font(s)"). Returns the font's name; raises ConfigError if the package
+    is not installed. Use it in a ``matplotlib.rc_context()`` to limit it to some figures."""
+    spec = importlib.util.find_spec(_FONTJA_PACKAGE)  # found, not imported: importing it changes rcParams
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("Japanese labels need the matplotlib-fontja package: pip install 'ddpgkit[docs]'")
+    path = Path(next(iter(spec.submodule_search_locations))) / _FONTJA_FILE
+    if not path.is_file():
+        raise ConfigError(f"matplotlib-fontja is installed but {path} is missing; reinstall it")
+    if JAPANESE_FONT not in {f.name for f in font_manager.fontManager.ttflist}:
+        font_manager.fontManager.addfont(str(path))
+    # matplotlib falls back glyph by glyph along an explicit list of family names (not inside a generic one)
+    matplotlib.rcParams["font.family"] = [matplotlib.rcParams["font.sans-serif"][0], JAPANESE_FONT]
+    return JAPANESE_FONT
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
@@ -170,4 +198,52 @@ def plot_learning_curves(path: str | Path, runs: Sequence[tuple[str, Sequence[di
         ax.legend(loc="lower right", fontsize="small")
     if with_values:
         _draw_value_check(axes[0][1], runs)
+    return _save(fig, path)
+
+
+# the panels of plot_health: (title, y label, log scale, [(column, line label, line style)])
+_HEALTH_PANELS = (
+    ("Gradient norms", "‖∇‖₂ (all layers)", True,
+     [("critic_grad_norm", "critic ‖∇φ L‖", "-"), ("actor_grad_norm", "actor ‖∇θ J‖", "--")]),
+    ("TD error |δ| = |Q(s, a) − y|", "|δ|", True,
+     [("td_error_mean", "mean", "-"), ("td_error_max", "max", "--")]),
+    ("Q(s, a) on the training batches", "Q", False,
+     [("q_max", "max", "--"), ("q_mean", "mean", "-"), ("q_min", "min", ":")]),
+    ("Saturation", "share", False,
+     [("tanh_saturated", "μ's pre-tanh outputs with tanh' < 0.01", "-"),
+      ("action_at_bound", "exploration actions at a bound", "--")]),
+    ("Exploration noise", "RMS of the noise drawn (action units)", False, [("noise_rms", "noise RMS", "-")]),
+    ("Losses", "loss", True, [("critic_loss", "critic L(φ)", "-")]),
+)
+
+
+def plot_health(path: str | Path, runs: Sequence[tuple[str, Sequence[dict]]], title: str = "Training health") -> Path:
+    """The health signals of one or more runs' metrics rows (:mod:`ddpgkit.algo.health`) against
+    environment steps, one panel a question: are the gradients alive, does the critic fit its targets,
+    where do its values go, are the actor's outputs pinned, how much does it explore. Rows without a
+    signal (warm-up, evaluation rows) are skipped; runs written before the signals existed draw only
+    their losses and Q."""
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8), squeeze=False)
+    for ax, (panel, ylabel, log, lines) in zip(axes.flat, _HEALTH_PANELS):
+        drawn = False
+        for k, (label, rows) in enumerate(runs):
+            for column, name, style in lines:
+                points = [(r["step"], r[column]) for r in rows if r.get(column) is not None]
+                if log:
+                    points = [(x, y) for x, y in points if y > 0]
+                if not points:
+                    continue
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, color=f"C{k % 10}", ls=style, lw=1.2,
+                        label=name if len(runs) == 1 else f"{label}: {name}")
+                drawn = True
+        if log and drawn:
+            ax.set_yscale("log")
+        ax.set(xlabel="environment steps", ylabel=ylabel, title=panel)
+        ax.grid(True, alpha=0.3)
+        if drawn:
+            ax.legend(loc="best", fontsize="small")
+        else:
+            ax.text(0.5, 0.5, "not in these metrics", ha="center", va="center", transform=ax.transAxes, color="0.5")
+    fig.suptitle(title)
     return _save(fig, path)

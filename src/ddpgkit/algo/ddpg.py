@@ -30,17 +30,17 @@ def td_target(reward: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tens
 
 
 def critic_loss(critic: Critic, critic_target: Critic, actor_target: Actor, batch: Batch,
-                gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+                gamma: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """L(φ) = 1/B Σ_i (Q_φ(s_i, a_i) − y_i)²,  y_i = r_i + γ (1 − d_i) Q_φ'(s'_i, μ_θ'(s'_i)).
 
-    The target y is computed without gradient (from the target networks). Returns the loss and
-    the detached Q(s, a) of shape (B, 1) for logging.
+    The target y is computed without gradient (from the target networks). Returns the loss, and for
+    logging the detached Q(s, a) and the target y, both (B, 1).
     """
     with torch.no_grad():
         next_q = critic_target(batch.next_obs, actor_target(batch.next_obs))  # (B, 1)
         y = td_target(batch.reward, batch.terminated, next_q, gamma)  # (B, 1)
     q = critic(batch.obs, batch.action)  # (B, 1)
-    return F.mse_loss(q, y), q.detach()
+    return F.mse_loss(q, y), q.detach(), y
 
 
 def actor_loss(actor: Actor, critic: Critic, obs: torch.Tensor) -> torch.Tensor:

@@ -60,49 +60,52 @@ def _critic_backward(critic: CriticNets, cache: _CriticCache, grad_q: torch.Tens
     return grads, grad_in[..., width:]
 
 
-def _batch_mean(x: torch.Tensor) -> torch.Tensor:
+def batch_mean(x: torch.Tensor) -> torch.Tensor:
     """The mean over the batch of a (B, 1) tensor (0-d), or per agent of a stacked (N, B, 1) one: (N,)."""
     return x.mean() if x.ndim == 2 else x.mean((-2, -1))
 
 
 def critic_gradients(critic: CriticNets, critic_target: CriticNets, actor_target: MLP, batch: Batch, gamma: float,
                      action_scale: torch.Tensor, action_bias: torch.Tensor, dtype: torch.dtype | None = None
-                     ) -> tuple[Weights, torch.Tensor, torch.Tensor]:
+                     ) -> tuple[Weights, torch.Tensor, torch.Tensor, torch.Tensor]:
     """∇_φ L of :func:`~ddpgkit.algo.ddpg.critic_loss`:
 
         y = r + γ (1 − d) Q_φ'(s', μ_θ'(s')),   L(φ) = 1/B Σ_i (Q_φ(s_i, a_i) − y_i)²,   ∂L/∂Q = 2 (Q − y) / B
 
     Takes the MLPs inside the Critic/Actor modules (:func:`critic_nets`) and μ's action scale and bias
-    (act_dim,). Returns ([(∂L/∂W_i, ∂L/∂b_i)] in ``Critic.parameters()`` order, L, mean Q(s, a));
-    modifies nothing.
+    (act_dim,). Returns ([(∂L/∂W_i, ∂L/∂b_i)] in ``Critic.parameters()`` order, L, Q(s, a) (B, 1), the
+    TD error δ = Q − y (B, 1)); modifies nothing.
     """
     next_tanh, _ = forward_with_cache(actor_target, batch.next_obs, layer_weights(actor_target, dtype))
     next_action = scale_action(next_tanh, action_scale, action_bias)  # (B, act_dim) μ'(s')
     next_q, _ = _critic_forward(critic_target, batch.next_obs, next_action, dtype)  # (B, 1)
     y = td_target(batch.reward, batch.terminated, next_q, gamma)  # (B, 1)
     q, cache = _critic_forward(critic, batch.obs, batch.action, dtype)  # (B, 1)
-    loss = F.mse_loss(q, y) if q.ndim == 2 else _batch_mean((q - y).square())
-    grads, _ = _critic_backward(critic, cache, (q - y) * (2.0 / q.shape[-2]), dtype, weight_grads=True)
+    delta = q - y  # (B, 1) the TD error
+    loss = F.mse_loss(q, y) if q.ndim == 2 else batch_mean(delta.square())
+    grads, _ = _critic_backward(critic, cache, delta * (2.0 / q.shape[-2]), dtype, weight_grads=True)
     assert grads is not None
-    return grads, loss, _batch_mean(q)
+    return grads, loss, q, delta
 
 
 def actor_gradients(actor: MLP, critic: CriticNets, obs: torch.Tensor, action_scale: torch.Tensor,
-                    action_bias: torch.Tensor, dtype: torch.dtype | None = None) -> tuple[Weights, torch.Tensor]:
+                    action_bias: torch.Tensor, dtype: torch.dtype | None = None
+                    ) -> tuple[Weights, torch.Tensor, torch.Tensor]:
     """∇_θ J of :func:`~ddpgkit.algo.ddpg.actor_loss`:
 
         J(θ) = −1/B Σ_i Q_φ(s_i, μ_θ(s_i)),   ∂J/∂Q = −1/B,
         back through the critic to ∂J/∂a only (its weights get no gradient), ∂J/∂(tanh output) = ∂J/∂a · scale,
         then through μ's MLP.
 
-    obs: (B, obs_dim). Returns ([(∂J/∂W_i, ∂J/∂b_i)] of the actor's MLP, J); modifies nothing.
+    obs: (B, obs_dim). Returns ([(∂J/∂W_i, ∂J/∂b_i)] of the actor's MLP, J, μ's tanh output (B, act_dim)
+    before the action scale); modifies nothing.
     """
     actor_weights = layer_weights(actor, dtype)
     tanh_out, actor_cache = forward_with_cache(actor, obs, actor_weights)  # (B, act_dim)
     action = scale_action(tanh_out, action_scale, action_bias)  # (B, act_dim) μ(s)
     q_pi, critic_cache = _critic_forward(critic, obs, action, dtype)  # (B, 1)
-    loss = -_batch_mean(q_pi)
+    loss = -batch_mean(q_pi)
     _, grad_a = _critic_backward(critic, critic_cache, torch.full_like(q_pi, -1.0 / q_pi.shape[-2]), dtype,
                                  weight_grads=False)  # (B, act_dim)
     grads, _ = backward(actor, actor_cache, grad_a * action_scale, weights=actor_weights)
-    return grads, loss
+    return grads, loss, tanh_out

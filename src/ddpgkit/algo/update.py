@@ -17,7 +17,8 @@ from ..errors import NonFiniteUpdate
 from ..nn.actor_critic import Actor, Critic
 from ..nn.backward import Weights, set_grads
 from .ddpg import actor_loss, critic_loss, soft_update
-from .gradients import actor_gradients, critic_gradients, critic_nets
+from .gradients import actor_gradients, batch_mean, critic_gradients, critic_nets
+from .health import new_health, record_actor, record_critic
 from .optim import adam_step, make_adam
 
 # The non-finite check of the sentinel: one fused kernel over all gradients where this torch has it (the one
@@ -45,7 +46,9 @@ class Update:
     """DDPG's update of ``actor``, ``critic`` and their targets with Adam.
 
     ``update(batch)`` returns detached (critic loss, actor loss, mean Q(s, a)): 0-d tensors for one
-    agent, (N,) for N stacked agents.
+    agent, (N,) for N stacked agents. Every ``config.health_interval``-th critic step and actor step
+    also adds its health signals (:mod:`ddpgkit.algo.health`) to ``health``, the record the training
+    loop reads and empties at every metrics row.
     """
 
     config: DDPGConfig
@@ -57,6 +60,7 @@ class Update:
     actor_optimizer: torch.optim.Adam
     critic_optimizer: torch.optim.Adam
     num_updates: int
+    health: torch.Tensor  # (9,) or (N, 9): the health signals since the last metrics row (algo.health)
 
     def _bind_networks(self, loss_shape: tuple[int, ...] = ()) -> None:
         """Once the four networks are set: the parameter lists, the MLPs the written-out update takes, the
@@ -76,6 +80,7 @@ class Update:
         self.critic_optimizer = make_adam(self._critic_params, config.critic_lr, config.critic_weight_decay)
         self._last_actor_loss = torch.zeros(loss_shape, device=self.device)  # reported on updates without an actor step
         self._finite_scratch = torch.tensor([0.0, 1.0], device=self.device)  # the sentinel's (all_finite)
+        self.health = new_health(loss_shape, self.device)
         bf16 = config.precision == "bf16"
         self._autocast = lambda: torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
         self._handwritten = config.backward == "handwritten"
@@ -104,10 +109,13 @@ class Update:
         cfg = self.config
         # critic: minimise (Q(s, a) − y)²
         with self._autocast():
-            loss_q, q = critic_loss(self.critic, self.critic_target, self.actor_target, batch, cfg.gamma)
+            loss_q, q, y = critic_loss(self.critic, self.critic_target, self.actor_target, batch, cfg.gamma)
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss_q.backward()
-        self._check_finite("critic", loss_q.detach(), _grads_of(self._critic_params), batch)
+        grads = _grads_of(self._critic_params)
+        self._check_finite("critic", loss_q.detach(), grads, batch)
+        if self._measure_critic():
+            record_critic(self.health, grads, q.float(), (q - y).float())
         adam_step(self.critic_optimizer)
         if self.num_updates % cfg.policy_frequency:  # critic only this time
             self.num_updates += 1
@@ -119,7 +127,11 @@ class Update:
             loss_pi = actor_loss(self.actor, self.critic, batch.obs)
         self.actor_optimizer.zero_grad(set_to_none=True)
         loss_pi.backward()
-        self._check_finite("actor", loss_pi.detach(), _grads_of(self._actor_params), batch)
+        grads = _grads_of(self._actor_params)
+        self._check_finite("actor", loss_pi.detach(), grads, batch)
+        if self._measure_actor():
+            with torch.no_grad():
+                record_actor(self.health, grads, self.actor.net(batch.obs))
         adam_step(self.actor_optimizer)
         for p in self._critic_params:
             p.requires_grad_(True)
@@ -128,6 +140,16 @@ class Update:
         self.num_updates += 1
         self._last_actor_loss = loss_pi.detach()
         return loss_q.detach(), self._last_actor_loss, q.mean()
+
+    def _measure_critic(self) -> bool:
+        """Whether this update's critic step adds to :attr:`health` (every ``health_interval``-th)."""
+        every = self.config.health_interval
+        return every > 0 and self.num_updates % every == 0
+
+    def _measure_actor(self) -> bool:
+        """Whether this update's actor step adds to :attr:`health` (every ``health_interval``-th actor step)."""
+        every = self.config.health_interval
+        return every > 0 and (self.num_updates // self.config.policy_frequency) % every == 0
 
     def _members(self) -> list[str] | None:
         """Names of the stacked agents (for a group: "seed k"), None for one agent."""
@@ -162,17 +184,22 @@ class Update:
         if self._cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # the last update's graph outputs may be reused now
         # critic step
-        grads, loss_q, q_mean = self._critic_gradients(critic, critic_target, actor_target, batch, self.config.gamma,
-                                                       scale, bias, dt)
+        grads, loss_q, q, delta = self._critic_gradients(critic, critic_target, actor_target, batch,
+                                                         self.config.gamma, scale, bias, dt)  # q, delta: (B, 1)
         self._check_finite("critic", loss_q, grads, batch)
+        if self._measure_critic():
+            record_critic(self.health, grads, q, delta)
+        q_mean = batch_mean(q)
         set_grads(critic, grads)
         adam_step(self.critic_optimizer)
         if self.num_updates % self.config.policy_frequency:  # critic only this time
             self.num_updates += 1
             return loss_q, self._last_actor_loss, q_mean
         # actor step (through the critic as the critic step left it)
-        grads, loss_pi = self._actor_gradients(actor, critic, batch.obs, scale, bias, dt)
+        grads, loss_pi, tanh_out = self._actor_gradients(actor, critic, batch.obs, scale, bias, dt)
         self._check_finite("actor", loss_pi, grads, batch)
+        if self._measure_actor():
+            record_actor(self.health, grads, tanh_out)
         set_grads(actor, grads)
         adam_step(self.actor_optimizer)
         # targets

@@ -1,4 +1,4 @@
-"""``ddpgkit plot``: learning curves of one or more runs, from their metrics.csv files."""
+"""``ddpgkit plot``: learning curves and health signals of one or more runs, from their metrics.csv files."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ..io.rundir import CURVE, read_metrics
-from ..plots import plot_learning_curves
+from ..io.rundir import CURVE, HEALTH, read_metrics
+from ..plots import plot_health, plot_learning_curves
 from .app import UserError, app, print_kv
 
 
@@ -17,11 +17,20 @@ def plot(
     out_file: Path | None = typer.Option(None, "--out", help="PNG to write [default: RUN_DIR/learning_curve.png "
                                          "for one run, learning_curves.png for several]."),
     title: str = typer.Option("Learning curves", help="Figure title."),
+    health: bool = typer.Option(True, "--health/--no-health", help="Also draw the health signals (gradient norms, "
+                                "TD error, Q range, saturation, noise) as health.png beside the curves."),
 ) -> None:
-    """Draw the learning curves of one run or overlay several, from their metrics.csv files."""
+    """Draw the learning curves of one run or overlay several, and their health signals, from their
+    metrics.csv files."""
     runs = [(str(d), read_metrics(d)) for d in run_dirs]
     target = out_file or (run_dirs[0] / CURVE if len(run_dirs) == 1 else Path("learning_curves.png"))
     if target.suffix.lower() != ".png":
         raise UserError(f"--out must be a .png file, got {target}")
+    health_target = target.with_name(HEALTH if len(run_dirs) == 1 else "health_signals.png")
+    if health and health_target == target:
+        raise UserError(f"--out {target} is the health figure's name; choose another name, or --no-health")
     plot_learning_curves(target, runs, title)
     print_kv("wrote", str(target))
+    if health:
+        plot_health(health_target, runs, "Training health" if len(run_dirs) == 1 else f"Training health: {title}")
+        print_kv("wrote", str(health_target))

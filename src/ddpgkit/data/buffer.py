@@ -111,6 +111,13 @@ class ReplayBuffer:
         idx = torch.randint(0, self.size, (batch_size,), generator=self.generator, device=self.device)
         return self.data.index_select(0, idx)  # (B, width)
 
+    def latest(self, n: int) -> Batch:
+        """The ``n`` transitions added last (at most ``len(self)``), oldest first: (n, ·)."""
+        if not 0 <= n <= self.size:
+            raise ValueError(f"the buffer holds {self.size} transitions, asked for the latest {n}")
+        idx = torch.arange(self.pos - n, self.pos, device=self.device) % self.capacity
+        return self.split(self.data.index_select(0, idx))  # (n, width)
+
     def split(self, rows: torch.Tensor) -> Batch:
         """View a (B, width) block of rows, or a stacked (N, B, width) one, as a :class:`Batch`."""
         return Batch(*(rows[..., lo:hi] for lo, hi in self._cols.values()))

@@ -2,6 +2,8 @@
 
 Each noise object draws from its own explicit ``torch.Generator`` (so a run is reproducible and its
 state can be saved), returns a (act_dim,) float32 tensor, and has ``reset()`` for episode starts.
+The agents call :meth:`ActionNoise.draw`, which also keeps the sum of squares of what it drew, for the
+``noise_rms`` health signal of the metrics rows (:meth:`ActionNoise.pop_rms`).
 """
 
 from __future__ import annotations
@@ -18,19 +20,42 @@ class ActionNoise(ABC):
     def __init__(self, scale: torch.Tensor, seed: int = 0) -> None:
         self.scale = torch.as_tensor(scale, dtype=torch.float32).reshape(-1)  # (act_dim,)
         self.generator = torch.Generator().manual_seed(seed)
+        self._sum_sq, self._count = 0.0, 0  # Σ x_i² over the noise components drawn, and their number
 
     @abstractmethod
     def sample(self) -> torch.Tensor:
         """The next (act_dim,) noise vector."""
 
+    def draw(self) -> torch.Tensor:
+        """:meth:`sample`, counted for :meth:`pop_rms`."""
+        x = self.sample()
+        self._sum_sq += torch.dot(x, x).item()
+        self._count += x.numel()
+        return x
+
+    def pop_rms(self) -> float | None:
+        """The root mean square of the noise components drawn since the last call (None if none were), in
+        action units; starts counting anew."""
+        total, n = self._sum_sq, self._count
+        self._sum_sq, self._count = 0.0, 0
+        return math.sqrt(total / n) if n else None
+
     def reset(self) -> None:  # noqa: B027 - stateless noises have nothing to reset
         """Called at the start of every episode."""
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"generator": self.generator.get_state()}
+        return {"generator": self.generator.get_state(),
+                "drawn": torch.tensor([self._sum_sq, self._count], dtype=torch.float64)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.generator.set_state(state["generator"])
+        drawn = state.get("drawn")  # absent in checkpoints from before the noise_rms signal
+        if drawn is not None and (drawn.shape != (2,) or drawn.dtype != torch.float64):
+            raise ValueError(f"noise.drawn has shape {tuple(drawn.shape)} {drawn.dtype}, expected (2,) float64")
+        total, n = drawn.tolist() if drawn is not None else (0.0, 0)
+        if not (math.isfinite(total) and total >= 0 and n >= 0 and n == int(n)):
+            raise ValueError(f"noise.drawn must be [sum of squares >= 0, count], got {[total, n]}")
+        self._sum_sq, self._count = float(total), int(n)
 
 
 class NoNoise(ActionNoise):

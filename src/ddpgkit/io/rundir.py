@@ -4,6 +4,7 @@
     <run>/metrics.csv        one row per finished episode and per evaluation (training.loop.METRIC_COLUMNS)
     <run>/summary.json       final evaluation, steps, wall time, env id, versions
     <run>/learning_curve.png training-episode and evaluation returns against steps
+    <run>/health.png         the health signals of the metrics rows (drawn by ``ddpgkit plot``)
     <run>/checkpoints/<step>/ manifest.json + safetensors (see checkpoint.py)
 
 Plots and reports are drawn from these files alone. This module knows the layout and reads and
@@ -31,6 +32,7 @@ CONFIG = "config.toml"
 METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 CURVE = "learning_curve.png"
+HEALTH = "health.png"
 CHECKPOINTS = "checkpoints"
 BEST = "best"  # checkpoints/best/: the networks of the best evaluation so far (model only)
 
@@ -72,7 +74,7 @@ def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
         refuse_existing_run(path)
     ensure_writable_dir(path)
     if existing:
-        for n in (CONFIG, METRICS, SUMMARY, CURVE):
+        for n in (CONFIG, METRICS, SUMMARY, CURVE, HEALTH):
             (path / n).unlink(missing_ok=True)
         shutil.rmtree(path / CHECKPOINTS, ignore_errors=True)
     return path

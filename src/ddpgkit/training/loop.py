@@ -8,6 +8,11 @@ One environment step of :meth:`Trainer.run`::
     updates_per_step × DDPG.update(buffer.sample(B))     (once past the warm-up)
     every eval_interval steps: deterministic evaluation (returns, and the critic's Q(s, μ(s)) along the
         episodes against the discounted returns obtained), a metrics row
+    at every episode end: a metrics row
+
+Every row also carries the health signals since the previous row (:mod:`ddpgkit.algo.health`): those the
+update measured (gradient norms, TD error, Q range, tanh saturation), the share of exploration actions
+at the action bounds and the size of the noise drawn.
 
 The loop never prints: progress bars, CSV files and user logging are :class:`Callback` objects.
 It drives any agent with the attributes of :class:`Agent` (:class:`ddpgkit.DDPG` is one) and never
@@ -25,6 +30,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from ..algo.health import ROW_SIGNALS, UPDATE_SIGNALS, health_values, reset_health
 from ..config import DDPGConfig
 from ..data.buffer import Batch, ReplayBuffer
 from ..data.noise import ActionNoise
@@ -34,7 +40,7 @@ from ..runtime import configure_torch
 
 METRIC_COLUMNS = ("step", "episodes", "episode_return", "episode_length", "eval_mean", "eval_std",
                   "eval_q_mean", "eval_mc_return", "eval_q_gap",
-                  "critic_loss", "actor_loss", "q_mean", "steps_per_s", "wall_s")
+                  "critic_loss", "actor_loss", "q_mean", *UPDATE_SIGNALS, *ROW_SIGNALS, "steps_per_s", "wall_s")
 
 
 class Agent(Protocol):
@@ -45,6 +51,9 @@ class Agent(Protocol):
     buffer: ReplayBuffer
     noise: ActionNoise
     device: torch.device
+    action_low: torch.Tensor  # (act_dim,)
+    action_high: torch.Tensor  # (act_dim,)
+    health: torch.Tensor  # (9,): the update's health record since the last row (algo.health)
 
     def random_action(self) -> np.ndarray: ...
 
@@ -102,6 +111,7 @@ class Trainer:
         # sums of critic loss, actor loss and mean Q since the last metrics row
         self._acc = [torch.zeros((), device=agent.device) for _ in range(3)]
         self._acc_n = 0
+        self._row_step = 0  # the step of the last metrics row (or of the current run() call's start)
         self._seeded = False
         self.callbacks: list[Callback] = []
 
@@ -127,6 +137,7 @@ class Trainer:
             self._seeded = True
         start = self._start = time.perf_counter()
         self._row_clock = (start, self.step)
+        self._row_step = self.step  # the step of the last metrics row (or of this call's start)
         self._emit("on_training_start")
 
     def _env_step(self, step: int, action: np.ndarray) -> bool:
@@ -172,7 +183,7 @@ class Trainer:
             "last_eval_step": self.last_eval_step, "wall_s": self.elapsed_s, "acc_n": self._acc_n,
             "seeded": self._seeded, "history": self.history,
         }
-        return {"acc": torch.stack(self._acc).cpu()}, meta
+        return {"acc": torch.stack(self._acc).cpu(), "health": self.agent.health.cpu()}, meta
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output; a value of the wrong type or range raises ValueError."""
@@ -195,6 +206,11 @@ class Trainer:
         acc = tensors["acc"].to(self.agent.device)
         if acc.shape != (3,) or acc.dtype != torch.float32:
             raise ValueError(f"trainer.acc has shape {tuple(acc.shape)} {acc.dtype}, expected (3,) float32")
+        health = tensors.get("health")  # absent in checkpoints from before the health signals
+        if health is not None and (health.shape != self.agent.health.shape or health.dtype != torch.float32
+                                   or bool(torch.isnan(health).any())):
+            raise ValueError(f"trainer.health has shape {tuple(health.shape)} {health.dtype}, "
+                             f"expected {tuple(self.agent.health.shape)} float32 without NaN")
         self.step, self.episodes = step, episodes
         # Training continues with a reset: at an episode end that is exactly what comes next; mid-episode
         # the env's internal state was not saved, so the unfinished episode is dropped.
@@ -204,6 +220,10 @@ class Trainer:
         self.wall_s = float(wall_s)
         self._acc_n = acc_n
         self._acc = [a.clone() for a in acc.unbind()]
+        if health is not None:
+            self.agent.health.copy_(health)
+        else:
+            reset_health(self.agent.health)
         self._seeded = seeded
         self.history = [dict(row) for row in history]
 
@@ -236,12 +256,27 @@ class Trainer:
             row.update(critic_loss=means[0], actor_loss=means[1], q_mean=means[2])
             torch._foreach_zero_(self._acc)
             self._acc_n = 0
+        row.update(health_values(self.agent.health))
+        reset_health(self.agent.health)
+        row.update(action_at_bound=self._action_at_bound(), noise_rms=self.agent.noise.pop_rms())
+        self._row_step = self.step
         if now > t0 and self.step > s0:
             row["steps_per_s"] = (self.step - s0) / (now - t0)
             self._row_clock = (now, self.step)
         row["wall_s"] = self.wall_s + (now - self._start) if self._start is not None else self.wall_s
         self.history.append(row)
         self._emit("on_metrics", row)
+
+    def _action_at_bound(self) -> float | None:
+        """The share of the exploration actions' components since the last row that sit at a bound of the
+        action space (None if there were none: warm-up steps act uniformly at random)."""
+        agent = self.agent
+        n = self.step - max(self._row_step, agent.config.learning_starts)
+        if n <= 0:
+            return None
+        action = agent.buffer.latest(min(n, len(agent.buffer))).action  # (n, act_dim)
+        low, high = agent.action_low.to(action.device), agent.action_high.to(action.device)
+        return float(((action <= low) | (action >= high)).float().mean())
 
     def _emit(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
