@@ -211,7 +211,8 @@ def test_tensorboard_mirrors_the_metrics_rows(tmp_path, capsys):
     events.Reload()
     rows = read_metrics(run)
     for tag, column in (("return/evaluation_mean", "eval_mean"), ("critic/eval_q_gap", "eval_q_gap"),
-                        ("return/episode", "episode_return")):
+                        ("return/episode", "episode_return"), ("health/actor_grad_norm", "actor_grad_norm"),
+                        ("health/noise_rms", "noise_rms")):
         expected = [(r["step"], r[column]) for r in rows if r[column] is not None]
         got = [(e.step, e.value) for e in events.Scalars(tag)]
         assert [s for s, _ in got] == [s for s, _ in expected]

@@ -16,7 +16,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-
 from matplotlib import font_manager  # noqa: E402
 
 from .errors import ConfigError  # noqa: E402

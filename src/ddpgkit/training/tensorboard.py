@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..algo.health import ROW_SIGNALS, UPDATE_SIGNALS
 from ..errors import ConfigError
 from .loop import Callback, Trainer
 
@@ -17,6 +18,7 @@ TAGS = {
     "eval_q_mean": "critic/eval_q_mean", "eval_mc_return": "critic/eval_mc_return", "eval_q_gap": "critic/eval_q_gap",
     "critic_loss": "loss/critic", "actor_loss": "loss/actor", "q_mean": "critic/q_mean",
     "steps_per_s": "speed/steps_per_s", "wall_s": "speed/wall_s",
+    **{name: f"health/{name}" for name in (*UPDATE_SIGNALS, *ROW_SIGNALS)},
 }
 
 
