@@ -44,7 +44,7 @@ class DDPG(Update):
             action space.
         config: hyperparameters; when None, the entry of the env's id (of a Gymnasium env object: its
             spec's id) in the hyperparameter table (:func:`ddpgkit.hyperparams.defaults_for`), else
-            the general defaults, :class:`DDPGConfig`'s.
+            the general defaults, :class:`~ddpgkit.config.DDPGConfig`'s.
         seed: overrides ``config.seed`` when given. The seed fixes torch's and numpy's global
             generators (for the initial weights), the env, its action space, and the buffer's,
             noise's and warm-up's own generators.
@@ -166,7 +166,7 @@ class DDPG(Update):
 
     @property
     def eval_env(self) -> gym.Env:
-        """The evaluation env: ``eval_env`` if given, else a new instance of the training env."""
+        """The env evaluations run on (``eval_env`` if given, else a new instance of the training env)."""
         if self._eval_env is None:
             if self._eval_env_arg is not None:
                 self._eval_env = make_env(self._eval_env_arg)

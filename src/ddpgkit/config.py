@@ -143,6 +143,7 @@ class DDPGConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field by name, as plain values (tuples as lists): what config.toml holds."""
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
 
     @classmethod
@@ -202,6 +203,8 @@ class DDPGConfig:
         return "\n".join(lines) + "\n"
 
     def save(self, path: str | Path, origin: dict[str, str] | None = None) -> Path:
+        """Write the config as TOML (atomically): every field under ``[ddpg]`` with its meaning as a comment, and
+        ``origin`` (where the values came from) under ``[origin]``. Returns ``path``."""
         return atomic_write_text(path, self.to_toml(origin))
 
 
@@ -281,6 +284,7 @@ _LILLICRAP2015 = dict(
     buffer_size=1_000_000, learning_starts=0, noise="ou", noise_scale=0.2, ou_theta=0.15, ou_dt=1e-2,
     policy_frequency=1, total_steps=1_000_000, eval_interval=10_000, eval_episodes=10,
 )
+#: The named configurations (``--preset NAME``): each a dict of the fields it sets over the general defaults.
 PRESETS: dict[str, dict[str, Any]] = {
     # Solves Pendulum-v1 (10-episode deterministic eval >= -200) well within 20k steps on every seed
     # measured (benchmarks/pendulum.py): small networks, an early start (500 random steps), a faster
@@ -318,6 +322,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mujoco": _LILLICRAP2015,
 }
 
+#: Where each preset's values come from (a paper, a library's defaults, or a measurement here).
 PRESET_SOURCES: dict[str, str] = {
     "pendulum": "own measurement: solves Pendulum-v1 in 2000-4000 steps on every seed (benchmarks/README.md)",
     "lillicrap2015": "Lillicrap et al. 2015, section 7 and supplement: 400-300, action at the critic's 2nd hidden "

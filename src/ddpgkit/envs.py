@@ -57,7 +57,7 @@ def make_env(env: str | gym.Env, render_mode: str | None = None, **kwargs: Any) 
 
 
 def check_env(env: gym.Env, name: str | None = None) -> None:
-    """Raise :class:`EnvError` unless the action space is a bounded 1-D Box and the observation
+    """Raise :class:`~ddpgkit.errors.EnvError` unless the action space is a bounded 1-D Box and the observation
     space a 1-D Box."""
     name = name or (env.spec.id if env.spec is not None else type(env).__name__)
     act, obs = env.action_space, env.observation_space
@@ -91,11 +91,13 @@ class MirrorEnv(gym.Env):
         self._s = np.zeros(dim, np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode (Gymnasium's ``reset``): a new s ~ U(−1, 1)^d."""
         super().reset(seed=seed)
         self._s = self.np_random.uniform(-1.0, 1.0, self.dim).astype(np.float32)
         return self._s.copy(), {}
 
     def step(self, action):
+        """Reward r = −‖a + s‖² / d (a clipped to [−1, 1]), and the episode terminates."""
         a = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
         reward = -float(np.sum((a + self._s) ** 2)) / self.dim
         return self._s.copy(), reward, True, False, {}
@@ -116,10 +118,13 @@ class NonFiniteEnv(gym.Env):
         self.steps = 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode (Gymnasium's ``reset``)."""
         super().reset(seed=seed)
         return self.np_random.uniform(-1, 1, 3).astype(np.float32), {}
 
     def step(self, action):
+        """A random observation and reward −‖a‖², except at step ``bad_step``, whose observation or reward
+        is ``value``."""
         self.steps += 1
         obs = self.np_random.uniform(-1, 1, 3).astype(np.float32)
         reward = -float(np.square(action).sum())

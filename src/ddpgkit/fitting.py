@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from .errors import DataError
 from .nn.mlp import MLP
 
+#: The functions :func:`make_dataset` fits by name (``ddpgkit fit --target NAME``).
 TARGETS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sin": torch.sin,
     "cos": torch.cos,
@@ -52,10 +53,12 @@ class Dataset:
 
     @property
     def in_dim(self) -> int:
+        """Width of an input x."""
         return self.x.shape[1]
 
     @property
     def out_dim(self) -> int:
+        """Width of a target y."""
         return self.y.shape[1]
 
 

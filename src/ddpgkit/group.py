@@ -85,10 +85,10 @@ class DDPGGroup(Update):
     """N DDPG agents (``members``) of one config and env, trained in lockstep with stacked networks.
 
     Args:
-        members: ordinary :class:`~ddpgkit.DDPG` agents whose configs differ only in the seed, fresh or
-            loaded (:meth:`DDPG.load`) at the same training step. Their current weights and optimiser
-            states are copied into the stacked tensors, and from then on the members' own tensors are
-            views of those; train them through the group.
+        members: ordinary :class:`~ddpgkit.DDPG` agents whose configs differ only in the seed, fresh
+            or loaded (:meth:`DDPG.load <ddpgkit.agent.DDPG.load>`) at the same training step. Their
+            current weights and optimiser states are copied into the stacked tensors, and from then on
+            the members' own tensors are views of those; train them through the group.
     """
 
     def __init__(self, members: Sequence[DDPG]) -> None:
@@ -148,6 +148,7 @@ class DDPGGroup(Update):
 
     @property
     def seeds(self) -> list[int]:
+        """The members' seeds, in order."""
         return [m.config.seed for m in self.members]
 
     @property

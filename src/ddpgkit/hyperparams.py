@@ -46,7 +46,7 @@ def _td3(total_steps: int, learning_starts: int, measured: str = "not measured h
                     f"{_TD3_PAPER}: {learning_starts // 1000}k random steps; {measured}")
 
 
-# Values over the general defaults. Where an entry says "measured", benchmarks/README.md has the run.
+#: Values over the general defaults. Where an entry says "measured", benchmarks/README.md has the run.
 ENV_HYPERPARAMS: dict[str, EnvEntry] = {
     "Pendulum-v1": EnvEntry(PRESETS["pendulum"], "the pendulum preset: " + PRESET_SOURCES["pendulum"]),
     # MuJoCo: the TD3 paper's random steps (10k for HalfCheetah and Ant, 1k for the rest; 5k-step evaluations)

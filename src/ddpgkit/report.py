@@ -35,7 +35,7 @@ from .io.atomic import atomic_write_json, atomic_write_text, ensure_writable_dir
 from .io.rundir import CONFIG, METRICS, SUMMARY, config_table, read_metrics, read_summary  # noqa: E402
 from .stats import Estimate, iqm, mean, probability_of_improvement_ci, stratified_bootstrap_ci  # noqa: E402
 
-# config keys that do not change what is learned: runs differing only in these are one group
+#: Config keys that do not change what is learned; runs differing only in these are one group.
 IGNORED_KEYS = ("seed", "device", "threads", "checkpoint_interval", "keep_checkpoints")
 
 

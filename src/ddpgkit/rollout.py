@@ -32,6 +32,7 @@ class Episode:
 
     @property
     def length(self) -> int:
+        """Steps taken (the number of rewards)."""
         return len(self.rewards)
 
 

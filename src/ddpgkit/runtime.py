@@ -49,8 +49,10 @@ def configure_torch(threads: int = DEFAULT_THREADS, flush_denormal: bool = True)
 
 # glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 32 * 2**20  # glibc's largest: blocks below it come from the heap, not their own mapping
-TRIM_THRESHOLD = 256 * 2**20  # free heap memory kept for reuse before any is returned to the system
+#: glibc's largest mmap threshold; blocks below it come from the heap, not their own mapping.
+MMAP_THRESHOLD = 32 * 2**20
+#: Free heap memory kept for reuse before any is returned to the system.
+TRIM_THRESHOLD = 256 * 2**20
 
 
 @functools.lru_cache(maxsize=1)

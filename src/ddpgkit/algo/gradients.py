@@ -26,6 +26,7 @@ from ..nn.backward import Cache, Weights, backward, forward_with_cache, layer_we
 from ..nn.mlp import MLP
 from .ddpg import td_target
 
+#: A critic as the functions here take it, its MLPs ``(obs_net, net)`` (:func:`critic_nets`).
 CriticNets = tuple[MLP | None, MLP]  # (obs_net, net) of a Critic module
 _CriticCache = tuple[Cache | None, Cache, int]  # the caches of both MLPs, and the width of net's non-action input
 

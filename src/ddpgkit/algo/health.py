@@ -4,18 +4,15 @@ Measured on the update's own tensors, on every ``config.health_interval``-th cri
 step (the numbers the update computes anyway: no extra forward pass on the fast path), and summarised
 per metrics row by :mod:`ddpgkit.training.loop` (:data:`UPDATE_SIGNALS`):
 
-=================  ==========================================================================  ========
-column             what                                                                        per row
-=================  ==========================================================================  ========
-critic_grad_norm   ‖∇_φ L‖₂ over all critic parameters (all layers' weights and biases)          mean
-actor_grad_norm    ‖∇_θ J‖₂ over all actor parameters; 0: the actor does not learn               mean
-td_error_mean      1/B Σ_i |δ_i|,  δ_i = Q_φ(s_i, a_i) − y_i  (y: :func:`~ddpgkit.algo.ddpg.td_target`)  mean
-td_error_max       max_i |δ_i|                                                                 max
-q_max, q_min       max_i and min_i Q_φ(s_i, a_i) over the batch                                max, min
-tanh_saturated     share of μ's pre-tanh outputs z (all B × act_dim) where tanh saturates:      mean
-                   tanh'(z) = 1 − tanh²(z) < 0.01, i.e. |z| > 2.99 — the actor's gradient
-                   through them is shrunk more than 100-fold
-=================  ==========================================================================  ========
+* ``critic_grad_norm``: ‖∇_φ L‖₂ over all critic parameters (all layers' weights and biases); per row the mean.
+* ``actor_grad_norm``: ‖∇_θ J‖₂ over all actor parameters; 0 means the actor does not learn; the mean.
+* ``td_error_mean``: 1/B Σ_i abs(δ_i) with δ_i = Q_φ(s_i, a_i) − y_i (y: :func:`~ddpgkit.algo.ddpg.td_target`);
+  the mean.
+* ``td_error_max``: max_i abs(δ_i); the maximum.
+* ``q_max``, ``q_min``: max_i and min_i Q_φ(s_i, a_i) over the batch; the maximum and the minimum.
+* ``tanh_saturated``: the share of μ's pre-tanh outputs z (all B × act_dim) where tanh saturates,
+  tanh'(z) = 1 − tanh²(z) < 0.01, i.e. abs(z) > 2.99: the actor's gradient through them is shrunk more than
+  100-fold; the mean.
 
 "mean" is over the measured updates since the last row, "max"/"min" the extreme over them. The loop
 adds two signals of the actions themselves (:data:`ROW_SIGNALS`): ``action_at_bound``, the share of the
@@ -25,7 +22,7 @@ the root mean square of the exploration noise drawn, in action units.
 For a group of stacked agents (:mod:`ddpgkit.nn.stacked`) every signal is per agent: the tensors here
 then carry a leading (N,) dimension.
 
-The running record is one tensor, (9,) or (N, 9), laid out as :data:`_LAYOUT` says: counts and sums
+The running record is one tensor, (9,) or (N, 9), laid out as ``_LAYOUT`` says: counts and sums
 (for the means) and maxima (q_min kept as the maximum of −Q). :func:`health_values` turns it into a
 row's values, :func:`reset_health` starts the next row.
 """
@@ -38,11 +35,13 @@ import torch
 
 from ..nn.backward import Weights
 
+#: The metrics columns the update measures (the table above), in metrics.csv's order.
 UPDATE_SIGNALS = ("critic_grad_norm", "actor_grad_norm", "td_error_mean", "td_error_max", "q_max", "q_min",
                   "tanh_saturated")
+#: The metrics columns the loop measures from the actions themselves.
 ROW_SIGNALS = ("action_at_bound", "noise_rms")
 
-# |tanh(z)| above this  <=>  tanh'(z) = 1 − tanh²(z) < 0.01  <=>  |z| > atanh(√0.99) ≈ 2.993
+#: abs(tanh(z)) above this value means tanh'(z) = 1 − tanh²(z) < 0.01, i.e. abs(z) > atanh(√0.99) ≈ 2.993.
 TANH_SATURATION = math.sqrt(0.99)
 
 # the record's columns: [critic steps measured, Σ critic grad norm, Σ td_error_mean, max td_error_max,
@@ -54,7 +53,7 @@ _CRITIC_SUMS, _CRITIC_MAXES, _ACTOR_SUMS = slice(0, 3), slice(3, 6), slice(6, 9)
 
 
 def new_health(shape: tuple[int, ...], device: torch.device | str) -> torch.Tensor:
-    """An empty record: (*shape, 9), () for one agent, (N,) for a group."""
+    """An empty record ``(*shape, 9)``: shape () for one agent, (N,) for a group."""
     return reset_health(torch.empty((*shape, HEALTH_WIDTH), device=device))
 
 

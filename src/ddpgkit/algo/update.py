@@ -4,7 +4,7 @@ four networks and two optimisers of an agent (:class:`ddpgkit.DDPG`) or of N age
 one agent and (N, B, ·) for N.
 
 :class:`Update` is the part of the agent that owns that step; a subclass sets the four networks and
-calls :meth:`Update._bind_networks`.
+calls ``Update._bind_networks``.
 """
 
 from __future__ import annotations

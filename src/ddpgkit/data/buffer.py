@@ -32,6 +32,7 @@ class Batch(NamedTuple):
     truncated: torch.Tensor  # (B, 1)        1.0 where the episode was cut by a time limit
 
 
+#: The size, in bytes, a checkpoint chunk of the buffer aims at.
 CHUNK_BYTES = 4 * 2**20  # the size a checkpoint chunk of the buffer aims at
 
 

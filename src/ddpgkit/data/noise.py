@@ -44,10 +44,12 @@ class ActionNoise(ABC):
         """Called at the start of every episode."""
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """The generator's state and the ``noise_rms`` count, as tensors (safetensors, no pickle)."""
         return {"generator": self.generator.get_state(),
                 "drawn": torch.tensor([self._sum_sq, self._count], dtype=torch.float64)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore :meth:`state_dict`'s output (a checkpoint without ``drawn`` starts the count at 0)."""
         self.generator.set_state(state["generator"])
         drawn = state.get("drawn")  # absent in checkpoints from before the noise_rms signal
         if drawn is not None and (drawn.shape != (2,) or drawn.dtype != torch.float64):
@@ -94,9 +96,11 @@ class OrnsteinUhlenbeckNoise(ActionNoise):
         self.x = torch.zeros_like(self.scale)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """The base class's state and the process's current value x."""
         return {**super().state_dict(), "x": self.x.clone()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore :meth:`state_dict`'s output."""
         super().load_state_dict(state)
         self.x = state["x"].clone()
 

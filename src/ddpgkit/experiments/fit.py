@@ -30,6 +30,7 @@ class FitReport:
 
     @property
     def model(self) -> MLP:
+        """The fitted network."""
         return self.result.model
 
 

@@ -102,6 +102,7 @@ class Experiment:
 
     @property
     def total_steps(self) -> int:
+        """The environment steps the run trains to (``config.total_steps``)."""
         return self.agent.config.total_steps
 
     def run(self, callbacks: Callback | Iterable[Callback] = (), handle_signals: bool = False,
@@ -109,7 +110,7 @@ class Experiment:
         """Train to ``config.total_steps``, writing the run directory (module doc), and return the result.
 
         ``handle_signals`` (main thread only): SIGINT/SIGTERM save a checkpoint at the end of the
-        current episode and stop (a second signal saves at once), then :class:`RunInterrupted` is raised
+        current episode and stop (a second signal saves at once), then :class:`~ddpgkit.errors.RunInterrupted` is raised
         with exit status 128 + signal. Any other exception leaves the last periodic checkpoint as it was.
         ``tensorboard``: also write every metrics row to ``<run>/tensorboard`` (the optional extra).
         """
@@ -161,10 +162,12 @@ class GroupExperiment:
 
     @property
     def total_steps(self) -> int:
+        """The environment steps every member trains to."""
         return self.experiments[0].agent.config.total_steps
 
     @property
     def seeds(self) -> list[int]:
+        """The members' seeds, in order."""
         return [e.agent.config.seed for e in self.experiments]
 
     def run(self, callbacks: Callback | Iterable[Callback] = (), handle_signals: bool = False,

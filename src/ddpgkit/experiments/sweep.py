@@ -105,6 +105,7 @@ class SweepSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> SweepSpec:
+        """Read a spec from a TOML file; an unreadable file, invalid TOML or a bad key raises SweepError naming it."""
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -116,6 +117,8 @@ class SweepSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "spec") -> SweepSpec:
+        """Build from a parsed TOML mapping; unknown keys and wrong types are named in the error
+        (``source``: where the mapping came from)."""
         for key in data:
             if key not in SPEC_KEYS:
                 close = difflib.get_close_matches(key, SPEC_KEYS, n=1)
@@ -320,6 +323,7 @@ class SweepResult:
 
     @property
     def failed(self) -> list[TrialStatus]:
+        """The trials that did not finish (after their retries)."""
         return [s for s in self.statuses if s.state == "failed"]
 
 

@@ -19,8 +19,8 @@ one step: a new path by ``rename``; an existing checkpoint by an atomic exchange
 directories (Linux ``renameat2(RENAME_EXCHANGE)``), after which the old one is deleted. So a crash or a
 full disk at any moment leaves the previous checkpoint or the complete new one, never neither. Where
 the exchange is not available (another OS, a file system without it) the old directory is first
-renamed to ``.<name>.replaced``; a crash right then leaves it there, and :func:`checkpoint_location`
-(used by every reader) and the next save find it again. Loading
+renamed to ``.<name>.replaced``; a crash right then leaves it there, and
+:func:`~ddpgkit.io.manifest.checkpoint_location` (used by every reader) and the next save find it again. Loading
 checks the manifest's own checksum (of its canonical JSON), every file's size and SHA-256, and only
 then parses the tensors; any failure is a :class:`~ddpgkit.errors.CheckpointError` naming the file and what is wrong.
 """
@@ -191,6 +191,7 @@ class CheckpointFiles:
         self.manifest = read_manifest(self.path)
 
     def read(self, fname: str) -> dict[str, torch.Tensor]:
+        """The tensors of one verified file of the checkpoint (size and SHA-256 checked before parsing)."""
         files, shared = self.manifest["files"], self.manifest["shared"]
         if fname in files:
             return _read_verified(self.path / fname, files[fname])

@@ -123,6 +123,7 @@ def best_checkpoint_dir(run: str | Path) -> Path:
 
 
 def checkpoint_dir(run: str | Path, step: int) -> Path:
+    """``<run>/checkpoints/<step>/``: the checkpoint of that step."""
     return Path(run) / CHECKPOINTS / str(step)
 
 
@@ -217,11 +218,13 @@ def write_metrics(path: str | Path, columns: Sequence[str], rows: Sequence[dict[
 
 
 def write_summary(run: str | Path, summary: dict[str, Any]) -> Path:
+    """Write ``<run>/summary.json`` atomically."""
     clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
     return atomic_write_json(Path(run) / SUMMARY, clean)
 
 
 def read_summary(run: str | Path) -> dict[str, Any]:
+    """``<run>/summary.json`` as a dict; RunError if it is missing or not JSON."""
     path = Path(run) / SUMMARY
     try:
         return json.loads(path.read_text())

@@ -54,6 +54,7 @@ class Actor(nn.Module):
         self.register_buffer("action_bias", (high + low) / 2)  # (act_dim,)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """μ(s): observations (B, obs_dim) -> actions (B, act_dim) within the action bounds."""
         # obs: (B, obs_dim) -> action: (B, act_dim), inside [low, high]
         return scale_action(self.net(obs), self.action_scale, self.action_bias)
 
@@ -91,6 +92,7 @@ class Critic(nn.Module):
             self.net = MLP(hidden[k - 1] + action_dim, 1, hidden[k:], activation, None, final_layer_init)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Q(s, a): observations (B, obs_dim) and actions (B, act_dim) -> values (B, 1)."""
         # obs: (B, obs_dim), action: (B, act_dim) -> q: (B, 1)
         features = obs if self.obs_net is None else self.obs_net(obs)  # (B, obs_dim) or (B, hidden[k-1])
         return self.net(torch.cat([features, action], dim=-1))

@@ -43,8 +43,8 @@ ACTIVATION_BACKWARD: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tenso
 }
 
 
-# Activations whose derivative needs only their output g(h): forward_with_cache applies them in place on
-# h = Wx + b (the same values; h itself is not needed afterwards), one tensor fewer per layer.
+#: Activations whose derivative needs only their output g(h), so forward_with_cache applies them in place on
+#: h = Wx + b (the same values; h itself is not needed afterwards), one tensor fewer per layer.
 IN_PLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": torch.relu_, "tanh": torch.tanh_}
 
 

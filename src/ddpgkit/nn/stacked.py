@@ -21,7 +21,7 @@ from torch import nn
 
 
 def stack_modules(members: Sequence[nn.Module]) -> nn.Module:
-    """One module holding the members' parameters stacked (N, *shape); each member's parameters become
+    """One module holding the members' parameters stacked ``(N, *shape)``; each member's parameters become
     views of it (their values are kept). Raises ValueError for no members, different layouts, or
     different buffers."""
     if not members:

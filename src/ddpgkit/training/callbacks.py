@@ -32,9 +32,11 @@ class MetricsCSV(Callback):
         self._fh.flush()
 
     def on_training_end(self, trainer: Trainer) -> None:
+        """Flush the file."""
         self._fh.flush()
 
     def close(self) -> None:
+        """Close the file."""
         self._fh.close()
 
 
@@ -70,6 +72,8 @@ class Checkpointer(Callback):
         self.best: tuple[int, float, float] | None = None
 
     def on_training_start(self, trainer: Trainer) -> None:
+        """Schedule the next save from the step training starts at, and take the best evaluation so far from
+        the metrics rows (a resumed run carries on with both)."""
         if self.interval:
             self.next_due = (trainer.step // self.interval + 1) * self.interval
         evals = [r for r in trainer.history if r.get("eval_mean") is not None]
@@ -78,12 +82,14 @@ class Checkpointer(Callback):
             self.best = (int(top["step"]), float(top["eval_mean"]), float(top["eval_std"]))
 
     def on_eval(self, trainer: Trainer, returns: np.ndarray) -> None:
+        """Keep the networks in ``checkpoints/best/`` if this evaluation's mean is the best so far."""
         mean = float(returns.mean())
         if math.isfinite(mean) and (self.best is None or mean > self.best[1]):
             self.best = (trainer.step, mean, float(returns.std()))
             trainer.agent.save(best_checkpoint_dir(self.run), training_state=False)
 
     def request_stop(self, force: bool = False) -> None:
+        """Save at the next moment to save and stop (SIGINT/SIGTERM); ``force``: save now, mid-episode."""
         self.stop_requested = True
         self.force = self.force or force
 
@@ -101,6 +107,7 @@ class Checkpointer(Callback):
         return path
 
     def on_step(self, trainer: Trainer) -> bool | None:
+        """Save when a save is due (or a stop was requested) and the moment allows it; False stops training."""
         boundary = self.boundary(trainer)
         if self.stop_requested:
             if self._stop_step is None:

@@ -38,6 +38,7 @@ from ..errors import NonFiniteError, NonFiniteUpdate
 from ..rollout import Episode
 from ..runtime import configure_torch
 
+#: The columns of metrics.csv, in order (one row per finished episode and one per evaluation).
 METRIC_COLUMNS = ("step", "episodes", "episode_return", "episode_length", "eval_mean", "eval_std",
                   "eval_q_mean", "eval_mc_return", "eval_q_gap",
                   "critic_loss", "actor_loss", "q_mean", *UPDATE_SIGNALS, *ROW_SIGNALS, "steps_per_s", "wall_s")
@@ -55,35 +56,46 @@ class Agent(Protocol):
     action_high: torch.Tensor  # (act_dim,)
     health: torch.Tensor  # (9,): the update's health record since the last row (algo.health)
 
-    def random_action(self) -> np.ndarray: ...
+    def random_action(self) -> np.ndarray:
+        """A uniformly random action (the warm-up), (act_dim,)."""
 
-    def explore(self, obs: np.ndarray) -> np.ndarray: ...
+    def explore(self, obs: np.ndarray) -> np.ndarray:
+        """The training action clip(μ(s) + noise) for one observation (obs_dim,) -> (act_dim,)."""
 
-    def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+    def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One gradient step on ``batch``; returns (critic loss, actor loss, mean Q)."""
 
-    def evaluate(self, episodes: int | None = None, seed: int | None = None) -> np.ndarray: ...
+    def evaluate(self, episodes: int | None = None, seed: int | None = None) -> np.ndarray:
+        """The returns of deterministic episodes, (episodes,)."""
 
-    def evaluation_episodes(self, episodes: int | None = None, seed: int | None = None) -> list[Episode]: ...
+    def evaluation_episodes(self, episodes: int | None = None, seed: int | None = None) -> list[Episode]:
+        """The deterministic evaluation episodes themselves."""
 
-    def value_check(self, episodes: list[Episode]) -> tuple[float, float]: ...
+    def value_check(self, episodes: list[Episode]) -> tuple[float, float]:
+        """(mean Q(s_t, μ(s_t)), mean discounted return obtained) over the episodes' states."""
 
 
 class Callback:
     """Hooks into training; override what you need. ``on_step`` may return False to stop."""
 
-    def on_training_start(self, trainer: Trainer) -> None: ...
+    def on_training_start(self, trainer: Trainer) -> None:
+        """Before the first step of a ``run`` call (a resumed run calls it again)."""
 
-    def on_step(self, trainer: Trainer) -> bool | None: ...
+    def on_step(self, trainer: Trainer) -> bool | None:
+        """After every environment step (and its updates); return False to stop training."""
 
-    def on_episode_end(self, trainer: Trainer, episode_return: float, episode_length: int) -> None: ...
+    def on_episode_end(self, trainer: Trainer, episode_return: float, episode_length: int) -> None:
+        """When a training episode ends, with its return and length."""
 
-    def on_eval(self, trainer: Trainer, returns: np.ndarray) -> None: ...
+    def on_eval(self, trainer: Trainer, returns: np.ndarray) -> None:
+        """After every evaluation, with its returns (eval_episodes,)."""
 
     def on_metrics(self, trainer: Trainer, row: dict[str, Any]) -> None:
         """Every metrics row (one per finished episode and one per evaluation), columns
         :data:`METRIC_COLUMNS`; values not measured in that row are None."""
 
-    def on_training_end(self, trainer: Trainer) -> None: ...
+    def on_training_end(self, trainer: Trainer) -> None:
+        """After the last step of a ``run`` call (and the final evaluation)."""
 
 
 def _check_finite(step: int, obs: np.ndarray, reward: float) -> None:
@@ -171,11 +183,11 @@ class Trainer:
 
     @property
     def at_episode_boundary(self) -> bool:
-        """True between episodes: the next step starts with a reset (an exact resume point)."""
+        """Whether the trainer is between episodes, where the next step starts with a reset (an exact resume point)."""
         return self.obs is None
 
     def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """(tensors, JSON-able) state of the loop; see :mod:`ddpgkit.state`."""
+        """(tensors, JSON-able) state of the loop; see :mod:`ddpgkit.training.state`."""
         meta = {
             "step": self.step, "episodes": self.episodes, "episode_return": self.episode_return,
             "episode_length": self.episode_length, "mid_episode": self.obs is not None,

@@ -38,7 +38,9 @@ class TensorBoardSink(Callback):
                 self.writer.add_scalar(TAGS[key], value, int(row["step"]))
 
     def on_training_end(self, trainer: Trainer) -> None:
+        """Flush the event file."""
         self.writer.flush()
 
     def close(self) -> None:
+        """Close the event file."""
         self.writer.close()
