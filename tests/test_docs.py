@@ -87,3 +87,71 @@ def test_benchmark_sweep_specs_are_valid_and_use_the_tables_entries(tmp_path):
     for path in specs:
         for t in SweepSpec.load(path).trials(tmp_path):
             assert t.origin["defaults"] == f"table:{t.env_id}", path
+
+
+def test_japanese_readme_example_runs_and_its_commands_are_the_readmes(tmp_path, monkeypatch):
+    """README.ja.md's Python example runs as written, and each command it shows is one the English README
+    shows too (whose numbers the tests above keep current)."""
+    ja = (README.parent / "README.ja.md").read_text(encoding="utf-8")
+    assert "README.ja.md" in README.read_text()  # linked from the README
+    monkeypatch.chdir(tmp_path)
+    blocks = python_blocks(ja)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "README.ja.md", "exec"), {"__name__": "readme_ja"})
+    commands = re.findall(r"^\$ (\.venv/bin/ddpgkit .*)$", ja, flags=re.M)
+    assert commands
+    english = README.read_text()
+    for command in commands:
+        assert command.split(" runs/")[0] in english, command
+
+
+def test_japanese_readme_links_resolve():
+    root = README.parent
+    ja = (root / "README.ja.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", ja)
+    assert targets
+    missing = [t for t in targets if not t.startswith("http") and not (root / t).exists()]
+    assert not missing, missing
+
+
+def _documented(cls: type, name: str) -> bool:
+    """``cls.name`` has a docstring, or overrides a documented method of a ddpgkit base class (a hook)."""
+    import inspect
+
+    for base in cls.__mro__:
+        if name in vars(base) and base.__module__.startswith("ddpgkit"):
+            member = vars(base)[name]
+            func = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
+            if inspect.getdoc(func):
+                return True
+    return False
+
+
+def test_every_public_name_has_a_docstring():
+    """The API reference is generated from the docstrings: every module, and every public class, function,
+    method and property of the library (the CLI's commands are documented by their --help), has one."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import ddpgkit
+
+    missing = []
+    for info in pkgutil.walk_packages(ddpgkit.__path__, "ddpgkit."):
+        if info.name.startswith("ddpgkit.cli") or info.name == "ddpgkit._version":
+            continue
+        module = importlib.import_module(info.name)
+        if not inspect.getdoc(module):
+            missing.append(info.name)
+        for name, obj in vars(module).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and not (obj.__doc__ or "").strip():
+                missing.append(f"{info.name}.{name}")
+            if inspect.isclass(obj):
+                for attr, member in vars(obj).items():
+                    func = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
+                    if not attr.startswith("_") and inspect.isfunction(func) and not _documented(obj, attr):
+                        missing.append(f"{info.name}.{name}.{attr}")
+    assert not missing, missing
