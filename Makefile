@@ -31,7 +31,7 @@ test: install
 docs: install
 	rm -rf build/docs
 	$(VENV)/bin/sphinx-build -q -n -W --keep-going -c docs . build/docs
-	@echo "docs: build/docs/docs/index.html"
+	@echo "docs: build/docs/index.html"
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

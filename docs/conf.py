@@ -26,7 +26,7 @@ extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ex
 
 # the repository is the source directory; these are its pages
 include_patterns = ["README.md", "README.ja.md", "benchmarks/README.md", "docs/**"]
-exclude_patterns = ["build/**", "docs/conf.py", "**/.ipynb_checkpoints"]
+exclude_patterns = ["build/**", "docs/conf.py", "docs/_extra/**", "**/.ipynb_checkpoints"]
 
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
@@ -59,6 +59,7 @@ nitpick_ignore_regex = [
 ]
 
 html_theme = "furo"
+html_extra_path = ["docs/_extra"]  # build/docs/index.html: a pointer to the start page, docs/index.html
 html_title = f"ddpgkit {release}"
 
 

@@ -2,6 +2,7 @@
 written out with autograd on copies of a tiny network, rows against the replay buffer's own actions."""
 
 import copy
+import json
 import math
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from ddpgkit import DDPG, DDPGConfig
-from ddpgkit.algo.health import TANH_SATURATION, health_values, new_health, record_critic
+from ddpgkit.algo.health import TANH_SATURATION, health_values, health_warnings, new_health, record_critic
 from ddpgkit.data.noise import GaussianNoise, OrnsteinUhlenbeckNoise
 from ddpgkit.group import DDPGGroup
 from ddpgkit.training.loop import Callback
@@ -196,3 +197,32 @@ def test_health_record_survives_a_checkpoint_mid_row(tmp_path):
     loaded = DDPG.load(tmp_path / "ckpt", training_state=True)
     assert torch.equal(loaded.health, agent.health)
     assert loaded.noise.pop_rms() == agent.noise.pop_rms()
+
+
+def test_health_warnings_read_the_last_row_with_signals():
+    healthy = {"step": 400, "critic_grad_norm": 5.0, "actor_grad_norm": 0.3, "tanh_saturated": 0.4,
+               "action_at_bound": 0.2}
+    evaluation = {"step": 400, "critic_grad_norm": None, "eval_mean": -150.0}
+    assert health_warnings([healthy, evaluation]) == []
+    assert health_warnings([evaluation]) == []  # nothing measured yet
+    dead = {**healthy, "step": 600, "actor_grad_norm": 0.0}
+    [line] = health_warnings([healthy, dead, evaluation])
+    assert "exactly 0 at step 600" in line
+    pinned = {**healthy, "step": 800, "tanh_saturated": 0.995, "action_at_bound": 1.0}
+    lines = health_warnings([dead, pinned])  # the last row counts: the actor's gradient recovered
+    assert len(lines) == 2
+    assert lines[0].startswith("99.5% of the actor's pre-tanh outputs were saturated at step 800")
+    assert lines[1].startswith("100.0% of the exploration actions sat at the action bounds")
+
+
+def test_a_saturated_actor_is_named_at_the_end_of_training(tmp_path, capsys):
+    from tests.clihelp import run_cli
+
+    # last layers drawn from ±30: every pre-tanh output of the actor is far beyond tanh's saturation
+    r = run_cli(capsys, "train", "Pendulum-v1", "--steps", "300", "--learning-starts", "100", "--hidden", "16,16",
+                "--final-layer-init", "30", "--eval-interval", "0", "--eval-episodes", "1", "--batch-size", "32",
+                "--out", tmp_path / "run")
+    assert r.code == 0, r.err
+    assert "warning: 100.0% of the actor's pre-tanh outputs were saturated at step 300" in r.err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["health_warnings"] and "saturated" in summary["health_warnings"][0]

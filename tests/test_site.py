@@ -19,6 +19,7 @@ pytest.importorskip("myst_nb", reason="the site needs the 'docs' extra")
 webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs the 'docs' extra")
 
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
@@ -38,7 +39,7 @@ def site(tmp_path_factory):
 
 
 def test_the_build_makes_every_page(site):
-    for page in ("docs/index.html", "README.html", "README.ja.html", "benchmarks/README.html",
+    for page in ("index.html", "docs/index.html", "README.html", "README.ja.html", "benchmarks/README.html",
                  "docs/api/index.html", "docs/api/agent.html", "docs/tutorial/en/04_pendulum.html",
                  "docs/tutorial/ja/04_pendulum.html"):
         assert (site / page).is_file(), page
@@ -90,6 +91,8 @@ def _assert_images_load(state, page):
 
 
 def test_pages_render_in_a_browser(browser, site):
+    browser.get((site / "index.html").as_uri())  # build/docs/index.html leads to the start page
+    WebDriverWait(browser, 20).until(lambda b: b.current_url.endswith("/docs/index.html"))
     home = _open(browser, site, "docs/index.html")
     text = home["text"].lower()  # the theme writes the captions in capitals (CSS); innerText follows it
     assert "ddpgkit" in home["title"] and "tutorial" in text and "チュートリアル" in text

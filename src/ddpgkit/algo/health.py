@@ -24,12 +24,15 @@ then carry a leading (N,) dimension.
 
 The running record is one tensor, (9,) or (N, 9), laid out as ``_LAYOUT`` says: counts and sums
 (for the means) and maxima (q_min kept as the maximum of −Q). :func:`health_values` turns it into a
-row's values, :func:`reset_health` starts the next row.
+row's values, :func:`reset_health` starts the next row. :func:`health_warnings` reads a run's rows for
+the signs of a failing run (summary.json's ``health_warnings``, printed by ``ddpgkit train``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -100,3 +103,32 @@ def health_values(record: torch.Tensor) -> dict[str, float | None]:
     if a_n > 0:
         values.update(actor_grad_norm=a_norm / a_n, tanh_saturated=sat / a_n)
     return values
+
+
+# the warning signs health_warnings looks for in the last row that has the signals (thresholds: shares)
+SATURATION_WARNING = 0.99
+AT_BOUND_WARNING = 0.99
+
+
+def health_warnings(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Warning signs in a run's metrics rows, one line each, from the last row that carries the update's
+    signals (what the run ended with): the actor's gradient exactly 0 (it no longer learns: Tianshou
+    #1268's failure), μ's pre-tanh outputs saturated almost everywhere (tanh' < 0.01 for at least
+    :data:`SATURATION_WARNING` of them: its gradient is shrunk 100-fold), the exploration actions pinned
+    at the bounds (at least :data:`AT_BOUND_WARNING` of their components). A healthy run gives []."""
+    last = next((r for r in reversed(rows) if r.get("critic_grad_norm") is not None), None)
+    if last is None:
+        return []
+    step = int(last["step"])
+    found = []
+    if last.get("actor_grad_norm") == 0.0:
+        found.append(f"the actor's gradient was exactly 0 at step {step:,}: the actor no longer learns "
+                     "(dead ReLUs, or every pre-tanh output saturated)")
+    saturated = last.get("tanh_saturated")
+    if saturated is not None and saturated >= SATURATION_WARNING:
+        found.append(f"{saturated:.1%} of the actor's pre-tanh outputs were saturated at step {step:,} (tanh' < 0.01): "
+                     "its gradient through them is shrunk 100-fold (a smaller final_layer_init or actor_lr may help)")
+    at_bound = last.get("action_at_bound")
+    if at_bound is not None and at_bound >= AT_BOUND_WARNING:
+        found.append(f"{at_bound:.1%} of the exploration actions sat at the action bounds up to step {step:,}")
+    return found

@@ -174,6 +174,8 @@ def _run(exp: Experiment | GroupExperiment, tensorboard: bool = False) -> None:
         who = "" if len(results) == 1 else f"seed {s['seed']}: "
         print_kv("final evaluation", f"{who}{s['final_eval_mean']:.1f} ± {s['final_eval_std']:.1f} over "
                  f"{cfg.eval_episodes} episodes")
+        for sign in s.get("health_warnings") or []:
+            warn(f"{who}{sign}")
     s = results[0].summary
     rate = f"{s['steps_per_s']:.0f} steps/s" + ("" if len(results) == 1 else
                                                 f" a seed, {s['steps_per_s'] * len(results):.0f} in all")

@@ -24,6 +24,7 @@ from typing import Any
 from safetensors.torch import save as st_save
 
 from ..agent import DDPG
+from ..algo.health import health_warnings
 from ..config import DDPGConfig
 from ..errors import CheckpointError, ConfigError, NonFiniteError, NonFiniteUpdate, RunError, RunInterrupted
 from ..group import DDPGGroup, check_groupable
@@ -147,7 +148,7 @@ class Experiment:
             "best_checkpoint": str(best_checkpoint_dir(run).relative_to(run)) if best_step is not None else None,
             "checkpoint": str(ckpt.relative_to(run)), "preset": self.preset,
             "defaults": (self.origin or {}).get("defaults"), "resumed": self.resumed_from is not None,
-            "group_seeds": group, "versions": versions(),
+            "group_seeds": group, "health_warnings": health_warnings(trainer.history), "versions": versions(),
         }
         write_summary(run, summary)
         return RunResult(run, agent, summary, ckpt, list(checkpointer.saved))
