@@ -59,7 +59,7 @@ nitpick_ignore_regex = [
 ]
 
 html_theme = "furo"
-html_extra_path = ["docs/_extra"]  # build/docs/index.html: a pointer to the start page, docs/index.html
+html_extra_path = ["_extra"]  # build/docs/index.html: a pointer to the start page, docs/index.html
 html_title = f"ddpgkit {release}"
 
 

@@ -105,8 +105,9 @@ def health_values(record: torch.Tensor) -> dict[str, float | None]:
     return values
 
 
-# the warning signs health_warnings looks for in the last row that has the signals (thresholds: shares)
+#: The share of saturated pre-tanh outputs at which :func:`health_warnings` warns.
 SATURATION_WARNING = 0.99
+#: The share of exploration actions at the bounds at which :func:`health_warnings` warns.
 AT_BOUND_WARNING = 0.99
 
 
