@@ -226,3 +226,32 @@ def test_a_saturated_actor_is_named_at_the_end_of_training(tmp_path, capsys):
     assert "warning: 100.0% of the actor's pre-tanh outputs were saturated at step 300" in r.err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["health_warnings"] and "saturated" in summary["health_warnings"][0]
+
+
+def test_a_checkpoint_with_a_bad_health_record_or_noise_count_is_refused(tmp_path):
+    from ddpgkit.errors import CheckpointError
+    from ddpgkit.training.state import restore_training_state, training_state
+
+    agent = DDPG("Pendulum-v1", TINY.replace(total_steps=100, learning_starts=20), seed=0).learn()
+
+    def state():  # the training state with the buffer's rows inside it, its JSON as a manifest holds it
+        tensors, meta = training_state(agent)
+        rows, meta["buffer"] = agent.buffer.state_dict(with_data=True)
+        tensors.update({f"buffer.{k}": v for k, v in rows.items()})
+        return tensors, json.loads(json.dumps(meta))
+
+    for key, bad in [("trainer.health", torch.full((9,), math.nan)), ("trainer.health", torch.zeros(3)),
+                     ("noise.drawn", torch.tensor([-1.0, 5.0], dtype=torch.float64)),
+                     ("noise.drawn", torch.tensor([1.0, 2.5], dtype=torch.float64))]:
+        tensors, meta = state()
+        tensors[key] = bad
+        fresh = DDPG("Pendulum-v1", agent.config)
+        with pytest.raises(CheckpointError, match="training state is inconsistent") as e:
+            restore_training_state(fresh, tensors, meta, "ckpt")
+        assert "\n" not in str(e.value)
+    tensors, meta = state()
+    del tensors["trainer.health"], tensors["noise.drawn"]  # a checkpoint from before the signals
+    fresh = DDPG("Pendulum-v1", agent.config)
+    restore_training_state(fresh, tensors, meta, "ckpt")
+    assert health_values(fresh.health) == dict.fromkeys(health_values(fresh.health))
+    assert fresh.noise.pop_rms() is None
