@@ -48,17 +48,24 @@ def _critic_forward(critic: CriticNets, obs: torch.Tensor, action: torch.Tensor,
 
 
 def _critic_backward(critic: CriticNets, cache: _CriticCache, grad_q: torch.Tensor, dtype: torch.dtype | None,
-                     weight_grads: bool) -> tuple[Weights | None, torch.Tensor]:
-    """From ∂/∂Q (B, 1): the gradients of every critic layer (obs_net's first, as ``Critic.parameters()``
-    orders them; None unless ``weight_grads``) and ∂/∂a (B, act_dim)."""
+                     weight_grads: bool) -> tuple[Weights | None, torch.Tensor | None]:
+    """From ∂/∂Q (B, 1): with ``weight_grads``, the gradients of every critic layer (obs_net's first, as
+    ``Critic.parameters()`` orders them) and None; without, None and ∂/∂a (B, act_dim) — the actor step's
+    only need. Only the input features that are needed are back-propagated to."""
     obs_net, net = critic
     obs_cache, net_cache, width = cache
-    grads, grad_in = backward(net, net_cache, grad_q, weights=layer_weights(net, dtype), input_grad=True,
-                              weight_grads=weight_grads)  # grad_in: (B, width + act_dim)
-    if weight_grads and obs_net is not None:  # on through the observation's own layers
-        obs_grads, _ = backward(obs_net, obs_cache, grad_in[..., :width], weights=layer_weights(obs_net, dtype))
-        grads = obs_grads + grads
-    return grads, grad_in[..., width:]
+    if not weight_grads:  # ∂Q/∂a: the action's columns of net's input
+        _, grad_a = backward(net, net_cache, grad_q, weights=layer_weights(net, dtype),
+                             input_grad=slice(width, None), weight_grads=False)  # (B, act_dim)
+        return None, grad_a
+    if obs_net is None:  # Q = net([s, a]): no input gradient needed
+        grads, _ = backward(net, net_cache, grad_q, weights=layer_weights(net, dtype))
+        return grads, None
+    grads, grad_obs = backward(net, net_cache, grad_q, weights=layer_weights(net, dtype),
+                               input_grad=slice(0, width))  # (B, width): on through the observation's own layers
+    obs_grads, _ = backward(obs_net, obs_cache, grad_obs, weights=layer_weights(obs_net, dtype))
+    assert grads is not None and obs_grads is not None
+    return obs_grads + grads, None
 
 
 def batch_mean(x: torch.Tensor) -> torch.Tensor:

@@ -65,10 +65,16 @@ def layer_weights(mlp: MLP, dtype: torch.dtype | None = None) -> Weights:
 
 def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``W x + b`` of one layer: x (B, in), W (out, in), b (out,) -> (B, out) through ``F.linear`` (the
-    kernel ``nn.Linear`` calls), or stacked: x (N, B, in), W (N, out, in), b (N, out) -> (N, B, out)."""
+    kernel ``nn.Linear`` calls), or stacked: x (N, B, in), W (N, out, in), b (N, out) -> (N, B, out).
+
+    Stacked, the product's orientation is picked by shape (measured, benchmarks/README.md): a layer with one
+    output is computed as (N, 1, in) @ (N, in, B), whose (N, 1, B) result is the (N, B, 1) one in memory
+    (a batched matrix-vector product in the orientation the BLAS runs fast, ~3x at N = 10, B = 256)."""
     if w.ndim == 2:
         return F.linear(x, w, b)
-    return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+    if w.shape[1] == 1:
+        return torch.baddbmm(b.unsqueeze(-1), w, x.mT).view(x.shape[0], x.shape[1], 1)  # (N, B, 1)
+    return torch.baddbmm(b.unsqueeze(1), x, w.mT)
 
 
 def forward_with_cache(mlp: MLP, x: torch.Tensor, weights: Weights | None = None) -> tuple[torch.Tensor, Cache]:
@@ -101,14 +107,14 @@ def forward_with_cache(mlp: MLP, x: torch.Tensor, weights: Weights | None = None
     return y, cache
 
 
-def backward(mlp: MLP, cache: Cache, grad_y: torch.Tensor, *, input_grad: bool = False, weight_grads: bool = True,
-             weights: Weights | None = None) -> tuple[Weights | None, torch.Tensor | None]:
+def backward(mlp: MLP, cache: Cache, grad_y: torch.Tensor, *, input_grad: bool | slice = False,
+             weight_grads: bool = True, weights: Weights | None = None) -> tuple[Weights | None, torch.Tensor | None]:
     """Back-propagate dL/dy (B, out_features), stacked (N, B, out_features), through ``mlp`` by hand
     (equations in the module doc).
 
     Returns ``(grads, dx)``: ``[(dL/dW_i, dL/db_i)]`` input side first, in the parameters' dtype
     (None unless ``weight_grads``), and dL/dx (B, in_features) of the network's input (None unless
-    ``input_grad``). Nothing is modified. ``weights`` must be what the forward pass used; with
+    ``input_grad``; ``input_grad`` a slice: only those input features, (B, len)). Nothing is modified. ``weights`` must be what the forward pass used; with
     reduced-precision copies the products run in that precision.
     """
     params = layer_weights(mlp)
@@ -126,21 +132,42 @@ def backward(mlp: MLP, cache: Cache, grad_y: torch.Tensor, *, input_grad: bool =
             grad = grad.to(x.dtype)
         if weight_grads:
             w, b = params[i]
-            dw = grad.mT.matmul(x)  # (out, in): mm; stacked (N, out, in): bmm
+            dw = weight_gradient(grad, x)  # (out, in); stacked (N, out, in)
             if dw.dtype == w.dtype:
                 grads.append((dw, grad.sum(-2)))  # (out, in), (out,)
             else:
                 grads.append((dw.to(w.dtype), grad.sum(-2, dtype=b.dtype)))
-        if i == 0 and not input_grad:
-            grad = None
+        if i == 0:
+            if input_grad is False:
+                grad = None
+                break
+            w_in = weights[i][0]
+            if isinstance(input_grad, slice):
+                if w_in.ndim == 2:  # the whole product, then the columns: autograd's numbers
+                    grad = grad.matmul(w_in)[..., input_grad]
+                    break
+                # stacked: only the columns asked for, as ((W_cols)ᵀ dL/dhᵀ)ᵀ: few columns are a batched
+                # matrix-vector product, fast in this orientation (measured, benchmarks/README.md)
+                grad = w_in[..., input_grad].mT.contiguous().matmul(grad.mT).mT  # (N, B, len)
+                break
+            grad = grad.matmul(w_in)  # dL/dx: (B, in) by mm; stacked (N, B, in) by bmm
             break
         grad = grad.matmul(weights[i][0])  # dL/dx: (B, in) by mm; stacked (N, B, in) by bmm
-        if i > 0:
-            _, h_prev, a_prev = cache[i - 1]
-            if grad.dtype != h_prev.dtype:
-                grad = grad.to(h_prev.dtype)
-            grad = g_backward(grad, h_prev, a_prev)
+        _, h_prev, a_prev = cache[i - 1]
+        if grad.dtype != h_prev.dtype:
+            grad = grad.to(h_prev.dtype)
+        grad = g_backward(grad, h_prev, a_prev)
     return (grads[::-1] if weight_grads else None), grad
+
+
+def weight_gradient(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """dL/dW = dL/dhᵀ x of one layer: grad (B, out), x (B, in) -> (out, in) by ``mm``, as autograd computes it;
+    stacked, (N, B, out) and (N, B, in) -> (N, out, in) by ``bmm``, and where the layer has fewer inputs than
+    outputs (a first layer) as (xᵀ dL/dh)ᵀ, the orientation the BLAS runs ~3x faster there (measured,
+    benchmarks/README.md)."""
+    if grad.ndim == 3 and x.shape[-1] < grad.shape[-1]:
+        return x.mT.matmul(grad).mT.contiguous()  # (N, in, out) -> (N, out, in)
+    return grad.mT.matmul(x)
 
 
 def set_grads(mlps: MLP | Sequence[MLP | None], grads: Weights) -> None:
