@@ -21,6 +21,8 @@ _EXPORTS = {
     "resume_experiment": "experiments.run", "run_experiment": "experiments.run",
     "GroupExperiment": "experiments.run", "prepare_group": "experiments.run", "resume_group": "experiments.run",
     "run_group": "experiments.run", "DDPGGroup": "group",
+    "run_workers": "experiments.workers", "prepare_workers": "experiments.workers",
+    "resume_workers": "experiments.workers",
     "Episode": "rollout", "evaluate_policy": "rollout",  # the function itself: ddpgkit.rollout.rollout
     "SweepSpec": "experiments.sweep", "run_sweep": "experiments.sweep", "make_report": "report",
 }

@@ -33,14 +33,22 @@ class TrainingProgress(Callback):
 
     def on_step(self, trainer: Trainer) -> None:
         if trainer.step % self.every == 0:
-            now = time.perf_counter()
-            if self._s0 is None:
-                self._s0, self._t0 = trainer.step, now
-            rate = (trainer.step - self._s0) / (now - self._t0) if now > self._t0 else 0.0
-            self.progress.update(self.task, completed=trainer.step, rate=f"{rate:.0f} steps/s")
+            self.advance_to(trainer.step)
 
     def on_eval(self, trainer: Trainer, returns: np.ndarray) -> None:
-        self.progress.update(self.task, eval=f"eval {returns.mean():.1f} ± {returns.std():.1f}")
+        self.show_eval(float(returns.mean()), float(returns.std()))
+
+    def advance_to(self, step: int) -> None:
+        """Show ``step`` steps done, and the rate since the first step shown."""
+        now = time.perf_counter()
+        if self._s0 is None:
+            self._s0, self._t0 = step, now
+        rate = (step - self._s0) / (now - self._t0) if now > self._t0 else 0.0
+        self.progress.update(self.task, completed=step, rate=f"{rate:.0f} steps/s")
+
+    def show_eval(self, mean: float, std: float) -> None:
+        """Show the last evaluation's mean ± std."""
+        self.progress.update(self.task, eval=f"eval {mean:.1f} ± {std:.1f}")
 
     def __enter__(self) -> TrainingProgress:
         self.progress.__enter__()

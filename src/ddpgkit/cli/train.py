@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import time
 import tomllib
 from dataclasses import fields
 from pathlib import Path
@@ -21,6 +22,7 @@ from ..experiments.run import (
     resume_experiment,
     resume_group,
 )
+from ..experiments.workers import WorkerEvent, WorkerGroups, prepare_workers, resume_workers, seed_ranges
 from ..group import parse_seeds
 from ..hyperparams import Defaults, defaults_for
 from ..io.rundir import CONFIG, CURVE, METRICS, SUMMARY, config_table
@@ -91,6 +93,8 @@ def train(
                                         "--seeds, the folder of the runs ENV_ID-sSEED [default: runs]."),
     seeds: str | None = typer.Option(None, "--seeds", help="Train several seeds of this config together in this "
                                      "process, e.g. 0-9 or 0,3,7: one run directory per seed, networks stacked."),
+    workers: int = typer.Option(1, "--workers", min=1, help="With --seeds: split the seeds over this many "
+                                "processes (one per core), each training its share as one group."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run files in --out if it holds a run."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest valid "
                                 "checkpoint (the same command plus --resume; --steps, --device and --threads "
@@ -114,9 +118,16 @@ def train(
     if seeds is not None and overrides.get("seed") is not None:
         raise UserError("--seed and --seeds exclude each other")
     seed_list = parse_seeds(seeds) if seeds is not None else None
+    if workers > 1 and (seed_list is None or len(seed_list) < 2):
+        raise UserError("--workers splits the seeds of --seeds over processes; give --seeds with 2 or more seeds")
     cfg, defaults, note = resolve_config(env_id, preset, config, overrides)
     if note is not None:
         print_kv("note", note)
+    if seed_list is not None and workers > 1:
+        groups = prepare_workers(env_id, cfg, seed_list, group_run_dirs(env_id, seed_list, out_dir), workers=workers,
+                                 preset=preset, resume=resume, overwrite=overwrite, origin=origin_of(defaults))
+        _run_workers(groups, f"DDPG on {env_id} for {cfg.total_steps:,} steps", cfg.eval_episodes)
+        return
     if seed_list is not None:
         group = prepare_group(env_id, cfg, seed_list, group_run_dirs(env_id, seed_list, out_dir), preset=preset,
                               resume=resume, overwrite=overwrite, origin=origin_of(defaults))
@@ -139,12 +150,21 @@ def resume_cmd(
                                      "[default: the run's total_steps]."),
     device: str | None = typer.Option(None, help="Device to continue on [default: the run's]."),
     threads: int | None = typer.Option(None, help="torch threads [default: the run's]."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Several runs: continue them in this many processes "
+                                "(as `train --seeds ... --workers`: give the number they were started with)."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write the metrics to RUN/tensorboard."),
 ) -> None:
     """Continue a run from its latest valid checkpoint (after a crash, kill or Ctrl-C), or extend it
     with --steps. Bit-identical to an uninterrupted run when the checkpoint was taken at an episode
     end (periodic and Ctrl-C checkpoints are) on the same device and thread count."""
-    if len(run_dirs) > 1:
+    if workers > 1 and len(run_dirs) < 2:
+        raise UserError("--workers splits several run directories over processes; give 2 or more")
+    if workers > 1:
+        if tensorboard:
+            raise UserError("--tensorboard is not available with --workers")
+        groups = resume_workers(run_dirs, workers=workers, total_steps=steps, device=device, threads=threads)
+        _run_workers(groups, f"DDPG, {len(run_dirs)} runs" + (f" to {steps:,} steps" if steps else ""), None)
+    elif len(run_dirs) > 1:
         _run(resume_group(run_dirs, steps, device, threads), tensorboard)
     else:
         _run(resume_experiment(run_dirs[0], steps, device, threads), tensorboard)
@@ -186,3 +206,40 @@ def _run(exp: Experiment | GroupExperiment, tensorboard: bool = False) -> None:
     else:
         print_kv("wrote", f"{len(results)} run directories, each with {CONFIG}, {METRICS}, {SUMMARY}, {CURVE}, "
                  "checkpoints/")
+
+
+def _run_workers(groups: WorkerGroups, what: str, eval_episodes: int | None) -> None:
+    """``_run`` for seeds split over worker processes: what runs where, a progress bar of the slowest
+    worker, every seed's result."""
+    shares = " | ".join(seed_ranges(s) for s in groups.shares)
+    print_kv("training", f"{what}, {sum(map(len, groups.shares))} seeds in {len(groups.shares)} processes: {shares}")
+    print_kv("run directories", ", ".join(str(d) for d in groups.run_dirs))
+    total = groups.config.total_steps if groups.config is not None else groups.options["total_steps"]
+    steps = dict.fromkeys(range(len(groups.shares)), 0)
+    first: dict[int, int] = {}  # the step each share starts at (resumed: its checkpoint's)
+    start = time.perf_counter()
+    with TrainingProgress(total) as progress:
+        def on_event(event: WorkerEvent) -> None:
+            k = groups.shares.index(event.seeds)
+            if event.kind == "start":
+                first[k] = event.step
+                if event.resumed_from is not None:
+                    print_kv("resuming", f"seeds {seed_ranges(event.seeds)} from step {event.step:,}")
+            if event.kind in ("start", "step"):
+                steps[k] = event.step
+                progress.advance_to(min(steps.values()))
+            elif event.kind == "eval":
+                progress.show_eval(event.mean, event.std)
+        results = groups.run(on_event, handle_signals=True)
+    wall = time.perf_counter() - start
+    for r in results:
+        s = r.summary
+        episodes = eval_episodes if eval_episodes is not None else s.get("eval_episodes")
+        print_kv("final evaluation", f"seed {s['seed']}: {s['final_eval_mean']:.1f} ± {s['final_eval_std']:.1f} over "
+                 f"{episodes} episodes")
+        for sign in s.get("health_warnings") or []:
+            warn(f"seed {s['seed']}: {sign}")
+    trained = sum(r.summary["steps"] for r in results) - sum(first[k] * len(s) for k, s in enumerate(groups.shares))
+    print_kv("time", f"{wall:.1f} s ({trained / wall:.0f} steps/s in all, {len(groups.shares)} processes)")
+    print_kv("wrote", f"{len(results)} run directories, each with {CONFIG}, {METRICS}, {SUMMARY}, {CURVE}, "
+             "checkpoints/")

@@ -114,8 +114,9 @@ def backward(mlp: MLP, cache: Cache, grad_y: torch.Tensor, *, input_grad: bool |
 
     Returns ``(grads, dx)``: ``[(dL/dW_i, dL/db_i)]`` input side first, in the parameters' dtype
     (None unless ``weight_grads``), and dL/dx (B, in_features) of the network's input (None unless
-    ``input_grad``; ``input_grad`` a slice: only those input features, (B, len)). Nothing is modified. ``weights`` must be what the forward pass used; with
-    reduced-precision copies the products run in that precision.
+    ``input_grad``; ``input_grad`` a slice: only those input features, (B, len)). Nothing is modified.
+    ``weights`` must be what the forward pass used; with reduced-precision copies the products run in
+    that precision.
     """
     params = layer_weights(mlp)
     weights = weights if weights is not None else params
