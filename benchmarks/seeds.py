@@ -11,8 +11,9 @@ another achieve together. Median [min, max] over ``--reps`` repetitions (sizes a
 
 Whole runs (``--runs``): the issue's targets with the preset exactly as a user runs it (20k steps,
 evaluations every 2000 steps): `ddpgkit train Pendulum-v1 --preset pendulum --seeds 0-9` on one core
-against the same ten seeds one after another on that core, and, with both cores, two groups of five
-(one process per core) against Stable-Baselines3 training one seed of the same preset (SB3 DDPG with
+against the same ten seeds one after another on that core, and, with both cores, the same command with
+`--workers 2` (two groups of five, one process each) against Stable-Baselines3 training one seed of the
+same preset (SB3 DDPG with
 the preset's networks, learning rates, batch, τ, γ, warm-up, Gaussian noise and buffer); wall seconds
 of each, and the final evaluation returns.
 
@@ -124,9 +125,10 @@ def scaling(a: argparse.Namespace) -> None:
     print(table(header, rows))
 
 
-def _train(core: int, seeds: str, out: Path) -> subprocess.Popen:
-    cmd = ["taskset", "-c", str(core), sys.executable, "-m", "ddpgkit.cli", "train", "Pendulum-v1", "--preset",
-           "pendulum", "--seeds", seeds, "--out", str(out)]
+def _train(core: int | None, seeds: str, out: Path, *extra: str) -> subprocess.Popen:
+    pin = ["taskset", "-c", str(core)] if core is not None else []
+    cmd = [*pin, sys.executable, "-m", "ddpgkit.cli", "train", "Pendulum-v1", "--preset", "pendulum", "--seeds", seeds,
+           "--out", str(out), *extra]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env())
 
 
@@ -155,9 +157,8 @@ def runs(a: argparse.Namespace) -> None:
         for s in range(n):
             _wait([_train(a.core, str(s), root / "sequential")])
         seq_s = time.perf_counter() - t
-        half = n // 2
         t = time.perf_counter()
-        _wait([_train(0, f"0-{half - 1}", root / "two"), _train(1, f"{half}-{n - 1}", root / "two")])
+        _wait([_train(None, f"0-{n - 1}", root / "two", "--workers", "2")])  # both cores: one process each
         two_s = time.perf_counter() - t
         p = subprocess.run(["taskset", "-c", str(a.core), sys.executable, "-c", SB3_CHILD, "0"], capture_output=True,
                            text=True, env=_env(), timeout=3600)
@@ -166,7 +167,7 @@ def runs(a: argparse.Namespace) -> None:
         sb3 = json.loads(p.stdout.strip().splitlines()[-1])
         for name, where, wall, cores in (("ddpgkit, one after another", "sequential", seq_s, 1),
                                          ("ddpgkit --seeds, one group", "group", group_s, 1),
-                                         ("ddpgkit --seeds, two groups", "two", two_s, 2)):
+                                         ("ddpgkit --seeds --workers 2", "two", two_s, 2)):
             finals = _finals(root / where)
             finals_by[name] = finals
             rows.append([name, str(len(finals)), str(cores), f"{wall:.0f}", f"{len(finals) * 20_000 / wall:.0f}",
@@ -178,7 +179,7 @@ def runs(a: argparse.Namespace) -> None:
     print(table(["what", "seeds", "cores", "wall s", "env steps/s (all seeds)", "median final return",
                  "final > -200"], rows))
     print(f"\ngroup of {n} on one core: {seq_s / group_s:.1f}x the aggregate rate of the seeds one after another; "
-          f"two groups on two cores: {two_s:.0f} s against SB3's {sb3['wall_s']:.0f} s for one seed")
+          f"--workers 2 on two cores: {two_s:.0f} s against SB3's {sb3['wall_s']:.0f} s for one seed")
     print("\nfinal returns by seed, and IQM with its 95% stratified-bootstrap interval (ddpgkit.stats):")
     for name, finals in finals_by.items():
         print(f"  {name}: {' '.join(f'{f:.1f}' for f in finals)}; IQM {stratified_bootstrap_ci(finals, iqm)}")
