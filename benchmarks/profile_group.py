@@ -1,0 +1,134 @@
+"""Where the time of a group's update goes (ddpgkit.group.DDPGGroup, issue 12).
+
+Two tables, one thread, the `pendulum` preset's update with the networks of --hidden:
+
+1. the update's wall time (median of --reps × 30 updates on a fixed batch) for N stacked agents and batch
+   size B, and its cost per agent-row, (time - time at the smallest N·B) / (N·B - smallest N·B): if
+   that slope stays flat while N·B grows past what fits the core's L2 cache, the update is paced by
+   work per element, not by a cache cliff;
+2. the update's operations at one N (recorded with a TorchDispatchMode during one update), each re-run
+   alone on the same tensors (warm caches, no Python in between): which kernels the time is made of,
+   and how far the sum of the parts is from the whole (the difference: operands out of cache when
+   they run in sequence, and the Python and dispatch between the ~200 calls).
+
+    .venv/bin/python benchmarks/profile_group.py [--hidden 64,64] [--ns 1 5 10] [--batches 32 64 128 256]
+        [--n 10] [--reps 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode  # torch's documented __torch_dispatch__ base (private path)
+
+from ddpgkit import DDPGConfig
+from ddpgkit.group import DDPGGroup
+
+from common import machine, table
+
+
+def make_group(n: int, hidden: tuple[int, ...]) -> DDPGGroup:
+    cfg = DDPGConfig.preset("pendulum").replace(threads=1, hidden=hidden, health_interval=0)
+    group = DDPGGroup.create("Pendulum-v1", cfg, seeds=range(n))
+    rng = np.random.default_rng(0)
+    for m in group.members:
+        for _ in range(1000):
+            m.buffer.add(rng.standard_normal(3).astype(np.float32), rng.uniform(-2, 2, 1).astype(np.float32),
+                         float(-rng.uniform(0, 16)), rng.standard_normal(3).astype(np.float32), False, False)
+    return group
+
+
+def update_us(group: DDPGGroup, batch_size: int, reps: int, calls: int = 30) -> float:
+    batch = group.sample(batch_size)
+    for _ in range(5):
+        group.update(batch)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        for _ in range(calls):
+            group.update(batch)
+        times.append((time.perf_counter() - t) / calls * 1e6)
+    return statistics.median(times)
+
+
+class _Record(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
+        kwargs = kwargs or {}
+        self.calls.append((func, args, kwargs))
+        return func(*args, **kwargs)
+
+
+def op_table(group: DDPGGroup, batch_size: int, reps: int) -> tuple[list[list[str]], float, float]:
+    batch = group.sample(batch_size)
+    for _ in range(10):
+        group.update(batch)
+    whole = update_us(group, batch_size, reps)
+    rec = _Record()
+    with rec:
+        group.update(batch)
+    totals: collections.Counter = collections.Counter()
+    counts: collections.Counter = collections.Counter()
+    for func, args, kwargs in rec.calls:
+        for _ in range(3):
+            func(*args, **kwargs)
+        t = time.perf_counter()
+        for _ in range(20):
+            func(*args, **kwargs)
+        dt = (time.perf_counter() - t) / 20 * 1e6
+        shapes = " ".join("x".join(map(str, a.shape)) for a in args if isinstance(a, torch.Tensor) and a.ndim > 1)
+        key = (str(func).removeprefix("aten."), shapes)
+        totals[key] += dt
+        counts[key] += 1
+    parts = sum(totals.values())
+    rows = [[name, shapes, str(counts[(name, shapes)]), f"{us:.0f}", f"{100 * us / parts:.0f}%"]
+            for (name, shapes), us in totals.most_common(15)]
+    return rows, parts, whole
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hidden", default="64,64")
+    p.add_argument("--ns", nargs="+", type=int, default=[1, 5, 10])
+    p.add_argument("--batches", nargs="+", type=int, default=[32, 64, 128, 256])
+    p.add_argument("--n", type=int, default=10, help="N of the operation table")
+    p.add_argument("--reps", type=int, default=5)
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    hidden = tuple(int(x) for x in a.hidden.split(","))
+    print(f"machine: {machine()}")
+    print(f"networks {a.hidden.replace(',', '-')}, one thread, the `pendulum` preset's update on a fixed batch; "
+          f"median of {a.reps} x 30 updates\n")
+    groups = {n: make_group(n, hidden) for n in sorted(set(a.ns) | {a.n})}
+    cells: dict[tuple[int, int], list[float]] = collections.defaultdict(list)
+    for _ in range(a.reps):  # sizes alternate, so a slow phase of the machine spreads over all of them
+        for n in a.ns:
+            for b in a.batches:
+                cells[(n, b)].append(update_us(groups[n], b, 1))
+    base_n, base_b = min(a.ns), min(a.batches)
+    base = statistics.median(cells[(base_n, base_b)])
+    rows = []
+    for n in a.ns:
+        for b in a.batches:
+            us = statistics.median(cells[(n, b)])
+            rows.append([str(n), str(b), str(n * b), f"{us:.0f}",
+                         f"{(us - base) / (n * b - base_n * base_b):.2f}" if n * b > base_n * base_b else "-"])
+    print(table(["N", "B", "N·B", "update µs", "µs per added agent-row"], rows))
+    ops, parts, whole = op_table(groups[a.n], max(a.batches), a.reps)
+    print(f"\nN = {a.n}, B = {max(a.batches)}: the update's operations, each re-run alone on its own tensors "
+          "(the 15 largest)\n")
+    print(table(["operation", "operand shapes", "calls", "µs alone", "share of the parts"], ops))
+    print(f"\nsum of the parts alone: {parts:.0f} µs; the whole update: {whole:.0f} µs "
+          f"({whole / parts:.2f}x the parts)")
+
+
+if __name__ == "__main__":
+    main()
