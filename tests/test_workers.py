@@ -54,8 +54,10 @@ def test_split_seeds_refuses_no_workers_and_seed_ranges_reads_back():
 
 def test_each_worker_trains_its_share_as_that_group_in_one_process_would(tmp_path):
     """Seeds 0-3 over 2 workers: seeds 0-1 and 2-3 are bit for bit the in-process groups [0, 1] and [2, 3]."""
-    results = run_workers("Pendulum-v1", TINY, range(4), [tmp_path / f"w{s}" for s in range(4)], workers=2)
+    results = run_workers("Pendulum-v1", TINY, range(4), [tmp_path / f"w{s}" for s in range(4)], workers=2,
+                          tensorboard=True)
     assert [r.summary["seed"] for r in results] == [0, 1, 2, 3]
+    assert all(any((r.run_dir / "tensorboard").iterdir()) for r in results)
     for share in ([0, 1], [2, 3]):
         alone = run_group("Pendulum-v1", TINY, share, [tmp_path / f"g{s}" for s in share])
         for s, g in zip(share, alone):

@@ -125,7 +125,8 @@ def train(
         print_kv("note", note)
     if seed_list is not None and workers > 1:
         groups = prepare_workers(env_id, cfg, seed_list, group_run_dirs(env_id, seed_list, out_dir), workers=workers,
-                                 preset=preset, resume=resume, overwrite=overwrite, origin=origin_of(defaults))
+                                 preset=preset, resume=resume, overwrite=overwrite, origin=origin_of(defaults),
+                                 tensorboard=tensorboard)
         _run_workers(groups, f"DDPG on {env_id} for {cfg.total_steps:,} steps", cfg.eval_episodes)
         return
     if seed_list is not None:
@@ -160,9 +161,8 @@ def resume_cmd(
     if workers > 1 and len(run_dirs) < 2:
         raise UserError("--workers splits several run directories over processes; give 2 or more")
     if workers > 1:
-        if tensorboard:
-            raise UserError("--tensorboard is not available with --workers")
-        groups = resume_workers(run_dirs, workers=workers, total_steps=steps, device=device, threads=threads)
+        groups = resume_workers(run_dirs, workers=workers, total_steps=steps, device=device, threads=threads,
+                                tensorboard=tensorboard)
         _run_workers(groups, f"DDPG, {len(run_dirs)} runs" + (f" to {steps:,} steps" if steps else ""), None)
     elif len(run_dirs) > 1:
         _run(resume_group(run_dirs, steps, device, threads), tensorboard)

@@ -101,7 +101,7 @@ def _worker(channel: Any, index: int, mode: str, env: str | None, config: dict[s
         first = exp.experiments[0] if isinstance(exp, GroupExperiment) else exp
         channel.put(("start", index, first.agent.num_timesteps,
                      None if first.resumed_from is None else str(first.resumed_from), list(first.skipped)))
-        out = exp.run(_Reporter(channel, index, parent), handle_signals=True)
+        out = exp.run(_Reporter(channel, index, parent), handle_signals=True, tensorboard=options["tensorboard"])
         results = out if isinstance(out, list) else [out]
         channel.put(("done", index, [(str(r.run_dir), str(r.checkpoint), [(s, str(p)) for s, p in r.saved])
                                      for r in results]))
@@ -230,10 +230,11 @@ class WorkerGroups:
 
 def prepare_workers(env: str, config: DDPGConfig, seeds: Sequence[int], run_dirs: Sequence[str | Path] | None = None,
                     *, workers: int, preset: str | None = None, resume: bool = False, overwrite: bool = False,
-                    origin: dict[str, str] | None = None) -> WorkerGroups:
+                    origin: dict[str, str] | None = None, tensorboard: bool = False) -> WorkerGroups:
     """The seeds of ``config`` split over ``workers`` processes (module doc), checked here before any
     process starts: the configs group, the env can be made for them, every seed has its own run directory,
-    and none holds a run unless ``overwrite`` or ``resume``. The arguments are :func:`prepare_group`'s."""
+    and none holds a run unless ``overwrite`` or ``resume``. The arguments are :func:`prepare_group`'s;
+    ``tensorboard``: every run also writes ``<run>/tensorboard``."""
     seeds = list(seeds)
     configs = [config.replace(seed=s) for s in seeds]
     check_groupable(configs)
@@ -251,11 +252,12 @@ def prepare_workers(env: str, config: DDPGConfig, seeds: Sequence[int], run_dirs
     shares = split_seeds(seeds, workers)
     index = {s: d for s, d in zip(seeds, dirs)}
     return WorkerGroups("train", env, config, shares, [[index[s] for s in share] for share in shares],
-                        {"preset": preset, "resume": resume, "overwrite": overwrite, "origin": origin})
+                        {"preset": preset, "resume": resume, "overwrite": overwrite, "origin": origin,
+                         "tensorboard": tensorboard})
 
 
 def resume_workers(run_dirs: Sequence[str | Path], *, workers: int, total_steps: int | None = None,
-                   device: str | None = None, threads: int | None = None) -> WorkerGroups:
+                   device: str | None = None, threads: int | None = None, tensorboard: bool = False) -> WorkerGroups:
     """``ddpgkit resume RUN ... --workers K``: the run directories (in the order given) split into the same
     contiguous shares as when they were started with ``workers`` processes, each resumed as its own group
     (:func:`~ddpgkit.experiments.run.resume_group`)."""
@@ -269,16 +271,17 @@ def resume_workers(run_dirs: Sequence[str | Path], *, workers: int, total_steps:
     return WorkerGroups("resume", None, None,
                         [[configs[i].seed for i in share] for share in positions],
                         [[dirs[i] for i in share] for share in positions],
-                        {"total_steps": total_steps, "device": device, "threads": threads})
+                        {"total_steps": total_steps, "device": device, "threads": threads,
+                         "tensorboard": tensorboard})
 
 
 def run_workers(env: str, config: DDPGConfig, seeds: Sequence[int] = range(10),
                 run_dirs: Sequence[str | Path] | None = None, *, workers: int = 2, preset: str | None = None,
                 resume: bool = False, overwrite: bool = False, origin: dict[str, str] | None = None,
-                on_event: Callable[[WorkerEvent], None] | None = None, handle_signals: bool = False
-                ) -> list[RunResult]:
+                tensorboard: bool = False, on_event: Callable[[WorkerEvent], None] | None = None,
+                handle_signals: bool = False) -> list[RunResult]:
     """:func:`prepare_workers` then :meth:`WorkerGroups.run`: the same run directories as
     :func:`~ddpgkit.experiments.run.run_group`, the seeds trained in ``workers`` processes."""
     groups = prepare_workers(env, config, seeds, run_dirs, workers=workers, preset=preset, resume=resume,
-                             overwrite=overwrite, origin=origin)
+                             overwrite=overwrite, origin=origin, tensorboard=tensorboard)
     return groups.run(on_event, handle_signals)
