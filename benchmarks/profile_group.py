@@ -13,6 +13,13 @@ Two tables, one thread, the `pendulum` preset's update with the networks of --hi
 
     .venv/bin/python benchmarks/profile_group.py [--hidden 64,64] [--ns 1 5 10] [--batches 32 64 128 256]
         [--n 10] [--reps 5]
+
+With ``--loop``, instead: where a group's env step goes in training (the `pendulum` preset, --steps steps
+with its evaluations every 2000 steps, one group of N seeds per N): the update, the evaluations, the batched
+exploration action (forward pass and every member's noise), and the rest (the N env steps, buffer writes,
+bookkeeping), each timed by wrapping the group's methods.
+
+    .venv/bin/python benchmarks/profile_group.py --loop [--ns 1 5 10] [--steps 4000]
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from torch.utils._python_dispatch import TorchDispatchMode  # torch's documented
 
 from ddpgkit import DDPGConfig
 from ddpgkit.group import DDPGGroup
+from ddpgkit.runtime import configure_torch
+from ddpgkit.training import loop
 
 from common import machine, table
 
@@ -94,6 +103,35 @@ def op_table(group: DDPGGroup, batch_size: int, reps: int) -> tuple[list[list[st
     return rows, parts, whole
 
 
+def loop_split(n: int, hidden: tuple[int, ...], steps: int) -> list[str]:
+    """One group of n seeds trained ``steps`` steps, its wall time split by part (module doc)."""
+    cfg = DDPGConfig.preset("pendulum").replace(total_steps=steps, threads=1, hidden=hidden)
+    group = DDPGGroup.create("Pendulum-v1", cfg, seeds=range(n))
+    spent = {"update": 0.0, "evaluations": 0.0, "explore": 0.0}
+
+    def timed(part, fn):
+        def call(*args, **kwargs):
+            t = time.perf_counter()
+            out = fn(*args, **kwargs)
+            spent[part] += time.perf_counter() - t
+            return out
+        return call
+
+    group._update_step = timed("update", group._update_step)
+    group.explore = timed("explore", group.explore)
+    evaluate = loop.Trainer._evaluate
+    loop.Trainer._evaluate = timed("evaluations", evaluate)
+    try:
+        t = time.perf_counter()
+        group.learn_until(steps)
+        wall = time.perf_counter() - t
+    finally:
+        loop.Trainer._evaluate = evaluate
+    rest = wall - sum(spent.values())
+    per_step = [f"{1e6 * v / steps:.0f} ({100 * v / wall:.0f}%)" for v in (*spent.values(), rest)]
+    return [str(n), f"{1e6 * wall / steps:.0f}", *per_step, f"{1e6 * wall / steps / n:.0f}"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hidden", default="64,64")
@@ -101,10 +139,20 @@ def main() -> None:
     p.add_argument("--batches", nargs="+", type=int, default=[32, 64, 128, 256])
     p.add_argument("--n", type=int, default=10, help="N of the operation table")
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--loop", action="store_true", help="split a training step instead (module doc)")
+    p.add_argument("--steps", type=int, default=4000, help="--loop: steps of each group's run")
     a = p.parse_args()
-    torch.set_num_threads(1)
+    configure_torch(1)  # as training runs: one thread, denormals flushed
     hidden = tuple(int(x) for x in a.hidden.split(","))
     print(f"machine: {machine()}")
+    if a.loop:
+        print(f"Pendulum-v1, `pendulum` preset with networks {a.hidden.replace(',', '-')}, {a.steps} steps (500 "
+              "random), evaluations every 2000 steps; one thread; µs per env step of the group (share of the "
+              "wall time)\n")
+        rows = [loop_split(n, hidden, a.steps) for n in a.ns]
+        print(table(["N", "one group step", "update", "evaluations", "explore", "rest: env steps, buffers, "
+                     "bookkeeping", "per seed-step"], rows))
+        return
     print(f"networks {a.hidden.replace(',', '-')}, one thread, the `pendulum` preset's update on a fixed batch; "
           f"median of {a.reps} x 30 updates\n")
     groups = {n: make_group(n, hidden) for n in sorted(set(a.ns) | {a.n})}
