@@ -99,13 +99,18 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
-def test_ctrl_c_saves_every_worker_and_resume_continues_to_the_uninterrupted_numbers(tmp_path, uninterrupted):
-    out = tmp_path / "stopped"
+def _start(out: Path, checkpoint_step: int) -> tuple[subprocess.Popen, list[Path]]:
+    """`ddpgkit train CLI --out out` started, returned once every run holds a checkpoint of that step."""
     exe = Path(sys.executable).with_name("ddpgkit")
     proc = subprocess.Popen([str(exe), "train", *CLI, "--out", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     runs = [out / r for r in RUNS]
-    _wait_for_checkpoints(proc, runs, 400)
+    _wait_for_checkpoints(proc, runs, checkpoint_step)
+    return proc, runs
+
+
+def test_ctrl_c_saves_every_worker_and_resume_continues_to_the_uninterrupted_numbers(tmp_path, uninterrupted):
+    proc, runs = _start(tmp_path / "stopped", 400)
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the parent (the workers sit in their own group)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -132,11 +137,7 @@ def _children(pid: int) -> list[int]:
 
 def test_workers_of_a_killed_parent_checkpoint_and_stop_and_the_runs_resume_exactly(tmp_path, uninterrupted):
     out = tmp_path / "orphaned"
-    exe = Path(sys.executable).with_name("ddpgkit")
-    proc = subprocess.Popen([str(exe), "train", *CLI, "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    runs = [out / r for r in RUNS]
-    _wait_for_checkpoints(proc, runs, 200)
+    proc, runs = _start(out, 200)
     workers = [k for k in _children(proc.pid)
                if "multiprocessing" in Path(f"/proc/{k}/cmdline").read_text(errors="replace")
                and "resource_tracker" not in Path(f"/proc/{k}/cmdline").read_text(errors="replace")]

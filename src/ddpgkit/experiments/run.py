@@ -360,6 +360,17 @@ def group_run_dirs(env: str, seeds: Sequence[int], parent: str | Path | None = N
     return [Path(parent) / default_run_dir(env, s).name for s in seeds]
 
 
+def seed_run_dirs(env: str, seeds: Sequence[int], run_dirs: Sequence[str | Path] | None = None) -> list[Path]:
+    """One run directory per seed: ``run_dirs`` as paths, or :func:`group_run_dirs`'s; ConfigError unless there
+    are as many as seeds, all different."""
+    dirs = [Path(d) for d in run_dirs] if run_dirs is not None else group_run_dirs(env, seeds)
+    if len(dirs) != len(seeds):
+        raise ConfigError(f"{len(dirs)} run directories for {len(seeds)} seeds")
+    if len(set(dirs)) != len(dirs):
+        raise ConfigError("every seed of a group needs its own run directory")
+    return dirs
+
+
 def prepare_group(env: str, config: DDPGConfig | None = None, seeds: Sequence[int] = range(10),
                   run_dirs: Sequence[str | Path] | None = None, *, preset: str | None = None, resume: bool = False,
                   overwrite: bool = False, origin: dict[str, str] | None = None) -> GroupExperiment | Experiment:
@@ -375,11 +386,7 @@ def prepare_group(env: str, config: DDPGConfig | None = None, seeds: Sequence[in
     configs = [config.replace(seed=s) for s in seeds]
     if len(configs) > 1:
         check_groupable(configs)
-    dirs = [Path(d) for d in run_dirs] if run_dirs is not None else group_run_dirs(env, seeds)
-    if len(dirs) != len(seeds):
-        raise ConfigError(f"{len(dirs)} run directories for {len(seeds)} seeds")
-    if len(set(dirs)) != len(dirs):
-        raise ConfigError("every seed of a group needs its own run directory")
+    dirs = seed_run_dirs(env, seeds, run_dirs)
     if len(seeds) == 1:
         return prepare_experiment(env, configs[0], dirs[0], preset=preset, resume=resume, overwrite=overwrite,
                                   origin=origin)

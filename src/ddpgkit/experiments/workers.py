@@ -35,7 +35,7 @@ from ..errors import ConfigError, DDPGKitError, RunError, RunInterrupted, one_li
 from ..group import check_groupable
 from ..io.rundir import read_summary, refuse_existing_run
 from ..training.loop import Callback, Trainer
-from .run import GroupExperiment, RunResult, group_run_dirs, prepare_group, resume_group
+from .run import GroupExperiment, RunResult, prepare_group, resume_group, seed_run_dirs
 
 REPORT_EVERY = 500  # a worker reports its step to the parent every this many steps
 
@@ -238,11 +238,7 @@ def prepare_workers(env: str, config: DDPGConfig, seeds: Sequence[int], run_dirs
     seeds = list(seeds)
     configs = [config.replace(seed=s) for s in seeds]
     check_groupable(configs)
-    dirs = [Path(d) for d in run_dirs] if run_dirs is not None else group_run_dirs(env, seeds)
-    if len(dirs) != len(seeds):
-        raise ConfigError(f"{len(dirs)} run directories for {len(seeds)} seeds")
-    if len(set(dirs)) != len(dirs):
-        raise ConfigError("every seed of a group needs its own run directory")
+    dirs = seed_run_dirs(env, seeds, run_dirs)
     if resume and overwrite:
         raise ConfigError("resume and overwrite exclude each other")
     if not (overwrite or resume):
