@@ -150,8 +150,9 @@ class WorkerGroups:
 
     def run(self, on_event: Callable[[WorkerEvent], None] | None = None,
             handle_signals: bool = False) -> list[RunResult]:
-        """Start one process per share, wait for all, and return one :class:`RunResult` per seed in seed
-        order (each agent loaded from its run's final checkpoint). ``on_event`` sees the workers' reports.
+        """Start one process per share, wait for all, and return one
+        :class:`~ddpgkit.experiments.run.RunResult` per seed in seed order (each agent loaded from its run's
+        final checkpoint). ``on_event`` sees the workers' reports.
         ``handle_signals`` (main thread only): pass SIGINT/SIGTERM on to the workers (module doc); when
         they stop on one, :class:`~ddpgkit.errors.RunInterrupted` is raised with the command that continues.
         A worker that fails is reported as :class:`~ddpgkit.errors.RunError` naming its seeds, after the
@@ -233,8 +234,9 @@ def prepare_workers(env: str, config: DDPGConfig, seeds: Sequence[int], run_dirs
                     origin: dict[str, str] | None = None, tensorboard: bool = False) -> WorkerGroups:
     """The seeds of ``config`` split over ``workers`` processes (module doc), checked here before any
     process starts: the configs group, the env can be made for them, every seed has its own run directory,
-    and none holds a run unless ``overwrite`` or ``resume``. The arguments are :func:`prepare_group`'s;
-    ``tensorboard``: every run also writes ``<run>/tensorboard``."""
+    and none holds a run unless ``overwrite`` or ``resume``. The arguments are those of
+    :func:`~ddpgkit.experiments.run.prepare_group`; ``tensorboard``: every run also writes
+    ``<run>/tensorboard``."""
     seeds = list(seeds)
     configs = [config.replace(seed=s) for s in seeds]
     check_groupable(configs)
