@@ -158,6 +158,30 @@ def test_workers_of_a_killed_parent_checkpoint_and_stop_and_the_runs_resume_exac
     _same_as(runs, uninterrupted)
 
 
+def _worker_pids(parent: int) -> list[int]:
+    """The spawned workers among ``parent``'s children (not multiprocessing's resource tracker)."""
+    def cmdline(k: int) -> str:
+        return Path(f"/proc/{k}/cmdline").read_text(errors="replace")
+    return [k for k in _children(parent) if "multiprocessing" in cmdline(k) and "resource_tracker" not in cmdline(k)]
+
+
+def test_a_killed_worker_is_one_line_the_other_share_finishes_and_resume_completes_exactly(tmp_path, uninterrupted):
+    out = tmp_path / "one-killed"
+    proc, runs = _start(out, 400)
+    workers = sorted(_worker_pids(proc.pid))
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)  # the first started: seeds 0-1
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 1
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "seeds 0-1" in lines[0] and "status -9" in lines[0], err
+    assert all((run / "summary.json").exists() for run in runs[2:])  # seeds 2-3 finished their runs
+    r = run_subprocess("train", *CLI, "--out", out, "--resume")
+    assert r.code == 0, r.err
+    assert "resuming: seeds 0-1" in r.out
+    _same_as(runs, uninterrupted)
+
+
 def test_a_failing_worker_is_one_line_naming_its_seeds(tmp_path, capsys):
     r = run_cli(capsys, "train", "ddpgkit/NonFinite-v0", "--seeds", "0-1", "--workers", "2", "--steps", "300",
                 "--learning-starts", "50", "--hidden", "8,8", "--batch-size", "16", "--out", tmp_path)

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import queue
 import signal
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from ..agent import DDPG
 from ..config import DDPGConfig
 from ..errors import ConfigError, DDPGKitError, RunError, RunInterrupted, one_line
 from ..group import check_groupable
-from ..io.rundir import read_summary, refuse_existing_run
+from ..io.rundir import CONFIG, read_summary, refuse_existing_run
 from ..training.loop import Callback, Trainer
 from .run import GroupExperiment, RunResult, prepare_group, resume_group, seed_run_dirs
 
@@ -69,29 +68,65 @@ def seed_ranges(seeds: Sequence[int]) -> str:
     return ",".join(parts)
 
 
-class _Reporter(Callback):
-    """In a worker: its step to the parent every REPORT_EVERY steps; a SIGTERM to itself if the parent is gone."""
+def _send(channel: Connection, message: tuple) -> bool:
+    """Send ``message`` to the parent; False (and a SIGTERM to this worker: checkpoint at the episode's end,
+    stop) when the parent is gone."""
+    try:
+        channel.send(message)
+        return True
+    except (BrokenPipeError, ConnectionResetError):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return False
 
-    def __init__(self, channel: Any, index: int, parent: int) -> None:
+
+class _Reporter(Callback):
+    """In a worker: its step to the parent every REPORT_EVERY steps, and its evaluations; a SIGTERM to
+    itself if the parent is gone (the pipe is broken, or the worker was handed to another parent)."""
+
+    def __init__(self, channel: Connection, index: int, parent: int) -> None:
         self.channel, self.index, self.parent = channel, index, parent
 
     def on_step(self, trainer: Trainer) -> None:
         if trainer.step % REPORT_EVERY == 0:
-            if os.getppid() != self.parent:  # orphaned: stop as on a signal (checkpoint at the episode's end)
+            if os.getppid() != self.parent:  # orphaned: stop as on a signal
                 os.kill(os.getpid(), signal.SIGTERM)
-                return
-            self.channel.put(("step", self.index, trainer.step))
+            else:
+                _send(self.channel, ("step", self.index, trainer.step))
 
     def on_eval(self, trainer: Trainer, returns: Any) -> None:
-        self.channel.put(("eval", self.index, float(returns.mean()), float(returns.std())))
+        _send(self.channel, ("eval", self.index, float(returns.mean()), float(returns.std())))
 
 
-def _worker(channel: Any, index: int, mode: str, env: str | None, config: dict[str, Any] | None, seeds: list[int],
-            dirs: list[str], options: dict[str, Any], parent: int) -> None:
+def _finished(dirs: list[str], total_steps: int | None) -> list[tuple[str, str, list]] | None:
+    """The ``done`` report of a share whose runs all finished at ``total_steps`` or later (None when one has
+    not; ``total_steps`` None: each run's own)."""
+    done = []
+    for d in dirs:
+        try:
+            summary = read_summary(d)
+            target = total_steps if total_steps is not None else DDPGConfig.load(Path(d) / CONFIG).total_steps
+        except DDPGKitError:
+            return None
+        if not summary.get("steps", 0) >= target:
+            return None
+        done.append((d, str(Path(d) / summary["checkpoint"]), []))
+    return done
+
+
+def _worker(channel: Connection, index: int, mode: str, env: str | None, config: dict[str, Any] | None,
+            seeds: list[int], dirs: list[str], options: dict[str, Any], parent: int) -> None:
     """One worker process: prepare (``mode`` "train") or resume (``mode`` "resume") its share, train it,
-    and report ``start``, ``step``/``eval`` messages, then ``done`` or ``error`` on ``channel``."""
+    and report ``start``, ``step``/``eval`` messages, then ``done``, ``interrupted`` or ``error`` on its
+    own pipe to the parent (one writer per pipe: a worker killed mid-message breaks only its own)."""
     os.setpgrp()  # the terminal's Ctrl-C reaches the parent, which passes it on once
     try:
+        total = config["total_steps"] if config is not None else options["total_steps"]
+        finished = _finished(dirs, total) if mode == "resume" or options["resume"] else None
+        if finished is not None:  # resumed after another share had failed: this one had finished
+            _send(channel, ("start", index, total, None))
+            channel.send(("done", index, finished))
+            channel.close()
+            return
         if mode == "train":
             assert config is not None and env is not None
             exp = prepare_group(env, DDPGConfig.from_dict(config), seeds, dirs, preset=options["preset"],
@@ -99,18 +134,23 @@ def _worker(channel: Any, index: int, mode: str, env: str | None, config: dict[s
         else:
             exp = resume_group(dirs, options["total_steps"], options["device"], options["threads"])
         first = exp.experiments[0] if isinstance(exp, GroupExperiment) else exp
-        channel.put(("start", index, first.agent.num_timesteps,
-                     None if first.resumed_from is None else str(first.resumed_from), list(first.skipped)))
+        _send(channel, ("start", index, first.agent.num_timesteps,
+                        None if first.resumed_from is None else str(first.resumed_from)))
         out = exp.run(_Reporter(channel, index, parent), handle_signals=True, tensorboard=options["tensorboard"])
         results = out if isinstance(out, list) else [out]
-        channel.put(("done", index, [(str(r.run_dir), str(r.checkpoint), [(s, str(p)) for s, p in r.saved])
-                                     for r in results]))
+        final: tuple = ("done", index, [(str(r.run_dir), str(r.checkpoint), [(s, str(p)) for s, p in r.saved])
+                                        for r in results])
     except RunInterrupted as e:
-        channel.put(("interrupted", index, str(e), e.code))
+        final = ("interrupted", index, str(e), e.code)
     except DDPGKitError as e:
-        channel.put(("error", index, one_line(e), 1))
+        final = ("error", index, one_line(e), 1)
     except Exception as e:  # noqa: BLE001 - reported to the parent in one line, with its type
-        channel.put(("error", index, f"{type(e).__name__}: {one_line(e)}", 1))
+        final = ("error", index, f"{type(e).__name__}: {one_line(e)}", 1)
+    try:
+        channel.send(final)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the parent is gone; the run directories hold what there is
+    channel.close()
 
 
 @dataclass
@@ -158,16 +198,14 @@ class WorkerGroups:
         A worker that fails is reported as :class:`~ddpgkit.errors.RunError` naming its seeds, after the
         other workers have finished their runs."""
         ctx = multiprocessing.get_context("spawn")
-        channel = ctx.Queue()
         config = self.config.to_dict() if self.config is not None else None
+        pipes = [ctx.Pipe(duplex=False) for _ in self.shares]  # (reader, writer), one per worker
         procs = [ctx.Process(target=_worker, name=f"ddpgkit-worker-{k}", daemon=False,
-                             args=(channel, k, self.mode, self.env, config, share, [str(d) for d in dirs],
+                             args=(pipes[k][1], k, self.mode, self.env, config, share, [str(d) for d in dirs],
                                    self.options, os.getpid()))
                  for k, (share, dirs) in enumerate(zip(self.shares, self.dirs))]
-        received: list[int] = []
 
         def forward(signum: int, frame: Any) -> None:
-            received.append(signum)
             for p in procs:
                 if p.pid is not None and p.exitcode is None:
                     os.kill(p.pid, signum)
@@ -175,39 +213,47 @@ class WorkerGroups:
         handlers = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)} if handle_signals else {}
         finals: dict[int, tuple[str, Any, Any]] = {}
         try:
-            for p in procs:
+            for p, (_, writer) in zip(procs, pipes):
                 p.start()
-            while len(finals) < len(procs):
-                try:
-                    msg = channel.get(timeout=0.5)
-                except queue.Empty:
-                    for k, p in enumerate(procs):  # a worker that died without a word (killed, out of memory)
-                        if k not in finals and p.exitcode is not None:
-                            time.sleep(0.2)  # its last message may still be in the pipe
-                            if channel.empty():
-                                finals[k] = ("error", f"the worker process exited with status {p.exitcode}", 1)
-                    continue
-                kind, k = msg[0], msg[1]
-                if kind in ("done", "error", "interrupted"):
-                    finals[k] = (kind, msg[2], msg[3] if len(msg) > 3 else None)
-                elif on_event is not None:
-                    seeds = self.shares[k]
-                    if kind == "start":
-                        on_event(WorkerEvent("start", seeds, step=msg[2], resumed_from=msg[3]))
-                    elif kind == "step":
-                        on_event(WorkerEvent("step", seeds, step=msg[2]))
-                    elif kind == "eval":
-                        on_event(WorkerEvent("eval", seeds, mean=msg[2], std=msg[3]))
+                writer.close()  # the worker holds the only writer: its exit is the reader's end of file
+            readers = {reader: k for k, (reader, _) in enumerate(pipes)}
+            while readers:
+                for reader in wait(list(readers)):
+                    k = readers[reader]
+                    try:
+                        msg = reader.recv()
+                    except EOFError:  # the worker has exited
+                        del readers[reader]
+                        if k not in finals:  # without a last word: killed, out of memory
+                            procs[k].join()
+                            finals[k] = ("error", f"the worker process exited with status {procs[k].exitcode}", 1)
+                        continue
+                    self._receive(msg, finals, on_event)
         finally:
             for p in procs:
-                p.join(timeout=None if finals.keys() == set(range(len(procs))) else 5)
+                p.join(timeout=None if len(finals) == len(procs) else 5)
                 if p.exitcode is None:
                     p.terminate()
                     p.join()
-            channel.close()
+            for reader, _ in pipes:
+                reader.close()
             for s, old in handlers.items():
                 signal.signal(s, old)
         return self._results(finals)
+
+    def _receive(self, msg: tuple, finals: dict[int, tuple[str, Any, Any]],
+                 on_event: Callable[[WorkerEvent], None] | None) -> None:
+        kind, k = msg[0], msg[1]
+        if kind in ("done", "error", "interrupted"):
+            finals[k] = (kind, msg[2], msg[3] if len(msg) > 3 else None)
+        elif on_event is not None:
+            seeds = self.shares[k]
+            if kind == "start":
+                on_event(WorkerEvent("start", seeds, step=msg[2], resumed_from=msg[3]))
+            elif kind == "step":
+                on_event(WorkerEvent("step", seeds, step=msg[2]))
+            elif kind == "eval":
+                on_event(WorkerEvent("eval", seeds, mean=msg[2], std=msg[3]))
 
     def _results(self, finals: dict[int, tuple[str, Any, Any]]) -> list[RunResult]:
         failed = [(self.shares[k], msg) for k, (kind, msg, _) in sorted(finals.items()) if kind == "error"]
