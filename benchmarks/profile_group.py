@@ -20,6 +20,12 @@ exploration action (forward pass and every member's noise), and the rest (the N 
 bookkeeping), each timed by wrapping the group's methods.
 
     .venv/bin/python benchmarks/profile_group.py --loop [--ns 1 5 10] [--steps 4000]
+
+With ``--orientations``: the stacked products whose orientation ddpgkit.nn.backward picks by shape, each
+timed alone both ways at --n agents, batch 256 (the layer with one output, the first layer's weight
+gradient, ∂Q/∂a from the critic's first layer).
+
+    .venv/bin/python benchmarks/profile_group.py --orientations [--n 10]
 """
 
 from __future__ import annotations
@@ -132,6 +138,42 @@ def loop_split(n: int, hidden: tuple[int, ...], steps: int) -> list[str]:
     return [str(n), f"{1e6 * wall / steps:.0f}", *per_step, f"{1e6 * wall / steps / n:.0f}"]
 
 
+def _alone_us(fn, reps: int, calls: int = 200) -> float:
+    for _ in range(10):
+        fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        times.append((time.perf_counter() - t) / calls * 1e6)
+    return statistics.median(times)
+
+
+def orientations(n: int, hidden: int, reps: int) -> list[list[str]]:
+    """Each shape-picked product of a stacked update, the plain way and the way ddpgkit computes it."""
+    b = 256
+    x = torch.rand(n, b, hidden)  # a hidden layer's activations (N, B, H)
+    w_out, b_out = torch.randn(n, 1, hidden), torch.randn(n, 1)  # a one-output layer
+    g = torch.rand(n, b, hidden)  # dL/dh of a first layer (N, B, H)
+    obs_act = torch.rand(n, b, 4)  # its input: observation and action
+    w_in = torch.randn(n, hidden, 4)
+    cases = [
+        ("one-output layer, W x + b", lambda: torch.baddbmm(b_out.unsqueeze(1), x, w_out.mT),
+         lambda: torch.baddbmm(b_out.unsqueeze(-1), w_out, x.mT).view(n, b, 1)),
+        ("first layer's dL/dW (4 inputs)", lambda: g.mT.matmul(obs_act),
+         lambda: obs_act.mT.matmul(g).mT.contiguous()),
+        ("∂Q/∂a: the action's column of dL/dx", lambda: g.matmul(w_in[..., 3:]),
+         lambda: w_in[..., 3:].mT.contiguous().matmul(g.mT).mT),
+    ]
+    rows = []
+    for name, plain, picked in cases:
+        assert torch.allclose(plain(), picked(), rtol=1e-5, atol=1e-5)
+        a, c = _alone_us(plain, reps), _alone_us(picked, reps)
+        rows.append([name, f"{a:.0f}", f"{c:.0f}", f"{a / c:.1f}x"])
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hidden", default="64,64")
@@ -141,10 +183,16 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--loop", action="store_true", help="split a training step instead (module doc)")
     p.add_argument("--steps", type=int, default=4000, help="--loop: steps of each group's run")
+    p.add_argument("--orientations", action="store_true", help="the shape-picked products, both ways (module doc)")
     a = p.parse_args()
     configure_torch(1)  # as training runs: one thread, denormals flushed
     hidden = tuple(int(x) for x in a.hidden.split(","))
     print(f"machine: {machine()}")
+    if a.orientations:
+        print(f"N = {a.n}, B = 256, hidden width {hidden[0]}, one thread; µs per call alone, median of {a.reps}\n")
+        print(table(["product", "plain (bmm as written)", "as ddpgkit computes it", "speed-up"],
+                    orientations(a.n, hidden[0], a.reps)))
+        return
     if a.loop:
         print(f"Pendulum-v1, `pendulum` preset with networks {a.hidden.replace(',', '-')}, {a.steps} steps (500 "
               "random), evaluations every 2000 steps; one thread; µs per env step of the group (share of the "

@@ -69,7 +69,7 @@ def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     Stacked, the product's orientation is picked by shape (measured, benchmarks/README.md): a layer with one
     output is computed as (N, 1, in) @ (N, in, B), whose (N, 1, B) result is the (N, B, 1) one in memory
-    (a batched matrix-vector product in the orientation the BLAS runs fast, ~3x at N = 10, B = 256)."""
+    (a batched matrix-vector product in the orientation the BLAS runs fast, ~2x at N = 10, B = 256)."""
     if w.ndim == 2:
         return F.linear(x, w, b)
     if w.shape[1] == 1:
@@ -164,7 +164,7 @@ def backward(mlp: MLP, cache: Cache, grad_y: torch.Tensor, *, input_grad: bool |
 def weight_gradient(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """dL/dW = dL/dhᵀ x of one layer: grad (B, out), x (B, in) -> (out, in) by ``mm``, as autograd computes it;
     stacked, (N, B, out) and (N, B, in) -> (N, out, in) by ``bmm``, and where the layer has fewer inputs than
-    outputs (a first layer) as (xᵀ dL/dh)ᵀ, the orientation the BLAS runs ~3x faster there (measured,
+    outputs (a first layer) as (xᵀ dL/dh)ᵀ, the orientation the BLAS runs ~2x faster there (measured,
     benchmarks/README.md)."""
     if grad.ndim == 3 and x.shape[-1] < grad.shape[-1]:
         return x.mT.matmul(grad).mT.contiguous()  # (N, in, out) -> (N, out, in)
