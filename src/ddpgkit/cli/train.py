@@ -15,6 +15,7 @@ from ..config import PRESETS, DDPGConfig
 from ..experiments.run import (
     Experiment,
     GroupExperiment,
+    RunResult,
     group_run_dirs,
     origin_of,
     prepare_experiment,
@@ -127,7 +128,7 @@ def train(
         groups = prepare_workers(env_id, cfg, seed_list, group_run_dirs(env_id, seed_list, out_dir), workers=workers,
                                  preset=preset, resume=resume, overwrite=overwrite, origin=origin_of(defaults),
                                  tensorboard=tensorboard)
-        _run_workers(groups, f"DDPG on {env_id} for {cfg.total_steps:,} steps", cfg.eval_episodes)
+        _run_workers(groups, f"DDPG on {env_id} for {cfg.total_steps:,} steps")
         return
     if seed_list is not None:
         group = prepare_group(env_id, cfg, seed_list, group_run_dirs(env_id, seed_list, out_dir), preset=preset,
@@ -163,7 +164,7 @@ def resume_cmd(
     if workers > 1:
         groups = resume_workers(run_dirs, workers=workers, total_steps=steps, device=device, threads=threads,
                                 tensorboard=tensorboard)
-        _run_workers(groups, f"DDPG, {len(run_dirs)} runs" + (f" to {steps:,} steps" if steps else ""), None)
+        _run_workers(groups, f"DDPG, {len(run_dirs)} runs" + (f" to {steps:,} steps" if steps else ""))
     elif len(run_dirs) > 1:
         _run(resume_group(run_dirs, steps, device, threads), tensorboard)
     else:
@@ -189,13 +190,7 @@ def _run(exp: Experiment | GroupExperiment, tensorboard: bool = False) -> None:
     with TrainingProgress(cfg.total_steps, agent.num_timesteps) as progress:
         out = exp.run(progress, handle_signals=True, tensorboard=tensorboard)
     results = out if isinstance(out, list) else [out]
-    for r in results:
-        s = r.summary
-        who = "" if len(results) == 1 else f"seed {s['seed']}: "
-        print_kv("final evaluation", f"{who}{s['final_eval_mean']:.1f} ± {s['final_eval_std']:.1f} over "
-                 f"{cfg.eval_episodes} episodes")
-        for sign in s.get("health_warnings") or []:
-            warn(f"{who}{sign}")
+    _print_finals(results)
     s = results[0].summary
     rate = f"{s['steps_per_s']:.0f} steps/s" + ("" if len(results) == 1 else
                                                 f" a seed, {s['steps_per_s'] * len(results):.0f} in all")
@@ -208,7 +203,18 @@ def _run(exp: Experiment | GroupExperiment, tensorboard: bool = False) -> None:
                  "checkpoints/")
 
 
-def _run_workers(groups: WorkerGroups, what: str, eval_episodes: int | None) -> None:
+def _print_finals(results: list[RunResult]) -> None:
+    """Each run's final evaluation and health warnings (prefixed by its seed when there are several)."""
+    for r in results:
+        s = r.summary
+        who = "" if len(results) == 1 else f"seed {s['seed']}: "
+        print_kv("final evaluation", f"{who}{s['final_eval_mean']:.1f} ± {s['final_eval_std']:.1f} over "
+                 f"{s['eval_episodes']} episodes")
+        for sign in s.get("health_warnings") or []:
+            warn(f"{who}{sign}")
+
+
+def _run_workers(groups: WorkerGroups, what: str) -> None:
     """``_run`` for seeds split over worker processes: what runs where, a progress bar of the slowest
     worker, every seed's result."""
     shares = " | ".join(seed_ranges(s) for s in groups.shares)
@@ -220,7 +226,7 @@ def _run_workers(groups: WorkerGroups, what: str, eval_episodes: int | None) -> 
     start = time.perf_counter()
     with TrainingProgress(total) as progress:
         def on_event(event: WorkerEvent) -> None:
-            k = groups.shares.index(event.seeds)
+            k = event.share
             if event.kind == "start":
                 first[k] = event.step
                 if event.resumed_from is not None:
@@ -232,13 +238,7 @@ def _run_workers(groups: WorkerGroups, what: str, eval_episodes: int | None) -> 
                 progress.show_eval(event.mean, event.std)
         results = groups.run(on_event, handle_signals=True)
     wall = time.perf_counter() - start
-    for r in results:
-        s = r.summary
-        episodes = eval_episodes if eval_episodes is not None else s.get("eval_episodes")
-        print_kv("final evaluation", f"seed {s['seed']}: {s['final_eval_mean']:.1f} ± {s['final_eval_std']:.1f} over "
-                 f"{episodes} episodes")
-        for sign in s.get("health_warnings") or []:
-            warn(f"seed {s['seed']}: {sign}")
+    _print_finals(results)
     trained = sum(r.summary["steps"] for r in results) - sum(first[k] * len(s) for k, s in enumerate(groups.shares))
     print_kv("time", f"{wall:.1f} s ({trained / wall:.0f} steps/s in all, {len(groups.shares)} processes)")
     print_kv("wrote", f"{len(results)} run directories, each with {CONFIG}, {METRICS}, {SUMMARY}, {CURVE}, "

@@ -57,15 +57,13 @@ def split_seeds(seeds: Sequence[int], workers: int) -> list[list[int]]:
 
 def seed_ranges(seeds: Sequence[int]) -> str:
     """``[0, 1, 2, 5]`` -> ``"0-2,5"`` (the form ``--seeds`` reads)."""
-    parts: list[str] = []
+    runs: list[list[int]] = []  # [first, last] of each run of consecutive seeds
     for s in seeds:
-        if parts and "-" not in parts[-1].split(",")[-1] and int(parts[-1]) == s - 1:
-            parts[-1] = f"{parts[-1]}-{s}"
-        elif parts and "-" in parts[-1] and int(parts[-1].split("-")[1]) == s - 1:
-            parts[-1] = f"{parts[-1].split('-')[0]}-{s}"
+        if runs and runs[-1][1] == s - 1:
+            runs[-1][1] = s
         else:
-            parts.append(str(s))
-    return ",".join(parts)
+            runs.append([s, s])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _send(channel: Connection, message: tuple) -> bool:
@@ -156,9 +154,11 @@ def _worker(channel: Connection, index: int, mode: str, env: str | None, config:
 @dataclass
 class WorkerEvent:
     """What a worker reported, for a caller's progress display: ``kind`` "start" (``step`` it starts at,
-    ``resumed_from``), "step" (``step`` reached) or "eval" (``mean``, ``std``); ``seeds`` of its share."""
+    ``resumed_from``), "step" (``step`` reached) or "eval" (``mean``, ``std``); ``share``: the worker's
+    index in :attr:`WorkerGroups.shares`, ``seeds``: that share."""
 
     kind: str
+    share: int
     seeds: list[int]
     step: int = 0
     resumed_from: str | None = None
@@ -249,11 +249,11 @@ class WorkerGroups:
         elif on_event is not None:
             seeds = self.shares[k]
             if kind == "start":
-                on_event(WorkerEvent("start", seeds, step=msg[2], resumed_from=msg[3]))
+                on_event(WorkerEvent("start", k, seeds, step=msg[2], resumed_from=msg[3]))
             elif kind == "step":
-                on_event(WorkerEvent("step", seeds, step=msg[2]))
+                on_event(WorkerEvent("step", k, seeds, step=msg[2]))
             elif kind == "eval":
-                on_event(WorkerEvent("eval", seeds, mean=msg[2], std=msg[3]))
+                on_event(WorkerEvent("eval", k, seeds, mean=msg[2], std=msg[3]))
 
     def _results(self, finals: dict[int, tuple[str, Any, Any]]) -> list[RunResult]:
         failed = [(self.shares[k], msg) for k, (kind, msg, _) in sorted(finals.items()) if kind == "error"]
