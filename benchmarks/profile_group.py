@@ -21,6 +21,13 @@ bookkeeping), each timed by wrapping the group's methods.
 
     .venv/bin/python benchmarks/profile_group.py --loop [--ns 1 5 10] [--steps 4000]
 
+With ``--fixed-cost``: what an update costs besides arithmetic, for one agent (``DDPG``, the default
+two-dimensional path, bit-identical to autograd) and for groups of each N in --ns: the ATen calls of one
+update and the update's time at batch 2, where there is next to no arithmetic (the cost of the calls
+themselves: dispatch, allocation, the Python around them), against batch 256.
+
+    .venv/bin/python benchmarks/profile_group.py --fixed-cost [--ns 1 5 10]
+
 With ``--orientations``: the stacked products whose orientation ddpgkit.nn.backward picks by shape, each
 timed alone both ways at --n agents, batch 256 (the layer with one output, the first layer's weight
 gradient, ∂Q/∂a from the critic's first layer).
@@ -39,7 +46,8 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode  # torch's documented __torch_dispatch__ base (private path)
 
-from ddpgkit import DDPGConfig
+from ddpgkit import DDPG, DDPGConfig
+from ddpgkit.data.buffer import Batch
 from ddpgkit.group import DDPGGroup
 from ddpgkit.runtime import configure_torch
 from ddpgkit.training import loop
@@ -58,8 +66,23 @@ def make_group(n: int, hidden: tuple[int, ...]) -> DDPGGroup:
     return group
 
 
-def update_us(group: DDPGGroup, batch_size: int, reps: int, calls: int = 30) -> float:
-    batch = group.sample(batch_size)
+def make_single(hidden: tuple[int, ...]) -> DDPG:
+    """One agent (the default, two-dimensional update path) with the buffer :func:`make_group` gives each member."""
+    cfg = DDPGConfig.preset("pendulum").replace(threads=1, hidden=hidden, health_interval=0)
+    agent = DDPG("Pendulum-v1", cfg)
+    rng = np.random.default_rng(0)
+    for _ in range(1000):
+        agent.buffer.add(rng.standard_normal(3).astype(np.float32), rng.uniform(-2, 2, 1).astype(np.float32),
+                         float(-rng.uniform(0, 16)), rng.standard_normal(3).astype(np.float32), False, False)
+    return agent
+
+
+def _sample(agent: DDPG | DDPGGroup, batch_size: int) -> Batch:
+    return agent.sample(batch_size) if isinstance(agent, DDPGGroup) else agent.buffer.sample(batch_size)
+
+
+def update_us(group: DDPG | DDPGGroup, batch_size: int, reps: int, calls: int = 30) -> float:
+    batch = _sample(group, batch_size)
     for _ in range(5):
         group.update(batch)
     times = []
@@ -82,17 +105,31 @@ class _Record(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-def op_table(group: DDPGGroup, batch_size: int, reps: int) -> tuple[list[list[str]], float, float]:
-    batch = group.sample(batch_size)
+def _recorded(agent: DDPG | DDPGGroup, batch: Batch) -> list[tuple]:
+    """The ATen calls of one update, with their arguments (the update runs once more to record them)."""
     for _ in range(10):
-        group.update(batch)
-    whole = update_us(group, batch_size, reps)
+        agent.update(batch)
     rec = _Record()
     with rec:
-        group.update(batch)
+        agent.update(batch)
+    return rec.calls
+
+
+def fixed_cost(agent: DDPG | DDPGGroup, reps: int) -> list[str]:
+    """One row of the --fixed-cost table (module doc)."""
+    small, full = update_us(agent, 2, reps), update_us(agent, 256, reps)
+    calls = _recorded(agent, _sample(agent, 256))
+    name = f"group of {len(agent.members)}" if isinstance(agent, DDPGGroup) else "one agent (2D path)"
+    return [name, str(len(calls)), f"{small:.0f}", f"{full:.0f}", f"{100 * small / full:.0f}%"]
+
+
+def op_table(group: DDPGGroup, batch_size: int, reps: int) -> tuple[list[list[str]], float, float]:
+    batch = group.sample(batch_size)
+    whole = update_us(group, batch_size, reps)
+    calls = _recorded(group, batch)
     totals: collections.Counter = collections.Counter()
     counts: collections.Counter = collections.Counter()
-    for func, args, kwargs in rec.calls:
+    for func, args, kwargs in calls:
         for _ in range(3):
             func(*args, **kwargs)
         t = time.perf_counter()
@@ -184,6 +221,7 @@ def main() -> None:
     p.add_argument("--loop", action="store_true", help="split a training step instead (module doc)")
     p.add_argument("--steps", type=int, default=4000, help="--loop: steps of each group's run")
     p.add_argument("--orientations", action="store_true", help="the shape-picked products, both ways (module doc)")
+    p.add_argument("--fixed-cost", action="store_true", help="what an update costs besides arithmetic (module doc)")
     a = p.parse_args()
     configure_torch(1)  # as training runs: one thread, denormals flushed
     hidden = tuple(int(x) for x in a.hidden.split(","))
@@ -192,6 +230,13 @@ def main() -> None:
         print(f"N = {a.n}, B = 256, hidden width {hidden[0]}, one thread; µs per call alone, median of {a.reps}\n")
         print(table(["product", "plain (bmm as written)", "as ddpgkit computes it", "speed-up"],
                     orientations(a.n, hidden[0], a.reps)))
+        return
+    if a.fixed_cost:
+        print(f"networks {a.hidden.replace(',', '-')}, one thread, the `pendulum` preset's update on a fixed batch; "
+              f"µs per update, median of {a.reps} x 30\n")
+        agents: list[DDPG | DDPGGroup] = [make_single(hidden)] + [make_group(n, hidden) for n in a.ns]
+        print(table(["agents", "ATen calls", "update, B = 2", "update, B = 256", "B = 2 / B = 256"],
+                    [fixed_cost(x, a.reps) for x in agents]))
         return
     if a.loop:
         print(f"Pendulum-v1, `pendulum` preset with networks {a.hidden.replace(',', '-')}, {a.steps} steps (500 "

@@ -13,9 +13,10 @@ Whole runs (``--runs``): the issue's targets with the preset exactly as a user r
 evaluations every 2000 steps): `ddpgkit train Pendulum-v1 --preset pendulum --seeds 0-9` on one core
 against the same ten seeds one after another on that core, and, with both cores, the same command with
 `--workers 2` (two groups of five, one process each) against Stable-Baselines3 training one seed of the
-same preset (SB3 DDPG with
-the preset's networks, learning rates, batch, τ, γ, warm-up, Gaussian noise and buffer); wall seconds
-of each, and the final evaluation returns.
+same preset (SB3 DDPG with the preset's networks, learning rates, batch, τ, γ, warm-up, Gaussian noise and
+buffer), timed twice: its learn call alone without evaluations (the strict reading), and its whole process
+with the preset's evaluation schedule through SB3's EvalCallback (10 deterministic episodes every 2000
+steps, what the ddpgkit rows do); wall seconds of each, and the final evaluation returns.
 
     .venv/bin/python benchmarks/seeds.py --runs [--seeds 10]
 """
@@ -70,21 +71,43 @@ import numpy as np
 import torch
 torch.set_num_threads(1)
 from stable_baselines3 import DDPG
+from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.noise import NormalActionNoise
 from ddpgkit import DDPGConfig
+seed, mode = int(sys.argv[1]), sys.argv[2]
 c = DDPGConfig.preset("pendulum")
 start = time.perf_counter()
 model = DDPG("MlpPolicy", "Pendulum-v1", buffer_size=c.buffer_size, learning_starts=c.learning_starts,
              batch_size=c.batch_size, tau=c.tau, gamma=c.gamma, learning_rate=c.actor_lr, train_freq=1,
              gradient_steps=1,
              action_noise=NormalActionNoise(np.zeros(1), c.noise_scale * 2.0 * np.ones(1)),
-             policy_kwargs={"net_arch": list(c.hidden)}, seed=int(sys.argv[1]), device="cpu", verbose=0)
-model.learn(c.total_steps)
+             policy_kwargs={"net_arch": list(c.hidden)}, seed=seed, device="cpu", verbose=0)
+if mode == "evaluations":  # the preset's schedule: eval_episodes deterministic episodes every eval_interval steps
+    callback = EvalCallback(make_vec_env("Pendulum-v1", n_envs=1, seed=seed + 10_000), eval_freq=c.eval_interval,
+                            n_eval_episodes=c.eval_episodes, deterministic=True, verbose=0)
+    model.learn(c.total_steps, callback=callback)
+    final = callback.last_mean_reward
+else:
+    model.learn(c.total_steps)
 wall = time.perf_counter() - start
-mean, _ = evaluate_policy(model, model.get_env(), n_eval_episodes=c.eval_episodes)
-print(json.dumps({"wall_s": wall, "final": float(mean)}))
+if mode != "evaluations":
+    final, _ = evaluate_policy(model, model.get_env(), n_eval_episodes=c.eval_episodes)
+print(json.dumps({"wall_s": wall, "final": float(final)}))
 '''
+
+
+def _sb3(core: int, mode: str) -> tuple[float, float, float]:
+    """SB3 training seed 0 of the preset: (its learn call's seconds, the whole process's seconds, final return)."""
+    t = time.perf_counter()
+    p = subprocess.run(["taskset", "-c", str(core), sys.executable, "-c", SB3_CHILD, "0", mode], capture_output=True,
+                       text=True, env=_env(), timeout=3600)
+    whole = time.perf_counter() - t
+    if p.returncode != 0:
+        raise SystemExit(f"SB3 failed:\n{p.stderr[-3000:]}")
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    return out["wall_s"], whole, out["final"]
 
 
 def _env() -> dict[str, str]:
@@ -160,11 +183,8 @@ def runs(a: argparse.Namespace) -> None:
         t = time.perf_counter()
         _wait([_train(None, f"0-{n - 1}", root / "two", "--workers", "2")])  # both cores: one process each
         two_s = time.perf_counter() - t
-        p = subprocess.run(["taskset", "-c", str(a.core), sys.executable, "-c", SB3_CHILD, "0"], capture_output=True,
-                           text=True, env=_env(), timeout=3600)
-        if p.returncode != 0:
-            raise SystemExit(f"SB3 failed:\n{p.stderr[-3000:]}")
-        sb3 = json.loads(p.stdout.strip().splitlines()[-1])
+        sb3_learn, _, sb3_final = _sb3(a.core, "learn")
+        _, sb3_whole, sb3_eval_final = _sb3(a.core, "evaluations")
         for name, where, wall, cores in (("ddpgkit, one after another", "sequential", seq_s, 1),
                                          ("ddpgkit --seeds, one group", "group", group_s, 1),
                                          ("ddpgkit --seeds --workers 2", "two", two_s, 2)):
@@ -172,14 +192,20 @@ def runs(a: argparse.Namespace) -> None:
             finals_by[name] = finals
             rows.append([name, str(len(finals)), str(cores), f"{wall:.0f}", f"{len(finals) * 20_000 / wall:.0f}",
                          f"{statistics.median(finals):.0f}", f"{sum(f > -200 for f in finals)}/{len(finals)}"])
-        rows.append(["Stable-Baselines3, one seed", "1", "1", f"{sb3['wall_s']:.0f}", f"{20_000 / sb3['wall_s']:.0f}",
-                     f"{sb3['final']:.0f}", f"{int(sb3['final'] > -200)}/1"])
-    print("Pendulum-v1, `pendulum` preset, 20k steps a seed with its evaluations (SB3: one final evaluation); whole "
-          "processes timed from start to exit (imports, set-up, run-directory files included; SB3: its learn call)\n")
+        rows.append(["Stable-Baselines3, one seed: its learn call alone, no evaluations", "1", "1", f"{sb3_learn:.0f}",
+                     f"{20_000 / sb3_learn:.0f}", f"{sb3_final:.0f}", f"{int(sb3_final > -200)}/1"])
+        rows.append(["Stable-Baselines3, one seed: the whole process, the preset's evaluations (EvalCallback)",
+                     "1", "1", f"{sb3_whole:.0f}", f"{20_000 / sb3_whole:.0f}", f"{sb3_eval_final:.0f}",
+                     f"{int(sb3_eval_final > -200)}/1"])
+    print("Pendulum-v1, `pendulum` preset, 20k steps a seed with its evaluations (10 episodes every 2000 steps); "
+          "ddpgkit: whole processes timed from start to exit (imports, set-up, run-directory files included); "
+          "SB3 twice: its learn call alone without evaluations, and its whole process with the same evaluation "
+          "schedule\n")
     print(table(["what", "seeds", "cores", "wall s", "env steps/s (all seeds)", "median final return",
                  "final > -200"], rows))
     print(f"\ngroup of {n} on one core: {seq_s / group_s:.1f}x the aggregate rate of the seeds one after another; "
-          f"--workers 2 on two cores: {two_s:.0f} s against SB3's {sb3['wall_s']:.0f} s for one seed")
+          f"--workers 2 on two cores: {two_s:.0f} s against SB3's one seed: {sb3_learn:.0f} s (learn call alone), "
+          f"{sb3_whole:.0f} s (whole process with the preset's evaluations)")
     print("\nfinal returns by seed, and IQM with its 95% stratified-bootstrap interval (ddpgkit.stats):")
     for name, finals in finals_by.items():
         print(f"  {name}: {' '.join(f'{f:.1f}' for f in finals)}; IQM {stratified_bootstrap_ci(finals, iqm)}")
