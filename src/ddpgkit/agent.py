@@ -29,7 +29,7 @@ from .errors import CheckpointError, DDPGKitError, NoLearningWarning, one_line
 from .hyperparams import defaults_for
 from .io.checkpoint import CheckpointFiles, chunk_store, load_checkpoint, put_chunk, save_checkpoint
 from .nn.actor_critic import Actor, Critic, scale_action
-from .rollout import Episode, discounted_returns, rollout
+from .rollout import Episode, discounted_returns, rollouts
 from .runtime import check_precision, resolve_device
 from .training.loop import Callback, Trainer
 from .training.state import restore_training_state
@@ -64,6 +64,7 @@ class DDPG(Update):
         check_precision(config.precision, self.device)
         self._eval_env_arg = eval_env
         self._eval_env: gym.Env | None = None
+        self._eval_env_copies: list[gym.Env] = []  # eval_env and its copies, for episodes side by side
         act_space = self.env.action_space
         self.obs_dim = int(self.env.observation_space.shape[0])
         self.act_dim = int(act_space.shape[0])
@@ -185,10 +186,35 @@ class DDPG(Update):
         return np.array([e.total_reward for e in self.evaluation_episodes(episodes, seed)], dtype=np.float64)
 
     def evaluation_episodes(self, episodes: int | None = None, seed: int | None = None) -> list[Episode]:
-        """The episodes of :meth:`evaluate` themselves (states, actions, rewards)."""
+        """The episodes of :meth:`evaluate` themselves (states, actions, rewards), run side by side on
+        copies of the eval env (:func:`~ddpgkit.rollout.rollouts`: μ of all running episodes in one
+        forward pass per step); one after another on the eval env when it cannot be copied."""
         n = episodes if episodes is not None else self.config.eval_episodes
         base = seed if seed is not None else self.config.seed + EVAL_SEED_OFFSET
-        return [rollout(self.eval_env, self.act, base + i) for i in range(n)]
+        envs = self._eval_envs(n)
+        if len(envs) < n:
+            return [rollouts(envs[:1], self.act, [base + i])[0] for i in range(n)]
+        return rollouts(envs, self.act, [base + i for i in range(n)])
+
+    def _eval_envs(self, n: int) -> list[gym.Env]:
+        """``eval_env`` and enough more of its kind for ``n`` episodes side by side (made again from its id
+        or spec, else deep copies of it), kept for later evaluations; just ``[eval_env]`` if it cannot be
+        copied."""
+        envs = self._eval_env_copies
+        if not envs:
+            envs.append(self.eval_env)
+        while len(envs) < n:
+            arg = self._eval_env_arg
+            if isinstance(arg, str):
+                envs.append(make_env(arg))
+            elif arg is None and self.env.spec is not None:
+                envs.append(make_env(gym.make(self.env.spec)))
+            else:
+                try:
+                    envs.append(copy.deepcopy(self.eval_env))
+                except (TypeError, copy.Error, AttributeError, ValueError):  # e.g. it holds a handle or a lock
+                    return envs[:1]
+        return envs[:n]
 
     def value_check(self, episodes: list[Episode]) -> tuple[float, float]:
         """The critic against what happened (the TD3 paper's Figure 1, for this run): the mean over every

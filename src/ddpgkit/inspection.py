@@ -29,12 +29,11 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402  (a dependency of matplotlib)
 
 from .agent import DDPG  # noqa: E402
-from .config import EVAL_SEED_OFFSET  # noqa: E402
 from .errors import CheckpointError, ConfigError, RunError, one_line  # noqa: E402
 from .io.atomic import atomic_write_bytes, ensure_writable_dir  # noqa: E402
 from .io.rundir import METRICS, checkpoints_by_step, read_metrics  # noqa: E402
 from .plots import plot_value_check  # noqa: E402
-from .rollout import Episode, rollout  # noqa: E402
+from .rollout import Episode  # noqa: E402
 
 PENDULUM_MAX_SPEED = 8.0  # Pendulum-v1's bound on θ̇ (rad/s)
 
@@ -122,10 +121,9 @@ def value_maps(agent: DDPG, plane: StateSlice, resolution: int = 81) -> ValueMap
 
 def evaluation_episode(agent: DDPG) -> Episode:
     """The hardest of the run's evaluation episodes for this agent: the lowest return among the
-    ``eval_episodes`` start states every evaluation of the run used (``reset(seed=seed + 10000 + i)``)."""
-    base = agent.config.seed + EVAL_SEED_OFFSET
-    episodes = [rollout(agent.eval_env, agent.act, base + i) for i in range(agent.config.eval_episodes)]
-    return min(episodes, key=lambda e: e.total_reward)
+    ``eval_episodes`` start states every evaluation of the run used (``reset(seed=seed + 10000 + i)``), as
+    the run's evaluations ran them (:meth:`DDPG.evaluation_episodes <ddpgkit.agent.DDPG.evaluation_episodes>`)."""
+    return min(agent.evaluation_episodes(), key=lambda e: e.total_reward)
 
 
 def slice_for(agent: DDPG, episode: Episode, dims: Sequence[int] | None) -> StateSlice:

@@ -1,5 +1,6 @@
-"""One episode loop for everything that runs a fixed policy: evaluation, ``eval --gif``, and any
-later tool that needs what a policy did (trajectories, returns along an episode).
+"""The episode loops of a fixed policy: :func:`rollout` (one episode: ``eval --gif``, any tool that needs
+what a policy did along an episode) and :func:`rollouts` (several episodes side by side, the policy called
+once per step for all of them: evaluation).
 
 Training has its own loop (:mod:`ddpgkit.training.loop`): it stores transitions, explores and
 updates between steps.
@@ -7,13 +8,14 @@ updates between steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
 
 Policy = Callable[[np.ndarray], np.ndarray]  # (obs_dim,) -> (act_dim,)
+BatchPolicy = Callable[[np.ndarray], np.ndarray]  # (k, obs_dim) -> (k, act_dim)
 
 
 @dataclass
@@ -58,6 +60,44 @@ def rollout(env: gym.Env, policy: Policy, seed: int | None = None, *, render: bo
             frames.append(env.render())
     return Episode(total, np.asarray(rewards, dtype=np.float64), np.asarray(observations), np.asarray(actions),
                    bool(terminated), bool(truncated), frames)
+
+
+def rollouts(envs: Sequence[gym.Env], policy: BatchPolicy, seeds: Sequence[int | None]) -> list[Episode]:
+    """One episode on each env, side by side: env i starts from ``reset(seed=seeds[i])``; at every step the
+    observations of the episodes still running go to ``policy`` as one (k, obs_dim) batch, and each of
+    their envs steps with its row of the (k, act_dim) actions, until every episode has terminated or been
+    truncated. Episode i is what :func:`rollout` on env i with that seed gives for a policy that maps each
+    row alone to the same action (a network's product of a row inside a batch may round differently in
+    the last bits from the same row alone); one forward pass per step for all of them instead of one
+    per episode."""
+    if len(envs) != len(seeds):
+        raise ValueError(f"{len(envs)} envs for {len(seeds)} seeds")
+    n = len(envs)
+    obs = [env.reset(seed=seed)[0] for env, seed in zip(envs, seeds)]
+    observations: list[list[np.ndarray]] = [[o] for o in obs]
+    actions: list[list[np.ndarray]] = [[] for _ in range(n)]
+    rewards: list[list[float]] = [[] for _ in range(n)]
+    totals, ends = [0.0] * n, [(False, False)] * n
+    running = list(range(n))
+    while running:
+        batch = policy(np.stack([obs[i] for i in running]))  # (k, act_dim)
+        still = []
+        for i, action in zip(running, batch):
+            action = np.array(action)  # its own copy: the policy may reuse its output buffer
+            o, reward, terminated, truncated, _ = envs[i].step(action)
+            reward = float(reward)
+            totals[i] += reward
+            obs[i] = o
+            observations[i].append(o)
+            actions[i].append(action)
+            rewards[i].append(reward)
+            if terminated or truncated:
+                ends[i] = (bool(terminated), bool(truncated))
+            else:
+                still.append(i)
+        running = still
+    return [Episode(totals[i], np.asarray(rewards[i], dtype=np.float64), np.asarray(observations[i]),
+                    np.asarray(actions[i]), *ends[i]) for i in range(n)]
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0) -> np.ndarray:
