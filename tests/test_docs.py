@@ -42,9 +42,11 @@ def test_make_targets_run_what_the_readme_says():
     root = README.parent
 
     def commands(target: str) -> list[str]:
-        p = subprocess.run(["make", "-n", "-o", "install", target], cwd=root, capture_output=True, text=True,
-                           check=True)
-        return [line for line in p.stdout.splitlines() if "ddpgkit" in line]
+        # --no-print-directory: under `make test` this make is a sub-make, which would otherwise print the
+        # checkout's path (which may well contain "ddpgkit") in an "Entering directory" line
+        p = subprocess.run(["make", "--no-print-directory", "-n", "-o", "install", target], cwd=root,
+                           capture_output=True, text=True, check=True)
+        return [line for line in p.stdout.splitlines() if "bin/ddpgkit " in line]
 
     assert [c.split("ddpgkit ", 1)[1] for c in commands("fit")] == ["fit"]
     assert [c.split("ddpgkit ", 1)[1] for c in commands("run")] == ["train Pendulum-v1 --preset pendulum --overwrite"]
