@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from ddpgkit import DDPG, DDPGConfig
-from ddpgkit.envs import make_env
+from ddpgkit.envs import MirrorEnv, make_env
+from ddpgkit.errors import EnvError
 from ddpgkit.rollout import rollout, rollouts
 
 
@@ -93,3 +94,18 @@ def test_an_eval_env_that_cannot_be_copied_runs_its_episodes_one_at_a_time(agent
     base = agent.config.seed + 10_000
     one_at_a_time = [rollout(agent.eval_env, agent.act, base + i).total_reward for i in range(5)]
     assert np.array_equal(returns, one_at_a_time)  # one row at a time: what agent.act gives alone
+
+
+class UncopyableMirror(MirrorEnv):
+    """A user's env without a spec that cannot be deep-copied either."""
+
+    def __deepcopy__(self, memo):
+        raise TypeError("cannot copy this env")
+
+
+def test_an_env_without_spec_or_copy_needs_an_eval_env_said_in_one_line():
+    agent = DDPG(UncopyableMirror(), DDPGConfig(hidden=(8, 8), eval_episodes=2))
+    with pytest.raises(EnvError, match="pass eval_env="):
+        agent.evaluate()
+    agent = DDPG(UncopyableMirror(), DDPGConfig(hidden=(8, 8), eval_episodes=2), eval_env=UncopyableMirror())
+    assert agent.evaluate().shape == (2,)  # the given eval env, its episodes one after another

@@ -25,7 +25,7 @@ from .data.buffer import ReplayBuffer
 from .data.noise import make_noise
 from .envs import env_id as get_env_id
 from .envs import make_env
-from .errors import CheckpointError, DDPGKitError, NoLearningWarning, one_line
+from .errors import CheckpointError, DDPGKitError, EnvError, NoLearningWarning, one_line
 from .hyperparams import defaults_for
 from .io.checkpoint import CheckpointFiles, chunk_store, load_checkpoint, put_chunk, save_checkpoint
 from .nn.actor_critic import Actor, Critic, scale_action
@@ -169,13 +169,27 @@ class DDPG(Update):
     def eval_env(self) -> gym.Env:
         """The env evaluations run on (``eval_env`` if given, else a new instance of the training env)."""
         if self._eval_env is None:
-            if self._eval_env_arg is not None:
-                self._eval_env = make_env(self._eval_env_arg)
-            elif self.env.spec is not None:
-                self._eval_env = make_env(gym.make(self.env.spec))
-            else:
-                self._eval_env = copy.deepcopy(self.env)
+            arg = self._eval_env_arg
+            made = make_env(arg) if isinstance(arg, gym.Env) else self._new_eval_env()
+            if made is None:
+                raise EnvError("evaluation needs its own env: the training env has no spec to make one from and "
+                               "cannot be deep-copied; pass eval_env=")
+            self._eval_env = made
         return self._eval_env
+
+    def _new_eval_env(self) -> gym.Env | None:
+        """A new env of the evaluation's kind: made from ``eval_env``'s id, else from the training env's
+        spec, else a deep copy (of the eval env once there is one, before that of the training env);
+        None if it cannot be copied."""
+        arg = self._eval_env_arg
+        if isinstance(arg, str):
+            return make_env(arg)
+        if arg is None and self.env.spec is not None:
+            return make_env(gym.make(self.env.spec))
+        try:
+            return copy.deepcopy(self._eval_env if self._eval_env is not None else self.env)
+        except (TypeError, copy.Error, AttributeError, ValueError):  # e.g. it holds a handle or a lock
+            return None
 
     def evaluate(self, episodes: int | None = None, seed: int | None = None) -> np.ndarray:
         """Returns (episodes,) of deterministic episodes (μ(s), no noise) on the eval env.
@@ -204,16 +218,10 @@ class DDPG(Update):
         if not envs:
             envs.append(self.eval_env)
         while len(envs) < n:
-            arg = self._eval_env_arg
-            if isinstance(arg, str):
-                envs.append(make_env(arg))
-            elif arg is None and self.env.spec is not None:
-                envs.append(make_env(gym.make(self.env.spec)))
-            else:
-                try:
-                    envs.append(copy.deepcopy(self.eval_env))
-                except (TypeError, copy.Error, AttributeError, ValueError):  # e.g. it holds a handle or a lock
-                    return envs[:1]
+            extra = self._new_eval_env()
+            if extra is None:
+                return envs[:1]
+            envs.append(extra)
         return envs[:n]
 
     def value_check(self, episodes: list[Episode]) -> tuple[float, float]:
