@@ -7,7 +7,7 @@ training time; then the report's IQM and mean with 95% stratified-bootstrap inte
 sweep's wall time. With --sequential, the same runs again one after another in this process (the
 comparison of issue 10). Target (issue 3): every seed >= -200 and the mean >= -170. Each seed is its own
 run (``seeds_per_task = 1``: the single-run returns that stay identical while the update's numbers do);
-``--seeds-per-task 0`` trains them as one group of seeds in one worker (``ddpgkit.group``), as a sweep
+``--seeds-per-task 0`` trains them as one group of seeds in one worker (``ddpgkit.agents.group``), as a sweep
 does by default.
 
     .venv/bin/python benchmarks/pendulum.py --seeds 10 [--seeds-per-task 1] [--sequential] [--out DIR]
@@ -25,9 +25,9 @@ import tomllib
 from pathlib import Path
 
 from ddpgkit import DDPGConfig, run_experiment
+from ddpgkit.analysis.report import make_report
 from ddpgkit.experiments.sweep import SweepSpec, run_sweep
-from ddpgkit.io.rundir import read_metrics, read_summary
-from ddpgkit.report import make_report
+from ddpgkit.storage.rundir import read_metrics, read_summary
 
 from common import machine
 

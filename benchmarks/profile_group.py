@@ -1,4 +1,4 @@
-"""Where the time of a group's update goes (ddpgkit.group.DDPGGroup, issue 12).
+"""Where the time of a group's update goes (ddpgkit.agents.group.DDPGGroup, issue 12).
 
 Two tables, one thread, the `pendulum` preset's update with the networks of --hidden:
 
@@ -47,8 +47,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode  # torch's documented __torch_dispatch__ base (private path)
 
 from ddpgkit import DDPG, DDPGConfig
+from ddpgkit.agents.group import DDPGGroup
 from ddpgkit.data.buffer import Batch
-from ddpgkit.group import DDPGGroup
 from ddpgkit.runtime import configure_torch
 from ddpgkit.training import loop
 

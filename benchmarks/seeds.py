@@ -1,4 +1,4 @@
-"""Many seeds in one process: a group of N seeds (ddpgkit.group.DDPGGroup) against the same seeds run one
+"""Many seeds in one process: a group of N seeds (ddpgkit.agents.group.DDPGGroup) against the same seeds run one
 after another, on Pendulum-v1 with the `pendulum` preset's hyperparameters.
 
 Scaling (default): for each network size and N, a fresh process pinned to one core with one torch
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ddpgkit.stats import iqm, stratified_bootstrap_ci  # noqa: E402
+from ddpgkit.analysis.stats import iqm, stratified_bootstrap_ci  # noqa: E402
 
 from common import machine, table  # noqa: E402
 
@@ -46,7 +46,7 @@ mode, size, n, steps, warm, starts = sys.argv[1], sys.argv[2], int(sys.argv[3]),
     int(sys.argv[5]), int(sys.argv[6])
 import torch
 from ddpgkit import DDPG, Callback, DDPGConfig
-from ddpgkit.group import DDPGGroup
+from ddpgkit.agents.group import DDPGGroup
 hidden = tuple(int(x) for x in size.split(","))
 first, last = starts + warm, starts + warm + steps
 cfg = DDPGConfig.preset("pendulum").replace(hidden=hidden, learning_starts=starts, total_steps=last, eval_interval=0,
@@ -206,7 +206,7 @@ def runs(a: argparse.Namespace) -> None:
     print(f"\ngroup of {n} on one core: {seq_s / group_s:.1f}x the aggregate rate of the seeds one after another; "
           f"--workers 2 on two cores: {two_s:.0f} s against SB3's one seed: {sb3_learn:.0f} s (learn call alone), "
           f"{sb3_whole:.0f} s (whole process with the preset's evaluations)")
-    print("\nfinal returns by seed, and IQM with its 95% stratified-bootstrap interval (ddpgkit.stats):")
+    print("\nfinal returns by seed, and IQM with its 95% stratified-bootstrap interval (ddpgkit.analysis.stats):")
     for name, finals in finals_by.items():
         print(f"  {name}: {' '.join(f'{f:.1f}' for f in finals)}; IQM {stratified_bootstrap_ci(finals, iqm)}")
 

@@ -65,7 +65,7 @@ html_title = f"ddpgkit {release}"
 
 def _root_names(app, env, node, contnode):
     """``ddpgkit.DDPG`` (the package root's re-export, as docstrings and users write it) resolves to the
-    page of the module that defines it (``ddpgkit.agent.DDPG``), from the root's own export table."""
+    page of the module that defines it (``ddpgkit.agents.ddpg.DDPG``), from the root's own export table."""
     target = node.get("reftarget", "")
     if node.get("refdomain") != "py" or not target.startswith("ddpgkit."):
         return None

@@ -126,7 +126,7 @@ def test_load_refuses_other_dimensions_before_copying(tmp_path):
 
 
 def test_non_finite_env_stops_with_the_step():
-    from ddpgkit.envs import make_env
+    from ddpgkit.envs.make import make_env
 
     env = make_env("ddpgkit/NonFinite-v0", bad_step=37, kind="obs")
     with pytest.raises(NonFiniteError, match="non-finite observation at step 36"):

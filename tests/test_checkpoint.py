@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ddpgkit.errors import CheckpointError
-from ddpgkit.io.checkpoint import load_checkpoint, read_manifest, save_checkpoint
+from ddpgkit.storage.checkpoint import load_checkpoint, read_manifest, save_checkpoint
 
 
 def sample_tensors():
@@ -39,7 +39,7 @@ def test_overwrite_replaces_and_leaves_no_temporaries(tmp_path):
 def test_exchange_swaps_two_directories_atomically(tmp_path):
     """The atomic swap the overwrite relies on (Linux renameat2); where the file system lacks it the
     function says so and the fallback below is used."""
-    from ddpgkit.io.checkpoint import exchange
+    from ddpgkit.storage.checkpoint import exchange
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -56,7 +56,7 @@ def test_exchange_swaps_two_directories_atomically(tmp_path):
 CRASH_SCRIPT = """
 import os, sys
 import torch
-from ddpgkit.io import checkpoint
+from ddpgkit.storage import checkpoint
 path, use_exchange = sys.argv[1], sys.argv[2] == "1"
 if not use_exchange:
     checkpoint.exchange = lambda a, b: False  # a file system without the atomic swap
@@ -131,7 +131,7 @@ def test_bit_flip_and_edited_manifest(tmp_path):
     with pytest.raises(CheckpointError, match="manifest.json: checksum mismatch"):
         load_checkpoint(q)
     # even with a recomputed checksum, a path outside the directory is refused
-    from ddpgkit.io.manifest import manifest_checksum
+    from ddpgkit.storage.manifest import manifest_checksum
 
     m["files"]["../../etc/passwd.safetensors"] = m["files"].pop("model.safetensors")
     m["checksum"] = manifest_checksum(m)
@@ -172,7 +172,7 @@ def test_random_damage_is_refused_never_loaded(tmp_path, data):
 def test_files_get_ordinary_permissions(tmp_path):
     import os
 
-    from ddpgkit.io.atomic import atomic_write_text
+    from ddpgkit.storage.atomic import atomic_write_text
 
     mask = os.umask(0o022)
     try:
@@ -186,8 +186,8 @@ def test_files_get_ordinary_permissions(tmp_path):
 
 
 def test_shared_chunks_are_named_by_content_written_once_and_verified(tmp_path):
-    from ddpgkit.io.checkpoint import CheckpointFiles, put_chunk
-    from ddpgkit.io.manifest import chunk_store, manifest_checksum
+    from ddpgkit.storage.checkpoint import CheckpointFiles, put_chunk
+    from ddpgkit.storage.manifest import chunk_store, manifest_checksum
 
     store = chunk_store(tmp_path / "c")
     assert store == tmp_path / ".chunks"

@@ -5,8 +5,8 @@ import torch
 
 from ddpgkit import DDPG, DDPGConfig, prepare_experiment
 from ddpgkit.experiments.run import load_latest
-from ddpgkit.io.manifest import read_manifest
-from ddpgkit.io.rundir import list_checkpoints
+from ddpgkit.storage.manifest import read_manifest
+from ddpgkit.storage.rundir import list_checkpoints
 
 # Pendulum's episodes are 200 steps, so every checkpoint (every 200 steps) is at an episode end;
 # a 1000-row buffer in chunks of 256 rows: chunks 0-2 of 256 rows and chunk 3 of 232

@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from ddpgkit.config import DDPGConfig
-from ddpgkit.io.rundir import read_metrics
+from ddpgkit.config.ddpg import DDPGConfig
+from ddpgkit.storage.rundir import read_metrics
 
 from tests.clihelp import assert_one_line_error, run_cli, run_subprocess
 from tests.pngcheck import assert_png

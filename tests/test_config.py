@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ddpgkit.config import PRESETS, DDPGConfig, field_help
+from ddpgkit.config.ddpg import DDPGConfig, field_help
+from ddpgkit.config.presets import PRESETS
 from ddpgkit.errors import ConfigError
 
 

@@ -2,7 +2,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from ddpgkit.envs import check_env, make_env
+from ddpgkit.envs.make import check_env, make_env
 from ddpgkit.errors import EnvError
 
 

@@ -6,10 +6,10 @@ import json
 import pytest
 
 from ddpgkit import DDPG, Callback, DDPGConfig, prepare_experiment, resume_experiment, run_experiment
+from ddpgkit.config.hyperparams import defaults_for
 from ddpgkit.errors import ConfigError, RunError
 from ddpgkit.experiments.run import origin_of
-from ddpgkit.hyperparams import defaults_for
-from ddpgkit.io.rundir import list_checkpoints, read_metrics
+from ddpgkit.storage.rundir import list_checkpoints, read_metrics
 
 from tests.clihelp import run_subprocess
 
@@ -100,7 +100,7 @@ def test_default_config_and_run_dir_from_a_preset(tmp_path, monkeypatch):
 
 def test_the_best_evaluation_is_kept_beside_the_latest(tmp_path, capsys):
     from ddpgkit import DDPG
-    from ddpgkit.io.rundir import read_metrics
+    from ddpgkit.storage.rundir import read_metrics
 
     from tests.clihelp import run_cli
 

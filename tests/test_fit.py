@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ddpgkit.errors import DataError
-from ddpgkit.fitting import Dataset, fit, load_csv, make_dataset
+from ddpgkit.nn.fitting import Dataset, fit, load_csv, make_dataset
 
 from tests.chapter import chapter_loop
 

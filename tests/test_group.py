@@ -14,16 +14,17 @@ import torch
 from torch import nn
 
 from ddpgkit import DDPG, DDPGConfig
+from ddpgkit.agents.group import DDPGGroup, check_groupable
 from ddpgkit.algo.ddpg import actor_loss, critic_loss
 from ddpgkit.algo.gradients import actor_gradients, critic_gradients, critic_nets
+from ddpgkit.config.seeds import parse_seeds
 from ddpgkit.errors import ConfigError
 from ddpgkit.experiments.run import run_group
-from ddpgkit.group import DDPGGroup, check_groupable, parse_seeds
-from ddpgkit.io.checkpoint import CheckpointFiles
-from ddpgkit.io.rundir import list_checkpoints, read_metrics
 from ddpgkit.nn.mlp import MLP
 from ddpgkit.nn.stacked import stack_modules, stack_size
 from ddpgkit.runtime import cpu_has_bf16
+from ddpgkit.storage.checkpoint import CheckpointFiles
+from ddpgkit.storage.rundir import list_checkpoints, read_metrics
 from ddpgkit.training.callbacks import Checkpointer
 
 from tests.clihelp import assert_one_line_error, run_cli, run_subprocess

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from ddpgkit import DDPG, DDPGConfig
+from ddpgkit.agents.group import DDPGGroup
 from ddpgkit.algo.health import TANH_SATURATION, health_values, health_warnings, new_health, record_critic
-from ddpgkit.data.noise import GaussianNoise, OrnsteinUhlenbeckNoise
-from ddpgkit.group import DDPGGroup
+from ddpgkit.algo.noise import GaussianNoise, OrnsteinUhlenbeckNoise
 from ddpgkit.training.loop import Callback
 
 TINY = DDPGConfig(hidden=(6, 5), batch_size=16, buffer_size=500, learning_starts=0, total_steps=100,

@@ -7,11 +7,11 @@ import gymnasium as gym
 import pytest
 
 from ddpgkit import DDPG, DDPGConfig, run_experiment
-from ddpgkit.config import PRESETS
+from ddpgkit.config.hyperparams import ENV_HYPERPARAMS, GENERAL_SOURCE, defaults_for
+from ddpgkit.config.presets import PRESETS
 from ddpgkit.errors import ConfigError
 from ddpgkit.experiments.sweep import SweepSpec
-from ddpgkit.hyperparams import ENV_HYPERPARAMS, GENERAL_SOURCE, defaults_for
-from ddpgkit.io.rundir import read_origin
+from ddpgkit.storage.rundir import read_origin
 
 from tests.clihelp import assert_one_line_error, run_cli
 

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from ddpgkit import DDPG, DDPGConfig, run_experiment
+from ddpgkit.analysis.inspection import inspect_run, observation_slice, pendulum_slice, value_maps
 from ddpgkit.errors import ConfigError
-from ddpgkit.inspection import inspect_run, observation_slice, pendulum_slice, value_maps
 
 from tests.clihelp import assert_one_line_error, run_cli
 from tests.pngcheck import assert_png
@@ -96,7 +96,7 @@ def test_inspect_another_env_needs_and_uses_two_observation_dimensions(tmp_path,
 # ---- the critic against the returns obtained (issue 13, item 2) -----------------------------------
 
 def test_discounted_returns_of_a_hand_computed_episode():
-    from ddpgkit.rollout import discounted_returns
+    from ddpgkit.envs.episodes import discounted_returns
 
     # G_2 = 3 + 0.5·4 = 5, G_1 = 2 + 0.5·5 = 4.5, G_0 = 1 + 0.5·4.5 = 3.25
     np.testing.assert_allclose(discounted_returns(np.array([1.0, 2.0, 3.0]), 0.5, bootstrap=4.0), [3.25, 4.5, 5.0])
@@ -104,7 +104,7 @@ def test_discounted_returns_of_a_hand_computed_episode():
 
 
 def test_value_check_against_direct_computation():
-    from ddpgkit.rollout import Episode
+    from ddpgkit.envs.episodes import Episode
 
     agent = DDPG("Pendulum-v1", TINY.replace(gamma=0.9), seed=1)
     obs = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, -1.0], [-1.0, 0.0, 2.0]], dtype=np.float32)  # s_0, s_1, s_2
@@ -122,7 +122,7 @@ def test_value_check_against_direct_computation():
 
 
 def test_every_evaluation_row_has_the_critic_against_the_returns(pendulum_run):
-    from ddpgkit.io.rundir import read_metrics
+    from ddpgkit.storage.rundir import read_metrics
 
     evals = [r for r in read_metrics(pendulum_run) if r["eval_mean"] is not None]
     assert [r["step"] for r in evals] == [300, 600]
@@ -149,8 +149,8 @@ def test_a_non_finite_loss_stops_the_update_before_anything_is_applied():
 
 
 def test_a_group_names_the_seed_whose_update_broke():
+    from ddpgkit.agents.group import DDPGGroup
     from ddpgkit.errors import NonFiniteUpdate
-    from ddpgkit.group import DDPGGroup
 
     group = DDPGGroup.create("Pendulum-v1", TINY, seeds=[4, 7, 9])
     rows = torch.randn(3, 32, group.members[0].buffer.width, generator=torch.Generator().manual_seed(1))
@@ -175,7 +175,7 @@ def test_a_run_that_overflows_stops_in_one_line_and_keeps_its_checkpoint_and_the
 
 
 def test_the_sentinels_fused_check_and_its_public_fallback_agree(monkeypatch):
-    import ddpgkit.algo.update as update
+    import ddpgkit.algo.learner as update
 
     assert update.NON_FINITE_KERNEL is not None  # this torch has the fused kernel: the fast path runs here
     cases = []
@@ -201,7 +201,7 @@ def test_the_sentinels_fused_check_and_its_public_fallback_agree(monkeypatch):
 def test_tensorboard_mirrors_the_metrics_rows(tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from ddpgkit.io.rundir import read_metrics
+    from ddpgkit.storage.rundir import read_metrics
 
     run = tmp_path / "tb"
     r = run_cli(capsys, "train", "Pendulum-v1", "--steps", "800", "--learning-starts", "100", "--hidden", "16,16",

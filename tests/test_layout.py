@@ -21,7 +21,8 @@ PACKAGE = SRC / "ddpgkit"
 
 # modules the CLI must not reach into: it parses and prints, the library does the work
 CLI_FORBIDDEN = ("torch", "gymnasium", "signal", "ddpgkit.algo", "ddpgkit.nn.backward", "ddpgkit.data",
-                 "ddpgkit.training.state", "ddpgkit.training.callbacks", "ddpgkit.io.checkpoint", "ddpgkit.io.atomic")
+                 "ddpgkit.training.state", "ddpgkit.training.callbacks", "ddpgkit.storage.checkpoint",
+                 "ddpgkit.storage.atomic")
 
 
 def module_name(path: Path) -> str:
@@ -107,7 +108,7 @@ def test_the_cycle_finder_finds_cycles():
 def test_the_import_graph_is_a_dag():
     edges = graph()
     assert sum(map(len, edges.values())) > 50  # the graph was read (a broken reader finds no edge)
-    assert "ddpgkit.training.loop" in edges["ddpgkit.agent"]
+    assert "ddpgkit.training.loop" in edges["ddpgkit.agents.ddpg"]
     assert find_cycle(edges) is None, " -> ".join(find_cycle(edges))
 
 
@@ -158,10 +159,10 @@ def test_each_module_imports_alone_in_a_fresh_interpreter(chunk):
 
 
 def test_the_report_reads_run_directories_without_torch_or_ray():
-    """`ddpgkit.report` and everything it imports (statically) import neither torch nor Ray, and in a
+    """`ddpgkit.analysis.report` and everything it imports (statically) import neither torch nor Ray, and in a
     fresh interpreter importing it loads neither (the package root's names are lazy)."""
     edges = graph()
-    closure, todo = set(), ["ddpgkit.report"]
+    closure, todo = set(), ["ddpgkit.analysis.report"]
     while todo:
         m = todo.pop()
         if m not in closure:
@@ -169,7 +170,7 @@ def test_the_report_reads_run_directories_without_torch_or_ray():
             todo += edges[m]
     heavy = [f"{m}: {name}" for m in sorted(closure) for name, _, _ in imported(m, MODULES[m])
              if name.split(".")[0] in ("torch", "ray", "safetensors")]
-    assert not heavy and "ddpgkit.agent" not in closure, heavy
-    code = "import sys, ddpgkit.report; print(sorted({'torch', 'ray'} & set(sys.modules)))"
+    assert not heavy and "ddpgkit.agents.ddpg" not in closure, heavy
+    code = "import sys, ddpgkit.analysis.report; print(sorted({'torch', 'ray'} & set(sys.modules)))"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and p.stdout.strip() == "[]", p.stdout + p.stderr

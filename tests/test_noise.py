@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from ddpgkit.data.noise import GaussianNoise, NoNoise, OrnsteinUhlenbeckNoise, make_noise
+from ddpgkit.algo.noise import GaussianNoise, NoNoise, OrnsteinUhlenbeckNoise, make_noise
 
 
 def test_gaussian_statistics_per_dimension():

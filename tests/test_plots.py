@@ -1,8 +1,8 @@
 import torch
 
-from ddpgkit.fitting import fit, make_dataset
+from ddpgkit.analysis.plots import plot_activation, plot_data, plot_fit, plot_function, plot_loss
 from ddpgkit.nn import MLP
-from ddpgkit.plots import plot_activation, plot_data, plot_fit, plot_function, plot_loss
+from ddpgkit.nn.fitting import fit, make_dataset
 
 from tests.pngcheck import assert_png
 
@@ -23,7 +23,7 @@ def test_every_fit_figure_is_a_valid_png(tmp_path):
 
 def test_fit_figure_for_multi_dimensional_input(tmp_path):
     x = torch.rand(30, 2)
-    from ddpgkit.fitting import Dataset
+    from ddpgkit.nn.fitting import Dataset
 
     data = Dataset(x, x.sum(1, keepdim=True))
     assert_png(plot_fit(tmp_path / "sub" / "fit.png", MLP(2, 1, (8,)), data))

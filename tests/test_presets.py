@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ddpgkit import DDPG, DDPGConfig
-from ddpgkit.config import PRESET_SOURCES, PRESETS
+from ddpgkit.config.presets import PRESET_SOURCES, PRESETS
 from ddpgkit.errors import ConfigError
 from ddpgkit.nn import Critic, count_parameters
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from ddpgkit import DDPGConfig, run_experiment
-from ddpgkit.io.rundir import read_summary
-from ddpgkit.report import find_runs, group_runs, make_report
-from ddpgkit.stats import iqm, stratified_bootstrap_ci
+from ddpgkit.analysis.report import find_runs, group_runs, make_report
+from ddpgkit.analysis.stats import iqm, stratified_bootstrap_ci
+from ddpgkit.storage.rundir import read_summary
 
 from tests.clihelp import assert_one_line_error, run_cli
 from tests.pngcheck import assert_png

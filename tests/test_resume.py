@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from ddpgkit import DDPG, Callback, DDPGConfig
 from ddpgkit.errors import CheckpointError
 from ddpgkit.experiments.run import load_latest
-from ddpgkit.io.manifest import read_manifest
-from ddpgkit.io.rundir import list_checkpoints, prune_checkpoints, read_metrics
+from ddpgkit.storage.manifest import read_manifest
+from ddpgkit.storage.rundir import list_checkpoints, prune_checkpoints, read_metrics
 from ddpgkit.training.callbacks import Checkpointer
 
 from tests.clihelp import assert_one_line_error, run_cli, run_subprocess
@@ -81,7 +81,7 @@ def test_mid_episode_checkpoint_continues_with_a_fresh_episode(tmp_path):
 
 
 def test_non_finite_env_keeps_the_last_good_checkpoint(tmp_path):
-    from ddpgkit.envs import make_env
+    from ddpgkit.envs.make import make_env
     from ddpgkit.errors import NonFiniteError
 
     env = make_env("ddpgkit/NonFinite-v0", bad_step=350)  # 200-step episodes: a checkpoint at 200 comes first
@@ -305,7 +305,7 @@ def saved_agent(tmp_path_factory):
 
 
 def test_an_unedited_checkpoint_reloads_to_the_same_metadata(saved_agent, tmp_path):
-    from ddpgkit.io.checkpoint import read_manifest
+    from ddpgkit.storage.checkpoint import read_manifest
 
     agent, p = saved_agent
     again = DDPG.load(p).save(tmp_path / "again", training_state=True)
@@ -322,7 +322,7 @@ def test_edited_metadata_with_a_recomputed_checksum_loads_exactly_or_fails_clean
     import shutil
 
     from ddpgkit.errors import DDPGKitError
-    from ddpgkit.io.manifest import manifest_checksum, read_manifest
+    from ddpgkit.storage.manifest import manifest_checksum, read_manifest
 
     agent, src = saved_agent
     d = tmp_path_factory.mktemp("edit")
@@ -360,7 +360,7 @@ def test_train_resume_applies_device_and_threads(uninterrupted, tmp_path, capsys
     are accepted on resume); the run's config.toml and new checkpoints record them."""
     import shutil
 
-    from ddpgkit.config import DDPGConfig
+    from ddpgkit.config.ddpg import DDPGConfig
 
     run = tmp_path / "run"
     shutil.copytree(uninterrupted, run)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from ddpgkit import DDPG, DDPGConfig
-from ddpgkit.envs import MirrorEnv, make_env
+from ddpgkit.envs.episodes import rollout, rollouts
+from ddpgkit.envs.make import make_env
+from ddpgkit.envs.testing import MirrorEnv
 from ddpgkit.errors import EnvError
-from ddpgkit.rollout import rollout, rollouts
 
 
 def pump(obs: np.ndarray) -> np.ndarray:

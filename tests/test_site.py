@@ -40,11 +40,11 @@ def site(tmp_path_factory):
 
 def test_the_build_makes_every_page(site):
     for page in ("index.html", "docs/index.html", "README.html", "README.ja.html", "benchmarks/README.html",
-                 "docs/api/index.html", "docs/api/agent.html", "docs/tutorial/en/04_pendulum.html",
-                 "docs/tutorial/ja/04_pendulum.html"):
+                 "docs/api/index.html", "docs/api/agents.html", "docs/api/config.html",
+                 "docs/tutorial/en/04_pendulum.html", "docs/tutorial/ja/04_pendulum.html"):
         assert (site / page).is_file(), page
-    api = (site / "docs/api/agent.html").read_text(encoding="utf-8")
-    assert 'id="ddpgkit.agent.DDPG"' in api and 'id="ddpgkit.config.DDPGConfig"' in api
+    assert 'id="ddpgkit.agents.ddpg.DDPG"' in (site / "docs/api/agents.html").read_text(encoding="utf-8")
+    assert 'id="ddpgkit.config.ddpg.DDPGConfig"' in (site / "docs/api/config.html").read_text(encoding="utf-8")
 
 
 def test_the_build_fails_on_a_broken_link(tmp_path):
@@ -99,7 +99,7 @@ def test_pages_render_in_a_browser(browser, site):
     readme = _open(browser, site, "README.html")
     assert "Two commands" in readme["text"]
     _assert_images_load(readme, "README")
-    api = _open(browser, site, "docs/api/ddpg.html")
+    api = _open(browser, site, "docs/api/algo.html")
     assert "td_target" in api["text"] and "soft_update" in api["text"]
 
 

@@ -4,7 +4,7 @@ dependency) on fixed data."""
 import numpy as np
 import pytest
 
-from ddpgkit.stats import (
+from ddpgkit.analysis.stats import (
     iqm,
     mean,
     probability_of_improvement,

@@ -22,7 +22,7 @@ import torch
 from ddpgkit import DDPG, run_experiment
 from ddpgkit.experiments.run import run_group
 from ddpgkit.experiments.sweep import SweepError, SweepSpec, run_sweep
-from ddpgkit.io.rundir import list_checkpoints, read_summary
+from ddpgkit.storage.rundir import list_checkpoints, read_summary
 
 from tests.clihelp import assert_one_line_error, run_cli
 

@@ -9,7 +9,7 @@ import torch
 
 from ddpgkit import DDPG, Callback, DDPGConfig
 from ddpgkit.experiments.run import load_latest
-from ddpgkit.io.rundir import read_summary
+from ddpgkit.storage.rundir import read_summary
 from ddpgkit.training.callbacks import Checkpointer
 
 from tests.clihelp import run_cli, run_subprocess

@@ -12,7 +12,7 @@ nbclient = pytest.importorskip("nbclient", reason="the tutorial's tests need the
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ddpgkit.plots import use_japanese_font  # noqa: E402  (also selects matplotlib's Agg backend)
+from ddpgkit.analysis.plots import use_japanese_font  # noqa: E402  (also selects matplotlib's Agg backend)
 
 TUTORIAL = Path(__file__).resolve().parent.parent / "docs" / "tutorial"
 NOTEBOOKS = sorted(TUTORIAL.glob("*/[0-9][0-9]_*.md"))

@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from ddpgkit import DDPG, DDPGConfig
+from ddpgkit.config.seeds import seed_ranges
 from ddpgkit.errors import ConfigError, RunError
 from ddpgkit.experiments.run import run_group
-from ddpgkit.experiments.workers import run_workers, seed_ranges, split_seeds
-from ddpgkit.io.rundir import list_checkpoints, read_metrics
+from ddpgkit.experiments.workers import run_workers, split_seeds
+from ddpgkit.storage.rundir import list_checkpoints, read_metrics
 
 from tests.clihelp import assert_one_line_error, run_cli, run_subprocess
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import typer
 
-from ..agent import DDPG
-from ..config import EVAL_SEED_OFFSET
+from ..agents.ddpg import DDPG
+from ..config.seeds import EVAL_SEED_OFFSET
+from ..envs.render import record_episode
 from ..errors import RunError
-from ..io.manifest import read_manifest
-from ..io.rundir import best_checkpoint_dir, latest_checkpoint
-from ..render import record_episode
+from ..storage.manifest import read_manifest
+from ..storage.rundir import best_checkpoint_dir, latest_checkpoint
 from .app import UserError, app, print_kv
 
 

@@ -1,4 +1,4 @@
-"""``ddpgkit fit``: the chapter's fit and figures (:func:`ddpgkit.experiments.fit.run_fit`)."""
+"""``ddpgkit fit``: the chapter's fit and figures (:func:`ddpgkit.experiments.chapter.run_fit`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-from ..experiments.fit import run_fit
-from ..fitting import LR_SCHEDULES, TARGETS
+from ..experiments.chapter import run_fit
+from ..nn.fitting import LR_SCHEDULES, TARGETS
 from ..nn.mlp import ACTIVATIONS, count_parameters
 from .app import UserError, app, out, parse_hidden
 from .progress import progress_bar

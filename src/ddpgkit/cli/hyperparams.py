@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from ..config import DDPGConfig
-from ..hyperparams import ENV_HYPERPARAMS, GENERAL_SOURCE, defaults_for
+from ..config.ddpg import DDPGConfig
+from ..config.hyperparams import ENV_HYPERPARAMS, GENERAL_SOURCE, defaults_for
 from .app import UserError, app, out
 
 

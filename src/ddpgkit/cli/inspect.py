@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..inspection import inspect_run
+from ..analysis.inspection import inspect_run
 from .app import UserError, app, print_kv
 
 

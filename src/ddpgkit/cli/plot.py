@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ..io.rundir import CURVE, HEALTH, read_metrics
-from ..plots import plot_health, plot_learning_curves
+from ..analysis.plots import plot_health, plot_learning_curves
+from ..storage.rundir import CURVE, HEALTH, read_metrics
 from .app import UserError, app, print_kv
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from ..config import PRESET_SOURCES, PRESETS, DDPGConfig
+from ..config.ddpg import DDPGConfig
+from ..config.presets import PRESET_SOURCES, PRESETS
 from .app import UserError, app, out
 
 

@@ -1,4 +1,4 @@
-"""``ddpgkit report``: statistics over many runs, from their run directories alone (:mod:`ddpgkit.report`)."""
+"""``ddpgkit report``: statistics over many runs, from their run directories alone (:mod:`ddpgkit.analysis.report`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..report import make_report
+from ..analysis.report import make_report
 from .app import UserError, app, out, print_kv, warn
 
 

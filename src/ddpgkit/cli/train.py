@@ -11,7 +11,10 @@ from typing import Any, Optional
 
 import typer
 
-from ..config import PRESETS, DDPGConfig
+from ..config.ddpg import DDPGConfig
+from ..config.hyperparams import Defaults, defaults_for
+from ..config.presets import PRESETS
+from ..config.seeds import parse_seeds, seed_ranges
 from ..experiments.run import (
     Experiment,
     GroupExperiment,
@@ -23,10 +26,8 @@ from ..experiments.run import (
     resume_experiment,
     resume_group,
 )
-from ..experiments.workers import WorkerEvent, WorkerGroups, prepare_workers, resume_workers, seed_ranges
-from ..group import parse_seeds
-from ..hyperparams import Defaults, defaults_for
-from ..io.rundir import CONFIG, CURVE, METRICS, SUMMARY, config_table
+from ..experiments.workers import WorkerEvent, WorkerGroups, prepare_workers, resume_workers
+from ..storage.rundir import CONFIG, CURVE, METRICS, SUMMARY, config_table
 from .app import UserError, app, parse_hidden, print_kv, warn
 from .progress import TrainingProgress
 

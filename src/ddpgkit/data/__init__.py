@@ -1,6 +1,5 @@
-"""What DDPG learns from: the replay buffer (:mod:`.buffer`) and exploration noise (:mod:`.noise`)."""
+"""What DDPG learns from: the replay buffer (:mod:`ddpgkit.data.buffer`)."""
 
 from .buffer import Batch, ReplayBuffer
-from .noise import ActionNoise, GaussianNoise, NoNoise, OrnsteinUhlenbeckNoise, make_noise
 
-__all__ = ["ActionNoise", "Batch", "GaussianNoise", "NoNoise", "OrnsteinUhlenbeckNoise", "ReplayBuffer", "make_noise"]
+__all__ = ["Batch", "ReplayBuffer"]

@@ -22,7 +22,7 @@ import torch
 
 class Batch(NamedTuple):
     """A sampled mini-batch; every field is (B, k) float32 on the buffer's device ((N, B, k) for the N agents
-    of a group, :class:`ddpgkit.group.DDPGGroup`)."""
+    of a group, :class:`ddpgkit.agents.group.DDPGGroup`)."""
 
     obs: torch.Tensor  # (B, obs_dim)        s
     action: torch.Tensor  # (B, act_dim)     a

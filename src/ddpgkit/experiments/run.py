@@ -4,7 +4,7 @@ do, callable from Python, a notebook or a worker process.
     result = run_experiment("Pendulum-v1", DDPGConfig.preset("pendulum"), "runs/pendulum-s0")
     result.summary["final_eval_mean"], result.checkpoint
 
-A run writes its directory (:mod:`ddpgkit.io.rundir`): config.toml first, metrics.csv rows and
+A run writes its directory (:mod:`ddpgkit.storage.rundir`): config.toml first, metrics.csv rows and
 periodic checkpoints while it trains, then the final checkpoint (unless the last periodic one was
 taken at the same step), learning_curve.png and summary.json. ``resume=True`` continues the run in
 that directory from its newest checkpoint that loads (bit-identically when it was taken at an episode
@@ -23,15 +23,16 @@ from typing import Any
 
 from safetensors.torch import save as st_save
 
-from ..agent import DDPG
+from ..agents.ddpg import DDPG
+from ..agents.group import DDPGGroup, check_groupable
 from ..algo.health import health_warnings
-from ..config import DDPGConfig
+from ..analysis.plots import plot_learning_curves
+from ..config.ddpg import DDPGConfig
+from ..config.hyperparams import Defaults, defaults_for
 from ..errors import CheckpointError, ConfigError, NonFiniteError, NonFiniteUpdate, RunError, RunInterrupted
-from ..group import DDPGGroup, check_groupable
-from ..hyperparams import Defaults, defaults_for
-from ..io.atomic import atomic_write_bytes
-from ..io.checkpoint import versions
-from ..io.rundir import (
+from ..storage.atomic import atomic_write_bytes
+from ..storage.checkpoint import versions
+from ..storage.rundir import (
     CONFIG,
     CURVE,
     METRICS,
@@ -46,7 +47,6 @@ from ..io.rundir import (
     write_metrics,
     write_summary,
 )
-from ..plots import plot_learning_curves
 from ..training.callbacks import Checkpointer, MetricsCSV
 from ..training.loop import METRIC_COLUMNS, Callback, Trainer
 from ..training.tensorboard import TensorBoardSink
@@ -92,7 +92,7 @@ class RunResult:
 class Experiment:
     """A run ready to train: the agent (fresh, or loaded from ``resumed_from``), its directory, the
     preset name and the origin of its hyperparameters to record (``{"defaults": ..., "source": ...}``,
-    see :mod:`ddpgkit.hyperparams`), and the newer checkpoints that were skipped because they did not load."""
+    see :mod:`ddpgkit.config.hyperparams`), and the newer checkpoints that were skipped because they did not load."""
 
     agent: DDPG
     run_dir: Path
@@ -157,7 +157,7 @@ class Experiment:
 @dataclass
 class GroupExperiment:
     """Several runs of one config and env that differ only in the seed, ready to train together in one
-    process (:class:`ddpgkit.group.DDPGGroup`): one ordinary run directory per seed."""
+    process (:class:`ddpgkit.agents.group.DDPGGroup`): one ordinary run directory per seed."""
 
     experiments: list[Experiment]
 
@@ -287,7 +287,7 @@ def prepare_experiment(env: str, config: DDPGConfig | None = None, run_dir: str 
                        origin: dict[str, str] | None = None) -> Experiment:
     """Set up a run of DDPG on ``env`` in ``run_dir`` (``runs/<env>-s<seed>`` by default).
 
-    ``config`` defaults to :func:`ddpgkit.hyperparams.defaults_for` ``(env, preset)``: the preset if
+    ``config`` defaults to :func:`ddpgkit.config.hyperparams.defaults_for` ``(env, preset)``: the preset if
     named, else the env's entry in the hyperparameter table, else the general defaults. ``origin``
     says where a given ``config`` came from (default: "given"); it is recorded in config.toml's
     ``[origin]`` table and summary.json, as ``preset`` is in summary.json. A directory that already

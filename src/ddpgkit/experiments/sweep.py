@@ -9,7 +9,7 @@ A spec is a TOML file::
                                     #   hyperparameter table, else the general defaults]
     cpus_per_trial = 1              # optional (default 1); gpus_per_trial = 0.0 (a fraction is fine)
     max_retries = 3                 # optional: retries of a trial whose worker process or node dies
-    seeds_per_task = 0              # optional: seeds trained together in one worker (ddpgkit.group),
+    seeds_per_task = 0              # optional: seeds trained together in one worker (ddpgkit.agents.group),
                                     #   0 = every seed of a combination (default), 1 = one run a task
 
     [config]                        # optional: DDPGConfig values for every trial
@@ -19,7 +19,7 @@ A spec is a TOML file::
     tau = [0.005, 0.01]
 
 Trials run as Ray tasks: the seeds of one env and combination, which share their config, train
-together in one task as a group (:class:`ddpgkit.group.DDPGGroup`, one run directory each; split into
+together in one task as a group (:class:`ddpgkit.agents.group.DDPGGroup`, one run directory each; split into
 tasks of ``seeds_per_task``; one a task where the config cannot be grouped: ``backward = autograd`` or
 ``compile``). A trial checkpoints as ``ddpgkit train`` does; if its worker dies (kill -9,
 a lost node) Ray runs it again and it resumes from its newest checkpoint (``resume=True``), ending with
@@ -55,12 +55,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..config import PRESETS, DDPGConfig
+from ..agents.group import check_groupable
+from ..config.ddpg import DDPGConfig
+from ..config.hyperparams import defaults_for
+from ..config.presets import PRESETS
+from ..config.seeds import parse_seeds
 from ..errors import ConfigError, DDPGKitError, RunError, one_line
-from ..group import check_groupable, parse_seeds
-from ..hyperparams import defaults_for
-from ..io.atomic import atomic_write_text, ensure_writable_dir
-from ..io.rundir import CONFIG, METRICS, SUMMARY, read_metrics, read_summary
+from ..storage.atomic import atomic_write_text, ensure_writable_dir
+from ..storage.rundir import CONFIG, METRICS, SUMMARY, read_metrics, read_summary
 from .run import origin_of, run_experiment, run_group
 
 # Ray reads its environment once, when it is imported (an optional extra: imported by _import_ray):
@@ -79,7 +81,7 @@ class SweepError(DDPGKitError, ValueError):
 @dataclass(frozen=True)
 class Trial:
     """One run of a sweep: an env, a preset, the values that vary, a seed, its config, its run
-    directory, and the base its config started from (:mod:`ddpgkit.hyperparams`, recorded in the run)."""
+    directory, and the base its config started from (:mod:`ddpgkit.config.hyperparams`, recorded in the run)."""
 
     name: str
     env_id: str
@@ -198,7 +200,7 @@ class SweepSpec:
     def tasks(self, trials: list[Trial]) -> list[list[Trial]]:
         """The trials grouped into worker tasks: consecutive trials of one env and combination (one config
         but the seed), at most ``seeds_per_task`` (0: all) to a task, one a task where a group cannot
-        train the config (:func:`ddpgkit.group.check_groupable`)."""
+        train the config (:func:`ddpgkit.agents.group.check_groupable`)."""
         out: list[list[Trial]] = []
         for t in trials:
             last = out[-1] if out else None

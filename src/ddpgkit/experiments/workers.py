@@ -28,11 +28,12 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from ..agent import DDPG
-from ..config import DDPGConfig
+from ..agents.ddpg import DDPG
+from ..agents.group import check_groupable
+from ..config.ddpg import DDPGConfig
+from ..config.seeds import seed_ranges
 from ..errors import ConfigError, DDPGKitError, RunError, RunInterrupted, one_line
-from ..group import check_groupable
-from ..io.rundir import CONFIG, read_summary, refuse_existing_run
+from ..storage.rundir import CONFIG, read_summary, refuse_existing_run
 from ..training.loop import Callback, Trainer
 from .run import GroupExperiment, RunResult, prepare_group, resume_group, seed_run_dirs
 
@@ -53,17 +54,6 @@ def split_seeds(seeds: Sequence[int], workers: int) -> list[list[int]]:
         shares.append(seeds[start:end])
         start = end
     return shares
-
-
-def seed_ranges(seeds: Sequence[int]) -> str:
-    """``[0, 1, 2, 5]`` -> ``"0-2,5"`` (the form ``--seeds`` reads)."""
-    runs: list[list[int]] = []  # [first, last] of each run of consecutive seeds
-    for s in seeds:
-        if runs and runs[-1][1] == s - 1:
-            runs[-1][1] = s
-        else:
-            runs.append([s, s])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _send(channel: Connection, message: tuple) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io.rundir import best_checkpoint_dir, checkpoint_dir, format_cell, prune_checkpoints
+from ..storage.rundir import best_checkpoint_dir, checkpoint_dir, format_cell, prune_checkpoints
 from .loop import METRIC_COLUMNS, Callback, Trainer
 
 
@@ -54,7 +54,7 @@ class Checkpointer(Callback):
     metrics rows the checkpoint carries.
 
     ``boundary(trainer)`` replaces "the trainer is between episodes" as the moment to save: a group of
-    seeds (:class:`ddpgkit.group.DDPGGroup`) saves every member at one step where all of them are between
+    seeds (:class:`ddpgkit.agents.group.DDPGGroup`) saves every member at one step where all of them are between
     episodes, so the group resumes exactly. With ``patience``, a save (or a stop) waits at most that many
     steps for such a moment, then is taken mid-episode.
     """

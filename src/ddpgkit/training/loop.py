@@ -31,11 +31,11 @@ import numpy as np
 import torch
 
 from ..algo.health import ROW_SIGNALS, UPDATE_SIGNALS, health_values, reset_health
-from ..config import DDPGConfig
+from ..algo.noise import ActionNoise
+from ..config.ddpg import DDPGConfig
 from ..data.buffer import Batch, ReplayBuffer
-from ..data.noise import ActionNoise
+from ..envs.episodes import Episode
 from ..errors import NonFiniteError, NonFiniteUpdate
-from ..rollout import Episode
 from ..runtime import configure_torch
 
 #: The columns of metrics.csv, in order (one row per finished episode and one per evaluation).
@@ -302,7 +302,7 @@ def run_together(trainers: Sequence[Trainer], total_steps: int,
     ``total_steps`` steps in all (the module doc lists one step).
 
     One trainer is one run (:meth:`Trainer.run`); several are the agents of a group of seeds sharing one
-    config (:class:`ddpgkit.group.DDPGGroup`), whose acting and updates are batched. ``explore`` maps the
+    config (:class:`ddpgkit.agents.group.DDPGGroup`), whose acting and updates are batched. ``explore`` maps the
     agents' observations to their exploration actions; ``update`` makes one gradient step of every agent,
     each on its own batch, adding (critic loss, actor loss, mean Q) to its trainer's sums. ``callbacks``:
     each trainer's own. A callback that stops its trainer stops them all, after the step every trainer

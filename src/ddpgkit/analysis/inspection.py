@@ -28,12 +28,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402  (a dependency of matplotlib)
 
-from .agent import DDPG  # noqa: E402
-from .errors import CheckpointError, ConfigError, RunError, one_line  # noqa: E402
-from .io.atomic import atomic_write_bytes, ensure_writable_dir  # noqa: E402
-from .io.rundir import METRICS, checkpoints_by_step, read_metrics  # noqa: E402
+from ..agents.ddpg import DDPG  # noqa: E402
+from ..envs.episodes import Episode  # noqa: E402
+from ..errors import CheckpointError, ConfigError, RunError, one_line  # noqa: E402
+from ..storage.atomic import atomic_write_bytes, ensure_writable_dir  # noqa: E402
+from ..storage.rundir import METRICS, checkpoints_by_step, read_metrics  # noqa: E402
 from .plots import plot_value_check  # noqa: E402
-from .rollout import Episode  # noqa: E402
 
 PENDULUM_MAX_SPEED = 8.0  # Pendulum-v1's bound on θ̇ (rad/s)
 
@@ -122,7 +122,7 @@ def value_maps(agent: DDPG, plane: StateSlice, resolution: int = 81) -> ValueMap
 def evaluation_episode(agent: DDPG) -> Episode:
     """The hardest of the run's evaluation episodes for this agent: the lowest return among the
     ``eval_episodes`` start states every evaluation of the run used (``reset(seed=seed + 10000 + i)``), as
-    the run's evaluations ran them (:meth:`DDPG.evaluation_episodes <ddpgkit.agent.DDPG.evaluation_episodes>`)."""
+    the run's evaluations ran them (:meth:`DDPG.evaluation_episodes <ddpgkit.agents.ddpg.DDPG.evaluation_episodes>`)."""
     return min(agent.evaluation_episodes(), key=lambda e: e.total_reward)
 
 

@@ -8,7 +8,7 @@ Each member keeps everything of its own — initial weights (seeded as a single 
 optimiser state, replay buffer, noise, env, generators, training loop — but its networks' parameters
 and Adam moments are views of tensors stacked (N, ...) here (:mod:`ddpgkit.nn.stacked`). So one update
 of the group is one set of batched matrix products for all N agents (the same update code as one agent,
-:class:`ddpgkit.algo.update.Update`, on (N, B, ·) batches), acting is one batched forward pass, and the
+:class:`ddpgkit.algo.learner.Update`, on (N, B, ·) batches), acting is one batched forward pass, and the
 loop is the one loop (:func:`ddpgkit.training.loop.run_together`) stepping every member's env in
 lockstep. Whatever reads an agent — evaluation, ``save``, checkpoints, a run directory — reads a member
 as it would a single run.
@@ -27,37 +27,18 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .agent import DDPG
-from .algo.optim import link_adam_state, stack_adam_state
-from .algo.update import Update
-from .config import DDPGConfig
-from .data.buffer import Batch
-from .errors import ConfigError
-from .nn.actor_critic import scale_action
-from .nn.backward import forward_with_cache
-from .nn.stacked import stack_modules
-from .training.loop import Callback, Trainer, run_together
+from ..algo.learner import Update
+from ..algo.optim import link_adam_state, stack_adam_state
+from ..config.ddpg import DDPGConfig
+from ..data.buffer import Batch
+from ..errors import ConfigError
+from ..nn.actor_critic import scale_action
+from ..nn.backward import forward_with_cache
+from ..nn.stacked import stack_modules
+from ..training.loop import Callback, Trainer, run_together
+from .ddpg import DDPG
 
 CallbackArg = Callback | Iterable[Callback] | None
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0-9"``, ``"0,3,7"`` or ``"0-4,10"`` -> the seeds in that order; a ConfigError names what is wrong
-    (a negative or repeated seed, an empty or reversed range, anything not an integer)."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        lo, sep, hi = part.partition("-")
-        try:
-            first, last = (int(lo), int(hi)) if sep else (int(part), int(part))
-        except ValueError:
-            raise ConfigError(f"seeds: {part!r} is not a seed or a range such as 0-9") from None
-        if first < 0 or last < first:
-            raise ConfigError(f"seeds: {part!r} is not a range of seeds >= 0 (such as 0-9)")
-        seeds.extend(range(first, last + 1))
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"seeds: {text!r} names a seed twice")
-    return seeds
 
 
 def check_groupable(configs: Sequence[DDPGConfig]) -> None:
@@ -86,7 +67,7 @@ class DDPGGroup(Update):
 
     Args:
         members: ordinary :class:`~ddpgkit.DDPG` agents whose configs differ only in the seed, fresh
-            or loaded (:meth:`DDPG.load <ddpgkit.agent.DDPG.load>`) at the same training step. Their
+            or loaded (:meth:`DDPG.load <ddpgkit.agents.ddpg.DDPG.load>`) at the same training step. Their
             current weights and optimiser states are copied into the stacked tensors, and from then on
             the members' own tensors are views of those; train them through the group.
     """

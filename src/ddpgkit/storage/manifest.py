@@ -1,5 +1,5 @@
 """The checkpoint manifest: reading and verifying ``manifest.json``, and where a checkpoint directory
-is (the torch-free half of :mod:`ddpgkit.io.checkpoint`, so that run directories can be listed and
+is (the torch-free half of :mod:`ddpgkit.storage.checkpoint`, so that run directories can be listed and
 reported on without loading tensors).
 """
 

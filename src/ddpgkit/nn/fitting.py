@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .errors import DataError
-from .nn.mlp import MLP
+from ..errors import DataError
+from .mlp import MLP
 
 #: The functions :func:`make_dataset` fits by name (``ddpgkit fit --target NAME``).
 TARGETS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {

@@ -1,6 +1,6 @@
 """One DDPG update in the paper's order — critic step, actor step, soft update of both targets — on the
 four networks and two optimisers of an agent (:class:`ddpgkit.DDPG`) or of N agents stacked into one
-(:class:`ddpgkit.group.DDPGGroup`, :mod:`ddpgkit.nn.stacked`): the same code, with (B, ·) tensors for
+(:class:`ddpgkit.agents.group.DDPGGroup`, :mod:`ddpgkit.nn.stacked`): the same code, with (B, ·) tensors for
 one agent and (N, B, ·) for N.
 
 :class:`Update` is the part of the agent that owns that step; a subclass sets the four networks and
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..config import DDPGConfig
+from ..config.ddpg import DDPGConfig
 from ..data.buffer import Batch
 from ..errors import NonFiniteUpdate
 from ..nn.actor_critic import Actor, Critic

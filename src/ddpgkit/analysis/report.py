@@ -5,7 +5,7 @@ Runs that share their env and config except the seed form a group (settings that
 is learned — device, threads, checkpointing — are ignored). For each group:
 
 * final return (the run's last evaluation, as in summary.json): interquartile mean and mean, each with a
-  95% stratified-bootstrap confidence interval (:mod:`ddpgkit.stats`);
+  95% stratified-bootstrap confidence interval (:mod:`ddpgkit.analysis.stats`);
 * best evaluation during training (the highest evaluation a run reached, which published DDPG
   numbers sometimes report instead of the final one), the same two statistics, labelled as such;
 * the IQM learning curve over evaluation steps with its 95% confidence band;
@@ -30,9 +30,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .errors import RunError  # noqa: E402
-from .io.atomic import atomic_write_json, atomic_write_text, ensure_writable_dir  # noqa: E402
-from .io.rundir import CONFIG, METRICS, SUMMARY, config_table, read_metrics, read_summary  # noqa: E402
+from ..errors import RunError  # noqa: E402
+from ..storage.atomic import atomic_write_json, atomic_write_text, ensure_writable_dir  # noqa: E402
+from ..storage.rundir import CONFIG, METRICS, SUMMARY, config_table, read_metrics, read_summary  # noqa: E402
 from .stats import Estimate, iqm, mean, probability_of_improvement_ci, stratified_bootstrap_ci  # noqa: E402
 
 #: Config keys that do not change what is learned; runs differing only in these are one group.

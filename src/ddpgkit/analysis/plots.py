@@ -18,9 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 
-from .errors import ConfigError  # noqa: E402
-from .fitting import Dataset, predict  # noqa: E402
-from .nn.mlp import activation as make_activation  # noqa: E402
+from ..errors import ConfigError  # noqa: E402
+from ..nn.fitting import Dataset, predict  # noqa: E402
+from ..nn.mlp import activation as make_activation  # noqa: E402
 
 _DPI = 120
 

@@ -3,9 +3,9 @@ where its values come from.
 
 A run's hyperparameters start from one base, then a config file and flags go on top:
 
-- ``--preset NAME`` given: that preset (:data:`ddpgkit.config.PRESETS`);
+- ``--preset NAME`` given: that preset (:data:`ddpgkit.config.presets.PRESETS`);
 - else the env id has an entry in :data:`ENV_HYPERPARAMS`: the general defaults with that entry's values;
-- else the general defaults, :class:`~ddpgkit.config.DDPGConfig`'s own.
+- else the general defaults, :class:`~ddpgkit.config.ddpg.DDPGConfig`'s own.
 
 :func:`defaults_for` makes that choice and says which base it took (:class:`Defaults`); every run
 records it in config.toml (``[origin]``) and summary.json, ``ddpgkit hyperparams`` prints the table.
@@ -19,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .config import PRESET_SOURCES, PRESETS, DDPGConfig
-from .errors import ConfigError
+from ..errors import ConfigError
+from .ddpg import DDPGConfig
+from .presets import PRESET_SOURCES, PRESETS
 
 GENERAL_SOURCE = ("general defaults: 256-256 ReLU (the chapter's networks), Adam 1e-3, batch 256, τ 5e-3, γ 0.99, "
                   "Gaussian noise 0.1 (TD3 paper, rl-baselines3-zoo), PyTorch's default init of the last layers "

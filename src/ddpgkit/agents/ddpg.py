@@ -3,7 +3,7 @@ and persistence.
 
 ``DDPG(env, config, seed=0).learn(steps)``, ``predict``, ``save`` and ``DDPG.load`` behave as in
 Stable-Baselines3 where the names are shared (README: "Coming from Stable-Baselines3"). The update
-is :class:`ddpgkit.algo.update.Update`'s: the paper's functions in :mod:`ddpgkit.algo.ddpg`
+is :class:`ddpgkit.algo.learner.Update`'s: the paper's functions in :mod:`ddpgkit.algo.ddpg`
 (``backward="autograd"``) or, by default, the same gradients with the backward pass written out
 (:mod:`ddpgkit.algo.gradients`).
 """
@@ -19,21 +19,22 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .algo.update import Update
-from .config import BUFFER_SEED_OFFSET, EVAL_SEED_OFFSET, EXPLORE_SEED_OFFSET, NOISE_SEED_OFFSET, DDPGConfig
-from .data.buffer import ReplayBuffer
-from .data.noise import make_noise
-from .envs import env_id as get_env_id
-from .envs import make_env
-from .errors import CheckpointError, DDPGKitError, EnvError, NoLearningWarning, one_line
-from .hyperparams import defaults_for
-from .io.checkpoint import CheckpointFiles, chunk_store, load_checkpoint, put_chunk, save_checkpoint
-from .nn.actor_critic import Actor, Critic, scale_action
-from .rollout import Episode, discounted_returns, rollouts
-from .runtime import check_precision, resolve_device
-from .training.loop import Callback, Trainer
-from .training.state import restore_training_state
-from .training.state import training_state as collect_training_state
+from ..algo.learner import Update
+from ..algo.noise import make_noise
+from ..config.ddpg import DDPGConfig
+from ..config.hyperparams import defaults_for
+from ..config.seeds import BUFFER_SEED_OFFSET, EVAL_SEED_OFFSET, EXPLORE_SEED_OFFSET, NOISE_SEED_OFFSET
+from ..data.buffer import ReplayBuffer
+from ..envs.episodes import Episode, discounted_returns, rollouts
+from ..envs.make import env_id as get_env_id
+from ..envs.make import make_env
+from ..errors import CheckpointError, DDPGKitError, EnvError, NoLearningWarning, one_line
+from ..nn.actor_critic import Actor, Critic, scale_action
+from ..runtime import check_precision, resolve_device
+from ..storage.checkpoint import CheckpointFiles, chunk_store, load_checkpoint, put_chunk, save_checkpoint
+from ..training.loop import Callback, Trainer
+from ..training.state import restore_training_state
+from ..training.state import training_state as collect_training_state
 
 
 class DDPG(Update):
@@ -43,8 +44,8 @@ class DDPG(Update):
         env: a Gymnasium id such as ``"Pendulum-v1"`` or a ``gymnasium.Env`` with a bounded Box
             action space.
         config: hyperparameters; when None, the entry of the env's id (of a Gymnasium env object: its
-            spec's id) in the hyperparameter table (:func:`ddpgkit.hyperparams.defaults_for`), else
-            the general defaults, :class:`~ddpgkit.config.DDPGConfig`'s.
+            spec's id) in the hyperparameter table (:func:`ddpgkit.config.hyperparams.defaults_for`), else
+            the general defaults, :class:`~ddpgkit.config.ddpg.DDPGConfig`'s.
         seed: overrides ``config.seed`` when given. The seed fixes torch's and numpy's global
             generators (for the initial weights), the env, its action space, and the buffer's,
             noise's and warm-up's own generators.
@@ -201,7 +202,7 @@ class DDPG(Update):
 
     def evaluation_episodes(self, episodes: int | None = None, seed: int | None = None) -> list[Episode]:
         """The episodes of :meth:`evaluate` themselves (states, actions, rewards), run side by side on
-        copies of the eval env (:func:`~ddpgkit.rollout.rollouts`: μ of all running episodes in one
+        copies of the eval env (:func:`~ddpgkit.envs.episodes.rollouts`: μ of all running episodes in one
         forward pass per step); one after another on the eval env when it cannot be copied."""
         n = episodes if episodes is not None else self.config.eval_episodes
         base = seed if seed is not None else self.config.seed + EVAL_SEED_OFFSET

@@ -11,7 +11,7 @@ Layout (format version 1)::
 
 Shared files are how a checkpoint's cost follows what changed: the replay buffer is saved in chunks
 (:func:`put_chunk`), a chunk whose contents did not change since an earlier checkpoint is referenced
-again instead of written again, and :func:`~ddpgkit.io.rundir.prune_checkpoints` deletes the chunks
+again instead of written again, and :func:`~ddpgkit.storage.rundir.prune_checkpoints` deletes the chunks
 no remaining checkpoint references. Every shared file is verified like the checkpoint's own files.
 
 Saving writes everything into a temporary sibling directory, fsyncs it, and moves it into place in
@@ -20,7 +20,7 @@ directories (Linux ``renameat2(RENAME_EXCHANGE)``), after which the old one is d
 full disk at any moment leaves the previous checkpoint or the complete new one, never neither. Where
 the exchange is not available (another OS, a file system without it) the old directory is first
 renamed to ``.<name>.replaced``; a crash right then leaves it there, and
-:func:`~ddpgkit.io.manifest.checkpoint_location` (used by every reader) and the next save find it again. Loading
+:func:`~ddpgkit.storage.manifest.checkpoint_location` (used by every reader) and the next save find it again. Loading
 checks the manifest's own checksum (of its canonical JSON), every file's size and SHA-256, and only
 then parses the tensors; any failure is a :class:`~ddpgkit.errors.CheckpointError` naming the file and what is wrong.
 """
@@ -66,7 +66,7 @@ def versions() -> dict[str, str]:
 
 def put_chunk(store: str | Path, prefix: str, tensors: dict[str, torch.Tensor]) -> tuple[str, dict[str, Any]]:
     """Write ``tensors`` as an immutable shared file in the directory ``store`` (see
-    :func:`~ddpgkit.io.manifest.chunk_store`), named ``<prefix>-<first 16 hex digits of its SHA-256>``,
+    :func:`~ddpgkit.storage.manifest.chunk_store`), named ``<prefix>-<first 16 hex digits of its SHA-256>``,
     unless a file of that name and size is there already. Returns its name and manifest entry, for the
     ``shared`` argument of :func:`save_checkpoint`. The file appears whole or not at all."""
     if not prefix.replace("-", "_").isidentifier():

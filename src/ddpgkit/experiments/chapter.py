@@ -11,11 +11,11 @@ from typing import Any
 
 import torch
 
-from ..fitting import Dataset, FitResult, fit, load_csv, make_dataset
-from ..io.atomic import atomic_write_json, ensure_writable_dir
+from ..analysis.plots import plot_activation, plot_data, plot_fit, plot_function, plot_loss
+from ..nn.fitting import Dataset, FitResult, fit, load_csv, make_dataset
 from ..nn.mlp import MLP
-from ..plots import plot_activation, plot_data, plot_fit, plot_function, plot_loss
 from ..runtime import configure_torch
+from ..storage.atomic import atomic_write_json, ensure_writable_dir
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Recording an episode of a policy as an animated GIF (rgb_array rendering), through the same
-episode loop as evaluation (:func:`ddpgkit.rollout.rollout`)."""
+episode loop as evaluation (:func:`ddpgkit.envs.episodes.rollout`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import gymnasium as gym
 from PIL import Image  # a dependency of matplotlib
 
-from .envs import make_env
-from .errors import EnvError
-from .io.atomic import atomic_write_bytes
-from .rollout import Episode, Policy, rollout
+from ..errors import EnvError
+from ..storage.atomic import atomic_write_bytes
+from .episodes import Episode, Policy, rollout
+from .make import make_env
 
 
 def record_episode(env_id: str | None, policy: Policy, path: str | Path, seed: int | None = None, fps: int = 30,

@@ -1,0 +1,105 @@
+"""Tiny environments of ddpgkit's own, small and exactly solvable, for tests and examples.
+
+* ``ddpgkit/Mirror-v0`` (:class:`MirrorEnv`): a one-step task whose best action is −s;
+* ``ddpgkit/NonFinite-v0`` (:class:`NonFiniteEnv`): emits NaN or inf at a chosen step, to exercise the error path;
+* ``ddpgkit/HugeReward-v0``: a reward of 1e30 at step 300: finite, but the critic's loss overflows (the
+  update's NaN sentinel);
+* ``ddpgkit/Unbounded-v0`` (:class:`UnboundedEnv`): an unbounded action space, which DDPG must refuse.
+
+They are registered with Gymnasium under the ``ddpgkit/`` namespace by :func:`register_test_envs`, which
+:func:`ddpgkit.envs.make.make_env` calls when it is asked for an id in that namespace (importing ddpgkit
+registers nothing).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+#: The namespace of the ids registered here.
+NAMESPACE = "ddpgkit/"
+
+
+class MirrorEnv(gym.Env):
+    """A one-step task with a known optimum: observe s ~ U(-1, 1)^d, act a ∈ [-1, 1]^d, receive
+    r = −‖a + s‖² / d, and the episode terminates. The best policy is μ*(s) = −s and Q*(s, a) = r."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, dim: int = 2) -> None:
+        self.dim = dim
+        self.observation_space = spaces.Box(-1.0, 1.0, (dim,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (dim,), np.float32)
+        self._s = np.zeros(dim, np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode (Gymnasium's ``reset``): a new s ~ U(−1, 1)^d."""
+        super().reset(seed=seed)
+        self._s = self.np_random.uniform(-1.0, 1.0, self.dim).astype(np.float32)
+        return self._s.copy(), {}
+
+    def step(self, action):
+        """Reward r = −‖a + s‖² / d (a clipped to [−1, 1]), and the episode terminates."""
+        a = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+        reward = -float(np.sum((a + self._s) ** 2)) / self.dim
+        return self._s.copy(), reward, True, False, {}
+
+
+class NonFiniteEnv(gym.Env):
+    """Emits a non-finite observation or reward at step ``bad_step`` (counted over the env's life),
+    a stand-in for a misbehaving simulator. ``kind`` is ``"obs"`` or ``"reward"``; ``value`` is
+    ``nan`` or ``inf``."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, bad_step: int = 50, kind: str = "obs", value: str = "nan") -> None:
+        self.bad_step, self.kind = bad_step, kind
+        self.value = float(value)
+        self.observation_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.steps = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode (Gymnasium's ``reset``)."""
+        super().reset(seed=seed)
+        return self.np_random.uniform(-1, 1, 3).astype(np.float32), {}
+
+    def step(self, action):
+        """A random observation and reward −‖a‖², except at step ``bad_step``, whose observation or reward
+        is ``value``."""
+        self.steps += 1
+        obs = self.np_random.uniform(-1, 1, 3).astype(np.float32)
+        reward = -float(np.square(action).sum())
+        if self.steps == self.bad_step:
+            if self.kind == "obs":
+                obs[1] = self.value
+            else:
+                reward = self.value
+        return obs, reward, False, False, {}
+
+
+class UnboundedEnv(MirrorEnv):
+    """Like :class:`MirrorEnv` but with an unbounded action space (which DDPG must refuse)."""
+
+    def __init__(self, dim: int = 2) -> None:
+        super().__init__(dim)
+        self.action_space = spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+
+
+#: id -> (entry point, time limit, keyword arguments) of every env registered here.
+ENTRIES: dict[str, tuple[str, int, dict[str, str | int]]] = {
+    "ddpgkit/Mirror-v0": ("ddpgkit.envs.testing:MirrorEnv", 10, {}),
+    "ddpgkit/NonFinite-v0": ("ddpgkit.envs.testing:NonFiniteEnv", 200, {}),
+    # a finite reward so large that the critic's squared error overflows: the update's NaN sentinel
+    "ddpgkit/HugeReward-v0": ("ddpgkit.envs.testing:NonFiniteEnv", 200,
+                              {"kind": "reward", "value": "1e30", "bad_step": 300}),
+    "ddpgkit/Unbounded-v0": ("ddpgkit.envs.testing:UnboundedEnv", 10, {}),
+}
+
+
+def register_test_envs() -> None:
+    """Register the ``ddpgkit/...`` ids with Gymnasium (once; a second call changes nothing)."""
+    for env_name, (entry, steps, kwargs) in ENTRIES.items():
+        if env_name not in gym.registry:
+            gym.register(env_name, entry_point=entry, max_episode_steps=steps, kwargs=kwargs)
