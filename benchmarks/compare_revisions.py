@@ -6,11 +6,12 @@ in fresh processes, alternating base / this tree, each pinned to one core with o
 * env steps/s of the training loop on Pendulum-v1 (batch 256, one update per step, 500 warm-up
   steps, Gaussian noise 0.05 of the action scale), per network size;
 * the update alone on a fixed batch (µs) and one Adam step (µs), 64-64;
-* a fingerprint of a short training run's final weights (SHA-256 of the four networks' tensors):
-  equal fingerprints mean the two revisions compute bit-identical training.
+* a fingerprint of a short training run (SHA-256 of the four networks' final tensors and of its metrics rows
+  but their wall times) with the default update, autograd's, ``policy_frequency = 2``, bf16 where the CPU has
+  it, and a group of three seeds: equal fingerprints mean the two revisions compute bit-identical training.
 
     .venv/bin/python benchmarks/compare_revisions.py [--base HEAD~1] [--sizes 64,64 256,256 400,300]
-        [--reps 3] [--steps 1500]
+        [--reps 3] [--steps 1500] [--fingerprints-only]
 
 Works with every layout ddpgkit has had (the child script tries the old and the new import paths).
 """
@@ -24,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from ddpgkit.runtime import cpu_has_bf16
 
 from common import machine, spread, table
 
@@ -71,7 +74,7 @@ elif what == "update":
         for _ in range(steps):
             agent.update(batch)
         best.append((time.perf_counter() - t) / steps * 1e6)
-    opt = agent.critic_optimizer
+    opt = agent.learner.critic_optimizer if hasattr(agent, "learner") else agent.critic_optimizer
     adam = []
     for _ in range(5):
         t = time.perf_counter()
@@ -79,13 +82,27 @@ elif what == "update":
             adam_step(opt)
         adam.append((time.perf_counter() - t) / steps * 1e6)
     print(min(best), min(adam))
-else:  # fingerprint of a short run's final weights
+else:  # fingerprint of a short run's final weights: "fingerprint SEED [autograd|pf2]" or "fingerprint group"
     cfg = DDPGConfig(hidden=(32, 32), batch_size=64, learning_starts=200, total_steps=1200, eval_interval=600,
-                     eval_episodes=2, noise="ou", seed=int(arg))
-    agent = DDPG("Pendulum-v1", cfg).learn(1200)
+                     eval_episodes=2, noise="ou", seed=0 if arg == "group" else int(arg.split(":")[0]))
+    variant = arg.split(":")[1] if ":" in arg else ""
+    if variant == "autograd":
+        cfg = cfg.replace(backward="autograd")
+    elif variant == "pf2":
+        cfg = cfg.replace(policy_frequency=2, learning_starts=201)
+    elif variant.startswith("bf16"):
+        cfg = cfg.replace(precision="bf16", backward="autograd" if variant.endswith("autograd") else "handwritten")
+    if arg == "group":
+        from ddpgkit import DDPGGroup
+        agents = DDPGGroup.create("Pendulum-v1", cfg, seeds=[0, 1, 2]).learn_until(1200).members
+    else:
+        agents = [DDPG("Pendulum-v1", cfg).learn(1200)]
     h = hashlib.sha256()
-    for name, t in sorted(agent.model_tensors().items()):
-        h.update(name.encode()); h.update(t.numpy().tobytes())
+    for agent in agents:
+        for name, t in sorted(agent.model_tensors().items()):
+            h.update(name.encode()); h.update(t.numpy().tobytes())
+        for row in agent.trainer.history:  # the metrics rows, losses and health signals included, but not the clock
+            h.update(repr(sorted((k, v) for k, v in row.items() if k not in ("steps_per_s", "wall_s"))).encode())
     print(h.hexdigest()[:16])
 '''
 
@@ -104,6 +121,7 @@ def main() -> None:
     p.add_argument("--sizes", nargs="+", default=["64,64", "256,256", "400,300"])
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--steps", type=int, default=1500, help="timed env steps per loop run")
+    p.add_argument("--fingerprints-only", action="store_true", help="only the final weights, no timing")
     a = p.parse_args()
     base_rev = subprocess.run(["git", "rev-parse", "--short", a.base], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()
@@ -119,7 +137,7 @@ def main() -> None:
         print(f"base {a.base} = {base_rev}; this tree = {head_rev}{' + uncommitted changes in src/' if dirty else ''}; "
               f"fresh process per measurement, alternating base / this, 1 core, 1 torch thread\n")
         rows = []
-        for size in a.sizes:
+        for size in ([] if a.fingerprints_only else a.sizes):
             res: dict[str, list[float]] = {"base": [], "this": []}
             for _ in range(a.reps):
                 for name, tree in trees.items():
@@ -129,21 +147,28 @@ def main() -> None:
                          spread(ratio, "{:.2f}")])
             print(table(["measure", "base", "this", "this / base"], rows[-1:]).splitlines()[-1], flush=True)
         upd: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
-        for _ in range(a.reps):
+        for _ in range(0 if a.fingerprints_only else a.reps):
             for name, tree in trees.items():
                 u, ad = run(tree, "update", "", "1000").split()
                 upd[name].append((float(u), float(ad)))
         for i, label in enumerate(["64-64 update (µs)", "one Adam step (µs)"]):
             b, t = [x[i] for x in upd["base"]], [x[i] for x in upd["this"]]
-            rows.append([label, spread(b), spread(t), spread([y / x for x, y in zip(b, t)], "{:.2f}")])
-        print()
-        print(table(["measure", "base", "this", "this / base"], rows))
-        print("\nvalues: median (min–max) over repetitions")
-        print("\nfinal weights of a 1200-step run (seeds 0-2), SHA-256 of the four networks:")
-        for seed in range(3):
-            fp = {name: run(tree, "fingerprint", str(seed), "0") for name, tree in trees.items()}
+            if b:
+                rows.append([label, spread(b), spread(t), spread([y / x for x, y in zip(b, t)], "{:.2f}")])
+        if rows:
+            print()
+            print(table(["measure", "base", "this", "this / base"], rows))
+            print("\nvalues: median (min–max) over repetitions")
+        print("\na 1200-step run, SHA-256 of its final networks and its metrics rows but wall times (OU noise; "
+              "seeds 0-2 with the default update, seed 0 with backward = autograd, with policy_frequency = 2 and where "
+              "the CPU has bfloat16 with precision = bf16 on both paths, and seeds 0-2 as one group):")
+        bf16 = ("0:bf16", "0:bf16-autograd") if cpu_has_bf16() else ()
+        for arg in ("0", "1", "2", "0:autograd", "0:pf2", *bf16, "group"):
+            fp = {name: run(tree, "fingerprint", arg, "0") for name, tree in trees.items()}
             verdict = "identical" if fp["base"] == fp["this"] else "DIFFERENT"
-            print(f"  seed {seed}: base {fp['base']}  this {fp['this']}  {verdict}")
+            label = {"0:autograd": "seed 0, autograd", "0:pf2": "seed 0, policy_frequency 2", "0:bf16": "seed 0, bf16",
+                     "0:bf16-autograd": "seed 0, bf16 autograd", "group": "group of seeds 0-2"}.get(arg, f"seed {arg}")
+            print(f"  {label}: base {fp['base']}  this {fp['this']}  {verdict}")
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(tmp / "tree")], cwd=ROOT, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)

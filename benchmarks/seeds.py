@@ -61,7 +61,8 @@ class Clock(Callback):
 if mode == "single":
     DDPG("Pendulum-v1", cfg).learn(callback=Clock())
 else:
-    DDPGGroup.create("Pendulum-v1", cfg, seeds=range(n)).learn_until(last, [Clock()] + [None] * (n - 1))
+    group = DDPGGroup.create("Pendulum-v1", cfg, seeds=range(n))
+    group.learn_until(last, member_callbacks=[Clock()] + [None] * (n - 1))
 print(json.dumps({"per_s": n * steps / (marks[last] - marks[first])}))
 '''
 

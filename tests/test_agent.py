@@ -39,7 +39,7 @@ def test_learn_in_two_calls_equals_one_call():
     one = DDPG("Pendulum-v1", cfg, seed=0).learn(400)
     two = DDPG("Pendulum-v1", cfg, seed=0).learn(250).learn(150)  # learn(n) adds n steps, as in SB3
     assert same_weights(weights(one), weights(two))
-    assert two.trainer.step == 400 and two.num_updates == one.num_updates == 300
+    assert two.trainer.step == 400 and two.learner.num_updates == one.learner.num_updates == 300
 
 
 def test_metrics_rows_and_callbacks():

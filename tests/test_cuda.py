@@ -24,7 +24,7 @@ def batch_for(agent, seed=0):
 
 
 def grads(agent):
-    return [p.grad.clone() for p in agent._critic_params + agent._actor_params]
+    return [p.grad.clone() for p in agent.learner._critic_params + agent.learner._actor_params]
 
 
 def grads_after_one_update(**config):
@@ -38,7 +38,7 @@ def test_everything_lives_on_the_gpu():
     tensors = list(agent.model_tensors().values()) + [agent.buffer.data]
     assert all(t.device.type == "cuda" for t in tensors)
     agent.learn(150)
-    state = agent.critic_optimizer.state[agent._critic_params[0]]
+    state = agent.learner.critic_optimizer.state[agent.learner._critic_params[0]]
     assert state["exp_avg"].device.type == "cuda"
     assert agent.act(np.zeros(3, dtype=np.float32)).shape == (1,)
 

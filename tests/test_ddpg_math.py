@@ -231,8 +231,8 @@ def test_the_agents_update_takes_the_fast_adam_path():
     agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(16, 16), batch_size=8, total_steps=60, learning_starts=20,
                                            eval_episodes=1))
     agent.learn(40)
-    assert agent.num_updates == 20
-    assert fast_path_applies(agent.critic_optimizer) and fast_path_applies(agent.actor_optimizer)
+    assert agent.learner.num_updates == 20
+    assert fast_path_applies(agent.learner.critic_optimizer) and fast_path_applies(agent.learner.actor_optimizer)
 
 
 @needs_bf16
@@ -248,7 +248,7 @@ def test_bf16_handwritten_gradients_match_fp32_to_bf16_accuracy(seed):
         rows = torch.randn(64, agent.buffer.width, generator=torch.Generator().manual_seed(0))
         rows[:, -2:] = (rows[:, -2:] > 1.0).float()
         agent.update(agent.buffer.split(rows))
-        grads[precision] = [p.grad.clone() for p in agent._critic_params + agent._actor_params]
+        grads[precision] = [p.grad.clone() for p in agent.learner._critic_params + agent.learner._actor_params]
         assert all(g.dtype == torch.float32 for g in grads[precision])
     assert not all(torch.equal(a, b) for a, b in zip(grads["fp32"], grads["bf16"]))  # bf16 did run
     for a, b in zip(grads["fp32"], grads["bf16"]):
@@ -286,7 +286,7 @@ def test_compiled_update_matches_the_eager_one(action_layer):
     outs = [agent.update(batch) for agent in agents]
     for a, b in zip(*outs):  # critic loss, actor loss, mean Q
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
-    params = [agent._critic_params + agent._actor_params for agent in agents]
+    params = [agent.learner._critic_params + agent.learner._actor_params for agent in agents]
     for a, b in zip(*params):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-7)
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)

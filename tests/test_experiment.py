@@ -131,7 +131,7 @@ def test_learn_below_the_warm_up_says_so():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         agent.learn(200)  # to 400: learning starts on the way
-    assert agent.num_updates == 100
+    assert agent.learner.num_updates == 100
 
 
 def test_train_with_steps_below_the_default_warm_up_adapts_it_and_says_so(tmp_path, capsys):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ddpgkit import DDPG, DDPGConfig
-from ddpgkit.agents.group import DDPGGroup, check_groupable
+from ddpgkit.agents.group import DDPGGroup, check_groupable, stackable
 from ddpgkit.algo.ddpg import actor_loss, critic_loss
 from ddpgkit.algo.gradients import actor_gradients, critic_gradients, critic_nets
 from ddpgkit.config.seeds import parse_seeds
@@ -89,11 +89,12 @@ def _random_batch(group, batch_size=32, seed=0):
 def test_stacked_gradients_equal_each_agents_autograd(action_layer, activation):
     group = _group(critic_action_layer=action_layer, activation=activation)
     batch, rows = _random_batch(group)
-    scale, bias = group._action_scale_bias
+    nets = group.learner.nets
+    scale, bias = nets.actor.action_scale, nets.actor.action_bias
     with torch.no_grad():
-        c_grads, c_loss, q, delta = critic_gradients(critic_nets(group.critic), critic_nets(group.critic_target),
-                                                     group.actor_target.net, batch, 0.99, scale, bias)
-        a_grads, a_loss, _ = actor_gradients(group.actor.net, critic_nets(group.critic), batch.obs, scale, bias)
+        c_grads, c_loss, q, delta = critic_gradients(critic_nets(nets.critic), critic_nets(nets.critic_target),
+                                                     nets.actor_target.net, batch, 0.99, scale, bias)
+        a_grads, a_loss, _ = actor_gradients(nets.actor.net, critic_nets(nets.critic), batch.obs, scale, bias)
     q_mean = q.mean((1, 2))
     assert c_loss.shape == q_mean.shape == a_loss.shape == (3,)
     for k, m in enumerate(group.members):
@@ -130,11 +131,12 @@ def test_a_group_update_equals_each_agent_updating_alone(policy_frequency):
                 torch.testing.assert_close(ours[k], ref, rtol=1e-4, atol=1e-5)
     for k, a in enumerate(alone):
         m = group.members[k]
-        assert m.num_updates == a.num_updates == 4
+        assert m.learner.num_updates == a.learner.num_updates == 4
         ours, ref = m.model_tensors(), a.model_tensors()
         for name in ref:
             torch.testing.assert_close(ours[name], ref[name], rtol=1e-4, atol=1e-5)
-        for opt, ref_opt in ((m.critic_optimizer, a.critic_optimizer), (m.actor_optimizer, a.actor_optimizer)):
+        for opt, ref_opt in ((m.learner.critic_optimizer, a.learner.critic_optimizer),
+                             (m.learner.actor_optimizer, a.learner.actor_optimizer)):
             for p, q in zip(opt.param_groups[0]["params"], ref_opt.param_groups[0]["params"]):
                 st, ref_st = opt.state[p], ref_opt.state[q]
                 assert float(st["step"]) == float(ref_st["step"])
@@ -188,10 +190,12 @@ def test_check_groupable():
         check_groupable([TINY.replace(seed=0), TINY.replace(seed=1, tau=0.1)])
     with pytest.raises(ConfigError, match="seeds must differ"):
         check_groupable([TINY, TINY])
-    with pytest.raises(ConfigError, match="autograd"):
-        check_groupable([TINY.replace(backward="autograd")])
-    with pytest.raises(ConfigError, match="compile"):
-        check_groupable([TINY.replace(compile=True)])
+    for change, name in ((dict(backward="autograd"), "autograd"), (dict(compile=True), "compile")):
+        with pytest.raises(ConfigError, match=name):  # two or more stack their networks: the written-out update
+            check_groupable([TINY.replace(seed=0, **change), TINY.replace(seed=1, **change)])
+        check_groupable([TINY.replace(**change)])  # a group of one is a single run: any update
+        assert not stackable(TINY.replace(**change))
+    assert stackable(TINY)
     with pytest.raises(ConfigError, match="same step"):
         a = DDPG("Pendulum-v1", TINY, seed=0).learn(150)
         DDPGGroup([a, DDPG("Pendulum-v1", TINY, seed=1)])
@@ -209,7 +213,7 @@ def test_group_checkpoints_wait_for_a_step_where_every_member_is_between_episode
     patience = 300
     checkpointers = [Checkpointer(tmp_path / f"s{m.config.seed}", 100, 100, lambda t: group.at_episode_boundary,
                                   patience) for m in group.members]
-    group.learn_until(1000, [[cp] for cp in checkpointers])
+    group.learn_until(1000, member_callbacks=[[cp] for cp in checkpointers])
     steps = [[s for s, _ in cp.saved] for cp in checkpointers]
     assert steps[0] and all(s == steps[0] for s in steps), steps
     kinds, due = [], 100

@@ -92,7 +92,7 @@ def test_signals_of_one_update_equal_direct_computation(backward):
     agent = _saturating(DDPG("Pendulum-v1", TINY.replace(backward=backward), seed=3))
     [ref] = _update_and_direct(agent, _random_batch(agent))
     assert 0 < ref["tanh_saturated"] < 1  # the test covers both sides of the threshold
-    _close(health_values(agent.health), ref)
+    _close(health_values(agent.learner.health), ref)
 
 
 def test_signals_aggregate_over_updates_mean_max_min():
@@ -101,7 +101,7 @@ def test_signals_aggregate_over_updates_mean_max_min():
     mean = {k: float(np.mean([r[k] for r in refs])) for k in refs[0]}
     expected = {**mean, "td_error_max": max(r["td_error_max"] for r in refs),
                 "q_max": max(r["q_max"] for r in refs), "q_min": min(r["q_min"] for r in refs)}
-    _close(health_values(agent.health), expected)
+    _close(health_values(agent.learner.health), expected)
 
 
 def test_health_interval_measures_every_nth_critic_and_actor_step():
@@ -110,11 +110,11 @@ def test_health_interval_measures_every_nth_critic_and_actor_step():
     agent = DDPG("Pendulum-v1", TINY.replace(health_interval=2, policy_frequency=2), seed=0)
     for k in range(4):
         agent.update(_random_batch(agent, seed=k))
-    critic_n, actor_n = agent.health[0].item(), agent.health[6].item()
+    critic_n, actor_n = agent.learner.health[0].item(), agent.learner.health[6].item()
     assert (critic_n, actor_n) == (2, 1)
     never = DDPG("Pendulum-v1", TINY.replace(health_interval=0), seed=0)
     never.update(_random_batch(never))
-    assert health_values(never.health) == dict.fromkeys(health_values(never.health))  # all None
+    assert health_values(never.learner.health) == dict.fromkeys(health_values(never.learner.health))  # all None
 
 
 def test_group_signals_are_each_members_own():
@@ -125,7 +125,7 @@ def test_group_signals_are_each_members_own():
     split = group.members[0].buffer.split
     refs = _update_and_direct(group, split(rows), [(m, split(rows[k])) for k, m in enumerate(group.members)])
     for k, m in enumerate(group.members):
-        _close(health_values(m.health), refs[k])  # m.health is row k of the group's record
+        _close(health_values(m.learner.health), refs[k])  # m.learner.health is row k of the group's record
     assert refs[0]["critic_grad_norm"] != refs[1]["critic_grad_norm"]
 
 
@@ -192,10 +192,10 @@ def test_health_record_survives_a_checkpoint_mid_row(tmp_path):
 
     agent = DDPG("Pendulum-v1", TINY.replace(total_steps=1000, learning_starts=50), seed=2)
     agent.learn(callback=StopAt130())
-    assert agent.health[0].item() > 0  # updates since the last row (the episode has not ended)
+    assert agent.learner.health[0].item() > 0  # updates since the last row (the episode has not ended)
     agent.save(tmp_path / "ckpt", training_state=True)
     loaded = DDPG.load(tmp_path / "ckpt", training_state=True)
-    assert torch.equal(loaded.health, agent.health)
+    assert torch.equal(loaded.learner.health, agent.learner.health)
     assert loaded.noise.pop_rms() == agent.noise.pop_rms()
 
 
@@ -253,5 +253,5 @@ def test_a_checkpoint_with_a_bad_health_record_or_noise_count_is_refused(tmp_pat
     del tensors["trainer.health"], tensors["noise.drawn"]  # a checkpoint from before the signals
     fresh = DDPG("Pendulum-v1", agent.config)
     restore_training_state(fresh, tensors, meta, "ckpt")
-    assert health_values(fresh.health) == dict.fromkeys(health_values(fresh.health))
+    assert health_values(fresh.learner.health) == dict.fromkeys(health_values(fresh.learner.health))
     assert fresh.noise.pop_rms() is None

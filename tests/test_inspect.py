@@ -116,7 +116,7 @@ def test_value_check_against_direct_computation():
         episode = Episode(-3.0, rewards, obs, np.zeros((2, 1)), terminated=not truncated, truncated=truncated)
         g1 = -2.0 + 0.9 * tail
         g0 = -1.0 + 0.9 * g1
-        q_mean, g_mean = agent.value_check([episode])
+        q_mean, g_mean = agent.critic_against_returns([episode])
         assert q_mean == pytest.approx((q[0] + q[1]) / 2, abs=1e-6)
         assert g_mean == pytest.approx((g0 + g1) / 2, abs=1e-6)
 
@@ -145,7 +145,7 @@ def test_a_non_finite_loss_stops_the_update_before_anything_is_applied():
         agent.update(agent.buffer.split(rows))
     assert torch.isnan(info.value.batch.reward).any()
     after = agent.model_tensors()
-    assert all(torch.equal(before[k], after[k]) for k in before) and agent.num_updates == 0
+    assert all(torch.equal(before[k], after[k]) for k in before) and agent.learner.num_updates == 0
 
 
 def test_a_group_names_the_seed_whose_update_broke():

@@ -67,7 +67,7 @@ def test_the_papers_ddpg_trains_and_round_trips(tmp_path):
     cfg = DDPGConfig.preset("lillicrap2015", hidden=(32, 32), total_steps=300, buffer_size=1000, eval_episodes=2,
                             eval_interval=0)
     agent = DDPG("Pendulum-v1", cfg, seed=1).learn()
-    assert agent.num_updates > 0 and all(torch.isfinite(t).all() for t in agent.model_tensors().values())
+    assert agent.learner.num_updates > 0 and all(torch.isfinite(t).all() for t in agent.model_tensors().values())
     loaded = DDPG.load(agent.save(tmp_path / "c", training_state=True))
     assert all(torch.equal(loaded.model_tensors()[k], v) for k, v in agent.model_tensors().items())
     obs = np.zeros(3, dtype=np.float32)

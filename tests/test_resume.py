@@ -64,8 +64,8 @@ def test_checkpoint_resume_is_bit_identical(tmp_path):
     resumed.learn()
     assert identical(model(full), model(resumed))
     assert numbers(full.trainer.history) == numbers(resumed.trainer.history)
-    assert resumed.num_updates == full.num_updates
-    for a, b in zip(full.actor_optimizer.state.values(), resumed.actor_optimizer.state.values()):
+    assert resumed.learner.num_updates == full.learner.num_updates
+    for a, b in zip(full.learner.actor_optimizer.state.values(), resumed.learner.actor_optimizer.state.values()):
         assert torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])
 
 

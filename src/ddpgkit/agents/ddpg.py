@@ -1,17 +1,17 @@
-"""The DDPG agent: its networks, optimisers, replay buffer and noise, one update, acting, training
-and persistence.
+"""The DDPG agent: its networks, replay buffer, noise and learner; acting, training, evaluation and
+persistence.
 
 ``DDPG(env, config, seed=0).learn(steps)``, ``predict``, ``save`` and ``DDPG.load`` behave as in
-Stable-Baselines3 where the names are shared (README: "Coming from Stable-Baselines3"). The update
-is :class:`ddpgkit.algo.learner.Update`'s: the paper's functions in :mod:`ddpgkit.algo.ddpg`
-(``backward="autograd"``) or, by default, the same gradients with the backward pass written out
-(:mod:`ddpgkit.algo.gradients`).
+Stable-Baselines3 where the names are shared (README: "Coming from Stable-Baselines3"). The agent *has* an
+update, :attr:`DDPG.learner` (:class:`ddpgkit.algo.learner.Learner`: the paper's order of steps, with
+gradients written out or by autograd), rather than being one: a group of seeds
+(:class:`ddpgkit.agents.group.DDPGGroup`) trains its members through one stacked learner, while each member
+stays an ordinary agent.
 """
 
 from __future__ import annotations
 
 import copy
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +19,27 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ..algo.learner import Update
+from ..algo.ddpg import exploration_action
+from ..algo.learner import Learner, Networks
 from ..algo.noise import make_noise
 from ..config.ddpg import DDPGConfig
 from ..config.hyperparams import defaults_for
 from ..config.seeds import BUFFER_SEED_OFFSET, EVAL_SEED_OFFSET, EXPLORE_SEED_OFFSET, NOISE_SEED_OFFSET
-from ..data.buffer import ReplayBuffer
-from ..envs.episodes import Episode, discounted_returns, rollouts
+from ..data.buffer import Batch, ReplayBuffer
+from ..envs.episodes import Episode, discounted_returns
+from ..envs.evaluation import EvalEnvs
 from ..envs.make import env_id as get_env_id
 from ..envs.make import make_env
-from ..errors import CheckpointError, DDPGKitError, EnvError, NoLearningWarning, one_line
+from ..errors import CheckpointError, DDPGKitError, one_line
 from ..nn.actor_critic import Actor, Critic, scale_action
 from ..runtime import check_precision, resolve_device
-from ..storage.checkpoint import CheckpointFiles, chunk_store, load_checkpoint, put_chunk, save_checkpoint
-from ..training.loop import Callback, Trainer
+from ..storage.checkpoint import BufferChunks, CheckpointFiles, load_checkpoint, save_checkpoint
+from ..training.loop import Callback, Trainer, learn_target, train_loop
 from ..training.state import restore_training_state
 from ..training.state import training_state as collect_training_state
 
 
-class DDPG(Update):
+class DDPG:
     """The DDPG agent.
 
     Args:
@@ -63,9 +65,7 @@ class DDPG(Update):
         self.config = config
         self.device = resolve_device(config.device)
         check_precision(config.precision, self.device)
-        self._eval_env_arg = eval_env
-        self._eval_env: gym.Env | None = None
-        self._eval_env_copies: list[gym.Env] = []  # eval_env and its copies, for episodes side by side
+        self.eval_envs = EvalEnvs(self.env, eval_env)
         act_space = self.env.action_space
         self.obs_dim = int(self.env.observation_space.shape[0])
         self.act_dim = int(act_space.shape[0])
@@ -81,32 +81,32 @@ class DDPG(Update):
                              config.critic_action_layer).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self._bind_networks()
+        #: the update of the four networks, with their optimisers (:class:`~ddpgkit.algo.learner.Learner`)
+        self.learner = Learner(Networks(self.actor, self.critic, self.actor_target, self.critic_target), config)
         self.buffer = ReplayBuffer(config.buffer_size, self.obs_dim, self.act_dim, self.device,
                                    seed=config.seed + BUFFER_SEED_OFFSET)
-        # (chunk, writes) -> (name, manifest entry) of the shared file holding that chunk (see save)
-        self._shared_chunks: dict[tuple[int, int], tuple[str, dict[str, Any]]] = {}
+        self.buffer_chunks = BufferChunks()  # which checkpoint files hold the buffer's chunks (save)
         self.noise = make_noise(config.noise, config.noise_scale * self.actor.action_scale.cpu(),
                                 theta=config.ou_theta, dt=config.ou_dt, seed=config.seed + NOISE_SEED_OFFSET)
         self.explore_generator = torch.Generator().manual_seed(config.seed + EXPLORE_SEED_OFFSET)
-        self.num_updates = 0
         self.trainer: Trainer | None = None
 
     # ---- acting -------------------------------------------------------------------------------
 
     def _policy(self, obs: np.ndarray, noise: bool) -> np.ndarray:
-        """μ(s) for one observation (obs_dim,) or a batch (N, obs_dim), plus exploration noise and
-        clipped to the action bounds when ``noise``."""
+        """μ(s) for one observation (obs_dim,) or a batch (N, obs_dim); with ``noise`` the exploration action
+        clip(μ(s) + noise) (:func:`~ddpgkit.algo.ddpg.exploration_action`)."""
         with torch.inference_mode():
             obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
             single = obs_t.ndim == 1
-            scale, bias = self._action_scale_bias
             # Actor.forward without the module-call overhead
-            action = scale_action(self._nets[1].forward(obs_t[None] if single else obs_t), scale, bias)  # (N, act_dim)
+            actor = self.actor
+            action = scale_action(actor.net.forward(obs_t[None] if single else obs_t), actor.action_scale,
+                                  actor.action_bias)  # (N, act_dim)
             if action.device.type != "cpu":
                 action = action.cpu()
             if noise:
-                action = torch.clamp(action + self.noise.draw(), self.action_low, self.action_high)
+                action = exploration_action(action, self.noise.draw(), self.action_low, self.action_high)
             out = action.numpy()
         return out[0] if single else out
 
@@ -135,6 +135,11 @@ class DDPG(Update):
 
     # ---- learning -----------------------------------------------------------------------------
 
+    def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One DDPG gradient step on ``batch`` (:meth:`Learner.update <ddpgkit.algo.learner.Learner.update>`):
+        returns detached (critic loss, actor loss, mean Q(s, a))."""
+        return self.learner.update(batch)
+
     @property
     def num_timesteps(self) -> int:
         """Environment steps trained so far (all ``learn`` calls together)."""
@@ -148,49 +153,29 @@ class DDPG(Update):
         kept). ``callback`` receives every step, episode, evaluation and metrics row (see
         :class:`ddpgkit.training.loop.Callback`).
         """
-        if total_timesteps is not None and (isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int)
-                                            or total_timesteps < 0):
-            raise ValueError(f"total_timesteps must be an integer >= 0, got {total_timesteps!r}")
-        until = self.config.total_steps if total_timesteps is None else self.num_timesteps + total_timesteps
-        if self.num_timesteps < until <= self.config.learning_starts:
-            warnings.warn(f"learn({total_timesteps}) ends at step {until:,}, before learning starts at step "
-                          f"{self.config.learning_starts:,} (config.learning_starts): these steps only fill the replay "
-                          "buffer with random actions; train longer, or set learning_starts lower",
-                          NoLearningWarning, stacklevel=2)
+        until = learn_target(self.num_timesteps, self.config, total_timesteps)
         return self.learn_until(until, callback)
 
     def learn_until(self, total_steps: int, callback: Callback | list[Callback] | None = None) -> DDPG:
-        """Train until ``total_steps`` environment steps in all (nothing if that many are done)."""
+        """Train until ``total_steps`` environment steps in all (nothing if that many are done): the training
+        loop (:func:`~ddpgkit.training.loop.train_loop`) with this one agent."""
         if self.trainer is None:
             self.trainer = Trainer(self)
-        self.trainer.run(total_steps, callback)
+        trainer, learner, buffer, batch_size = self.trainer, self.learner, self.buffer, self.config.batch_size
+        acc = trainer.acc
+
+        def update() -> None:
+            torch._foreach_add_(acc, learner.update(buffer.sample(batch_size)))
+
+        train_loop([trainer], total_steps, [callback], lambda observations: [self.explore(observations[0])], update)
         return self
+
+    # ---- evaluation ---------------------------------------------------------------------------
 
     @property
     def eval_env(self) -> gym.Env:
         """The env evaluations run on (``eval_env`` if given, else a new instance of the training env)."""
-        if self._eval_env is None:
-            arg = self._eval_env_arg
-            made = make_env(arg) if isinstance(arg, gym.Env) else self._new_eval_env()
-            if made is None:
-                raise EnvError("evaluation needs its own env: the training env has no spec to make one from and "
-                               "cannot be deep-copied; pass eval_env=")
-            self._eval_env = made
-        return self._eval_env
-
-    def _new_eval_env(self) -> gym.Env | None:
-        """A new env of the evaluation's kind: made from ``eval_env``'s id, else from the training env's
-        spec, else a deep copy (of the eval env once there is one, before that of the training env);
-        None if it cannot be copied."""
-        arg = self._eval_env_arg
-        if isinstance(arg, str):
-            return make_env(arg)
-        if arg is None and self.env.spec is not None:
-            return make_env(gym.make(self.env.spec))
-        try:
-            return copy.deepcopy(self._eval_env if self._eval_env is not None else self.env)
-        except (TypeError, copy.Error, AttributeError, ValueError):  # e.g. it holds a handle or a lock
-            return None
+        return self.eval_envs.env
 
     def evaluate(self, episodes: int | None = None, seed: int | None = None) -> np.ndarray:
         """Returns (episodes,) of deterministic episodes (μ(s), no noise) on the eval env.
@@ -198,34 +183,17 @@ class DDPG(Update):
         Episode i starts from ``reset(seed=seed + i)``, with ``seed = config.seed + EVAL_SEED_OFFSET``
         by default, so every evaluation of a run sees the same start states.
         """
-        return np.array([e.total_reward for e in self.evaluation_episodes(episodes, seed)], dtype=np.float64)
+        return np.array([e.total_reward for e in self.run_evaluation(episodes, seed)], dtype=np.float64)
 
-    def evaluation_episodes(self, episodes: int | None = None, seed: int | None = None) -> list[Episode]:
+    def run_evaluation(self, episodes: int | None = None, seed: int | None = None) -> list[Episode]:
         """The episodes of :meth:`evaluate` themselves (states, actions, rewards), run side by side on
-        copies of the eval env (:func:`~ddpgkit.envs.episodes.rollouts`: μ of all running episodes in one
+        copies of the eval env (:class:`~ddpgkit.envs.evaluation.EvalEnvs`: μ of all running episodes in one
         forward pass per step); one after another on the eval env when it cannot be copied."""
         n = episodes if episodes is not None else self.config.eval_episodes
         base = seed if seed is not None else self.config.seed + EVAL_SEED_OFFSET
-        envs = self._eval_envs(n)
-        if len(envs) < n:
-            return [rollouts(envs[:1], self.act, [base + i])[0] for i in range(n)]
-        return rollouts(envs, self.act, [base + i for i in range(n)])
+        return self.eval_envs.run(self.act, [base + i for i in range(n)])
 
-    def _eval_envs(self, n: int) -> list[gym.Env]:
-        """``eval_env`` and enough more of its kind for ``n`` episodes side by side (made again from its id
-        or spec, else deep copies of it), kept for later evaluations; just ``[eval_env]`` if it cannot be
-        copied."""
-        envs = self._eval_env_copies
-        if not envs:
-            envs.append(self.eval_env)
-        while len(envs) < n:
-            extra = self._new_eval_env()
-            if extra is None:
-                return envs[:1]
-            envs.append(extra)
-        return envs[:n]
-
-    def value_check(self, episodes: list[Episode]) -> tuple[float, float]:
+    def critic_against_returns(self, episodes: list[Episode]) -> tuple[float, float]:
         """The critic against what happened (the TD3 paper's Figure 1, for this run): the mean over every
         state s_t of the episodes of Q(s_t, μ(s_t)) and of the discounted return G_t obtained from it
         (γ = ``config.gamma``). Where an episode was cut by its time limit, G_t is completed by the
@@ -258,7 +226,7 @@ class DDPG(Update):
             "algorithm": "DDPG", "env_id": self.env_id, "config": self.config.to_dict(),
             "obs_dim": self.obs_dim, "act_dim": self.act_dim,
             "action_low": self.action_low.tolist(), "action_high": self.action_high.tolist(),
-            "num_updates": self.num_updates, "step": self.num_timesteps,
+            "num_updates": self.learner.num_updates, "step": self.num_timesteps,
         }
 
     def save(self, path: str | Path, training_state: bool = False, share_buffer: bool = False) -> Path:
@@ -277,18 +245,8 @@ class DDPG(Update):
         shared: dict[str, dict[str, Any]] = {}
         if training_state:
             tensors["training"], meta["training"] = collect_training_state(self)
-            store, names = chunk_store(path), []
-            for k, writes in self.buffer.chunks():
-                if not share_buffer:
-                    tensors[f"buffer_{k:05d}"] = {"rows": self.buffer.chunk(k)}
-                    names.append(f"buffer_{k:05d}.safetensors")
-                    continue
-                ref = self._shared_chunks.get((k, writes))
-                if ref is None or not _is_file(store / ref[0], ref[1]["size"]):
-                    ref = put_chunk(store, f"buffer-{k:05d}-w{writes}", {"rows": self.buffer.chunk(k)})
-                    self._shared_chunks[(k, writes)] = ref
-                shared[ref[0]] = ref[1]
-                names.append(ref[0])
+            inside, shared, names = self.buffer_chunks.save(path, self.buffer.chunks(), self.buffer.chunk, share_buffer)
+            tensors.update(inside)
             meta["training"]["buffer"]["chunk_files"] = names
         return save_checkpoint(path, tensors, meta, shared)
 
@@ -319,10 +277,11 @@ class DDPG(Update):
             num_updates = meta["num_updates"]
             if type(num_updates) is not int or num_updates < 0:
                 raise CheckpointError(f"{path}: num_updates must be an integer >= 0, got {num_updates!r}")
-            agent.num_updates = num_updates
+            agent.learner.num_updates = num_updates
             if with_state:
                 restore_training_state(agent, tensors["training"], meta["training"], str(path), files.read)
-                agent._remember_shared_chunks(meta["training"]["buffer"], files.manifest["shared"])
+                agent.buffer_chunks.remember(agent.buffer.chunks(), meta["training"]["buffer"].get("chunk_files", []),
+                                             files.manifest["shared"])
                 if meta["step"] != agent.num_timesteps or type(meta["step"]) is not int:
                     raise CheckpointError(f"{path}: the checkpoint says step {meta['step']!r}, its training state "
                                           f"{agent.num_timesteps}")
@@ -335,14 +294,6 @@ class DDPG(Update):
             raise CheckpointError(f"{path}: cannot build the saved agent here ({type(e).__name__}: "
                                   f"{one_line(e)[:200]})") from None
         return agent
-
-    def _remember_shared_chunks(self, buffer_meta: dict[str, Any], shared: dict[str, dict[str, Any]]) -> None:
-        """After a load: the shared chunk files that hold the buffer's chunks as they are now, so that
-        the next ``save(share_buffer=True)`` beside that checkpoint writes only what changes."""
-        names = buffer_meta.get("chunk_files", [])
-        for (k, writes), name in zip(self.buffer.chunks(), names):
-            if name in shared:
-                self._shared_chunks[(k, writes)] = (name, shared[name])
 
     def _check_compatible(self, meta: dict[str, Any], where: str) -> None:
         dims = (meta.get("obs_dim"), meta.get("act_dim"))
@@ -373,13 +324,6 @@ class DDPG(Update):
             for name, t in tensors.items():
                 expected[name].copy_(t)
 
-
-
-def _is_file(path: Path, size: int) -> bool:
-    try:
-        return path.stat().st_size == size
-    except OSError:
-        return False
 
 
 def _check_layer_sizes(config: DDPGConfig, model: dict[str, torch.Tensor], where: str) -> None:

@@ -1,22 +1,26 @@
-"""Several seeds in one process: N independent DDPG agents of one config, trained together.
+"""Several seeds in one process: N DDPG agents of one config, trained together — and a single run is a group
+of one.
 
     group = DDPGGroup.create("Pendulum-v1", DDPGConfig.preset("pendulum"), seeds=range(10))
-    group.learn_until(20_000)
+    group.learn(20_000)
     group.members[3].evaluate()          # each member is an ordinary DDPG agent
 
 Each member keeps everything of its own — initial weights (seeded as a single run of its seed),
-optimiser state, replay buffer, noise, env, generators, training loop — but its networks' parameters
-and Adam moments are views of tensors stacked (N, ...) here (:mod:`ddpgkit.nn.stacked`). So one update
-of the group is one set of batched matrix products for all N agents (the same update code as one agent,
-:class:`ddpgkit.algo.learner.Update`, on (N, B, ·) batches), acting is one batched forward pass, and the
-loop is the one loop (:func:`ddpgkit.training.loop.run_together`) stepping every member's env in
-lockstep. Whatever reads an agent — evaluation, ``save``, checkpoints, a run directory — reads a member
-as it would a single run.
+optimiser state, replay buffer, noise, env, generators, training loop — but for N ≥ 2 its networks'
+parameters and Adam moments are views of tensors stacked (N, ...) by one learner
+(:meth:`ddpgkit.algo.learner.Learner.stacked`, :mod:`ddpgkit.nn.stacked`). So one update of the group is
+the one update sequence on (N, B, ·) batches, one set of batched matrix products for all N agents; acting is
+one batched forward pass; and the loop is the one loop (:func:`ddpgkit.training.loop.train_loop`) stepping
+every member's env in lockstep. Whatever reads an agent — evaluation, ``save``, checkpoints, a run
+directory — reads a member as it would a single run.
 
-Bit for bit: batched products (``bmm``) round differently from ``mm`` in the last bits, so member k does
-not reproduce a single run of seed k exactly; it is an equally valid run of that seed (the same
-initial weights, the same random streams), and the same group with the same seeds always gives the same
-numbers (tests; benchmarks/README.md compares the two statistically).
+A group of one (N = 1) is its member trained alone: its own learner on (B, ·) tensors, the numbers of
+``member.learn`` bit for bit. This is how every run directory trains (:mod:`ddpgkit.experiments.run`).
+
+Bit for bit: batched products (``bmm``) round differently from ``mm`` in the last bits, so member k of a
+group of N ≥ 2 does not reproduce a single run of seed k exactly; it is an equally valid run of that seed
+(the same initial weights, the same random streams), and the same group with the same seeds always gives
+the same numbers (tests; benchmarks/README.md compares the two statistically).
 """
 
 from __future__ import annotations
@@ -27,23 +31,23 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ..algo.learner import Update
-from ..algo.optim import link_adam_state, stack_adam_state
+from ..algo.ddpg import exploration_action
+from ..algo.learner import Learner
 from ..config.ddpg import DDPGConfig
 from ..data.buffer import Batch
 from ..errors import ConfigError
 from ..nn.actor_critic import scale_action
 from ..nn.backward import forward_with_cache
-from ..nn.stacked import stack_modules
-from ..training.loop import Callback, Trainer, run_together
+from ..training.loop import Callback, Trainer, learn_target, train_loop
 from .ddpg import DDPG
 
 CallbackArg = Callback | Iterable[Callback] | None
 
 
 def check_groupable(configs: Sequence[DDPGConfig]) -> None:
-    """The configs can train as one group: equal except for the seed, distinct seeds, the written-out
-    update (the stacked update is its batched form). Raises ConfigError."""
+    """The configs can train as one group: equal except for the seed, distinct seeds; for two or more, the
+    written-out update uncompiled (the stacked update is its batched form). One config always can (a group
+    of one is a single run). Raises ConfigError."""
     if not configs:
         raise ConfigError("a group needs at least one seed")
     first = configs[0].to_dict()
@@ -56,20 +60,25 @@ def check_groupable(configs: Sequence[DDPGConfig]) -> None:
     seeds = [c.seed for c in configs]
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"a group's seeds must differ, got {seeds}")
-    if configs[0].backward != "handwritten":
-        raise ConfigError("a group of seeds trains with the written-out update; backward = autograd is for one run")
-    if configs[0].compile:
-        raise ConfigError("a group of seeds does not compile its update (compile = true is for one run)")
+    if len(configs) > 1 and not stackable(configs[0]):
+        what = "backward = autograd" if configs[0].backward != "handwritten" else "compile = true"
+        raise ConfigError(f"a group of seeds trains with the written-out update, uncompiled; {what} is for one run")
 
 
-class DDPGGroup(Update):
-    """N DDPG agents (``members``) of one config and env, trained in lockstep with stacked networks.
+def stackable(config: DDPGConfig) -> bool:
+    """Whether seeds of ``config`` can train stacked in a group of two or more: the written-out update,
+    uncompiled."""
+    return config.backward == "handwritten" and not config.compile
+
+
+class DDPGGroup:
+    """N DDPG agents (``members``) of one config and env, trained in lockstep; for N ≥ 2 with stacked networks.
 
     Args:
         members: ordinary :class:`~ddpgkit.DDPG` agents whose configs differ only in the seed, fresh
-            or loaded (:meth:`DDPG.load <ddpgkit.agents.ddpg.DDPG.load>`) at the same training step. Their
-            current weights and optimiser states are copied into the stacked tensors, and from then on
-            the members' own tensors are views of those; train them through the group.
+            or loaded (:meth:`DDPG.load <ddpgkit.agents.ddpg.DDPG.load>`) at the same training step. For
+            N ≥ 2 their current weights and optimiser states are copied into the stacked tensors, and from
+            then on the members' own tensors are views of those; train them through the group.
     """
 
     def __init__(self, members: Sequence[DDPG]) -> None:
@@ -83,7 +92,7 @@ class DDPGGroup(Update):
             if m.trainer is None:
                 m.trainer = Trainer(m)
         trainers = [m.trainer for m in members]
-        if len({(t.step, m.num_updates) for t, m in zip(trainers, members)}) != 1:
+        if len({(t.step, m.learner.num_updates) for t, m in zip(trainers, members)}) != 1:
             raise ConfigError("a group's agents must be at the same step: "
                               + ", ".join(f"seed {m.config.seed} at {m.num_timesteps}" for m in members))
         self.members = members
@@ -91,27 +100,17 @@ class DDPGGroup(Update):
         self.device = members[0].device
         self.env_id = members[0].env_id
         self.action_low, self.action_high = members[0].action_low, members[0].action_high
-        self.actor = stack_modules([m.actor for m in members])
-        self.critic = stack_modules([m.critic for m in members])
-        self.actor_target = stack_modules([m.actor_target for m in members])
-        self.critic_target = stack_modules([m.critic_target for m in members])
-        self._bind_networks((len(members),))
+        if len(members) == 1:  # a group of one is its member: its own (B, ·) update, a single run's numbers
+            self.learner = members[0].learner
+            return
         try:
-            stack_adam_state(self.actor_optimizer, [m.actor_optimizer for m in members])
-            stack_adam_state(self.critic_optimizer, [m.critic_optimizer for m in members])
+            self.learner = Learner.stacked([m.learner for m in members], [f"seed {m.config.seed}" for m in members])
         except ValueError as e:
             raise ConfigError(f"cannot group these agents: {e}") from None
-        self._linked = bool(self.critic_optimizer.state)
-        self.num_updates = members[0].num_updates
-        self._last_actor_loss = torch.stack([m._last_actor_loss for m in members])  # (N,)
         # the members' sums of (critic loss, actor loss, mean Q) since their last metrics row, stacked
-        self._acc = torch.stack([torch.stack(t._acc) for t in trainers])  # (N, 3)
+        self._acc = torch.stack([torch.stack(t.acc) for t in trainers])  # (N, 3)
         for k, t in enumerate(trainers):
-            t._acc = list(self._acc[k].unbind())
-        # and their health records (algo.health): (N, 9), each member's a view of its row
-        self.health.copy_(torch.stack([m.health for m in members]))
-        for k, m in enumerate(members):
-            m.health = self.health[k]
+            t.acc = list(self._acc[k].unbind())
 
     @classmethod
     def create(cls, env: str | gym.Env, config: DDPGConfig | None = None,
@@ -145,15 +144,21 @@ class DDPGGroup(Update):
     # ---- acting and learning ------------------------------------------------------------------
 
     def _policy(self, observations: Sequence[np.ndarray], noise: bool) -> list[np.ndarray]:
+        """Every member k's μ_k(s_k), with ``noise`` its exploration action clip(μ_k(s_k) + noise_k), in one
+        batched forward pass of the stacked actors (a group of one: its member's own)."""
+        if len(self.members) == 1:
+            member = self.members[0]
+            return [member.explore(observations[0]) if noise else member.act(observations[0])]
         with torch.inference_mode():
             obs = torch.as_tensor(np.stack(observations).astype(np.float32, copy=False), device=self.device)
-            tanh_out, _ = forward_with_cache(self.actor.net, obs[:, None, :])  # (N, 1, act_dim)
-            action = scale_action(tanh_out[:, 0], *self._action_scale_bias)  # (N, act_dim)
+            actor = self.learner.nets.actor
+            tanh_out, _ = forward_with_cache(actor.net, obs[:, None, :])  # (N, 1, act_dim)
+            action = scale_action(tanh_out[:, 0], actor.action_scale, actor.action_bias)  # (N, act_dim)
             if action.device.type != "cpu":
                 action = action.cpu()
             if noise:
-                sampled = torch.stack([m.noise.draw() for m in self.members])  # (N, act_dim)
-                action = torch.clamp(action + sampled, self.action_low, self.action_high)
+                drawn = torch.stack([m.noise.draw() for m in self.members])  # (N, act_dim)
+                action = exploration_action(action, drawn, self.action_low, self.action_high)
             return list(action.numpy())
 
     def act(self, observations: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -165,37 +170,40 @@ class DDPGGroup(Update):
         return self._policy(observations, noise=True)
 
     def sample(self, batch_size: int) -> Batch:
-        """One batch from each member's own buffer (with its own generator), stacked: (N, B, ·)."""
+        """One batch from each member's own buffer (with its own generator), stacked: (N, B, ·); a group of one:
+        its member's batch, (B, ·)."""
         buffers = [m.buffer for m in self.members]
+        if len(buffers) == 1:
+            return buffers[0].sample(batch_size)
         return buffers[0].split(torch.stack([b.sample_rows(batch_size) for b in buffers]))  # (N, B, width)
 
     def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One DDPG update of every member on its slice of a stacked batch (:meth:`sample`); returns
-        (critic loss, actor loss, mean Q) per member, each (N,)."""
-        out = super().update(batch)
-        for m in self.members:
-            m.num_updates = self.num_updates
-        if not self._linked:  # the first step created the stacked Adam state: the members see their slices
-            self._linked = (link_adam_state(self.critic_optimizer, [m.critic_optimizer for m in self.members])
-                            and link_adam_state(self.actor_optimizer, [m.actor_optimizer for m in self.members]))
-        return out
+        (critic loss, actor loss, mean Q) per member, each (N,) (a group of one: 0-d)."""
+        return self.learner.update(batch)
 
-    def _members(self) -> list[str]:
-        return [f"seed {s}" for s in self.seeds]
+    def learn(self, total_timesteps: int | None = None, callback: CallbackArg = None) -> DDPGGroup:
+        """Train every member ``total_timesteps`` more environment steps, as :meth:`DDPG.learn
+        <ddpgkit.agents.ddpg.DDPG.learn>` does (None: until ``config.total_steps``). ``callback`` sees every
+        member: each hook is called once per member, with that member's trainer (``trainer.agent`` is the
+        member); one that returns False from ``on_step`` stops them all."""
+        return self.learn_until(learn_target(self.num_timesteps, self.config, total_timesteps), callback)
 
-    def _update_step(self) -> None:
-        self._acc += torch.stack(self.update(self.sample(self.config.batch_size)), dim=1)  # (N, 3)
-
-    def learn_until(self, total_steps: int, callbacks: Sequence[CallbackArg] | None = None) -> DDPGGroup:
-        """Train every member until ``total_steps`` environment steps in all. ``callbacks``: one entry
-        per member (its callbacks see that member's trainer, as a single run's do)."""
-        cbs = list(callbacks) if callbacks is not None else [None] * len(self.members)
-        if len(cbs) != len(self.members):
-            raise ValueError(f"{len(cbs)} callback entries for {len(self.members)} members")
+    def learn_until(self, total_steps: int, callback: CallbackArg = None,
+                    member_callbacks: Sequence[CallbackArg] | None = None) -> DDPGGroup:
+        """Train every member until ``total_steps`` environment steps in all. ``callback``: as in :meth:`learn`;
+        ``member_callbacks``: one entry per member, seen by that member only (its run directory's writers)."""
+        shared = [callback] if isinstance(callback, Callback) else list(callback or [])
+        own = list(member_callbacks) if member_callbacks is not None else [None] * len(self.members)
+        if len(own) != len(self.members):
+            raise ValueError(f"{len(own)} member callback entries for {len(self.members)} members")
+        cbs = [shared + ([c] if isinstance(c, Callback) else list(c or [])) for c in own]
+        if len(self.members) == 1:
+            self.members[0].learn_until(total_steps, cbs[0])
+            return self
         trainers = [m.trainer for m in self.members]
-        run_together(trainers, total_steps, cbs, self.explore, self._update_step)
+        train_loop(trainers, total_steps, cbs, self.explore, self._update_step)
         return self
 
-    def learn(self, total_timesteps: int) -> DDPGGroup:
-        """Train ``total_timesteps`` more environment steps per member."""
-        return self.learn_until(self.num_timesteps + total_timesteps)
+    def _update_step(self) -> None:
+        self._acc += torch.stack(self.learner.update(self.sample(self.config.batch_size)), dim=1)  # (N, 3)

@@ -24,7 +24,7 @@ from ..data.buffer import Batch
 from ..nn.actor_critic import Critic, scale_action
 from ..nn.backward import Cache, Weights, backward, forward_with_cache, layer_weights
 from ..nn.mlp import MLP
-from .ddpg import td_target
+from .ddpg import target_y
 
 #: A critic as the functions here take it, its MLPs ``(obs_net, net)`` (:func:`critic_nets`).
 CriticNets = tuple[MLP | None, MLP]  # (obs_net, net) of a Critic module
@@ -78,16 +78,21 @@ def critic_gradients(critic: CriticNets, critic_target: CriticNets, actor_target
                      ) -> tuple[Weights, torch.Tensor, torch.Tensor, torch.Tensor]:
     """∇_φ L of :func:`~ddpgkit.algo.ddpg.critic_loss`:
 
-        y = r + γ (1 − d) Q_φ'(s', μ_θ'(s')),   L(φ) = 1/B Σ_i (Q_φ(s_i, a_i) − y_i)²,   ∂L/∂Q = 2 (Q − y) / B
+        y = r + γ (1 − d) Q_φ'(s', μ_θ'(s'))  (:func:`~ddpgkit.algo.ddpg.target_y`, the written-out forward passes)
+        L(φ) = 1/B Σ_i (Q_φ(s_i, a_i) − y_i)²,   ∂L/∂Q = 2 (Q − y) / B
 
     Takes the MLPs inside the Critic/Actor modules (:func:`critic_nets`) and μ's action scale and bias
     (act_dim,). Returns ([(∂L/∂W_i, ∂L/∂b_i)] in ``Critic.parameters()`` order, L, Q(s, a) (B, 1), the
     TD error δ = Q − y (B, 1)); modifies nothing.
     """
-    next_tanh, _ = forward_with_cache(actor_target, batch.next_obs, layer_weights(actor_target, dtype))
-    next_action = scale_action(next_tanh, action_scale, action_bias)  # (B, act_dim) μ'(s')
-    next_q, _ = _critic_forward(critic_target, batch.next_obs, next_action, dtype)  # (B, 1)
-    y = td_target(batch.reward, batch.terminated, next_q, gamma)  # (B, 1)
+    def mu_target(s: torch.Tensor) -> torch.Tensor:  # μ'(s): (B, act_dim)
+        return scale_action(forward_with_cache(actor_target, s, layer_weights(actor_target, dtype))[0], action_scale,
+                            action_bias)
+
+    def q_target(s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:  # Q'(s, a): (B, 1)
+        return _critic_forward(critic_target, s, a, dtype)[0]
+
+    y = target_y(batch, mu_target, q_target, gamma)  # (B, 1)
     q, cache = _critic_forward(critic, batch.obs, batch.action, dtype)  # (B, 1)
     delta = q - y  # (B, 1) the TD error
     loss = F.mse_loss(q, y) if q.ndim == 2 else batch_mean(delta.square())

@@ -1,13 +1,34 @@
-"""One DDPG update in the paper's order — critic step, actor step, soft update of both targets — on the
-four networks and two optimisers of an agent (:class:`ddpgkit.DDPG`) or of N agents stacked into one
-(:class:`ddpgkit.agents.group.DDPGGroup`, :mod:`ddpgkit.nn.stacked`): the same code, with (B, ·) tensors for
-one agent and (N, B, ·) for N.
+"""The update, written once: one DDPG gradient step in the paper's order (Lillicrap et al. 2015, Algorithm 1)
+on an actor μ_θ, a critic Q_φ, their targets and two Adam optimisers.
 
-:class:`Update` is the part of the agent that owns that step; a subclass sets the four networks and
-calls ``Update._bind_networks``.
+    critic step:  y = r + γ (1 − d) Q_φ'(s', μ_θ'(s'))                  (algo/ddpg.py: target_y, td_target)
+                  φ ← Adam(φ, ∇_φ 1/B Σ (Q_φ(s, a) − y)²)               (critic_loss)
+    actor step:   θ ← Adam(θ, ∇_θ −1/B Σ Q_φ(s, μ_θ(s)))                (actor_loss; every policy_frequency-th update)
+    targets:      θ' ← τ θ + (1 − τ) θ',  φ' ← τ φ + (1 − τ) φ'         (soft_update; with the actor step)
+
+:meth:`Learner.update` is that sequence, and it is the only one: the same lines run for one agent's
+(B, ·) tensors and for N agents stacked into one ((N, B, ·), :meth:`Learner.stacked`, a group of seeds).
+Around each gradient they do the same three things: the sentinel (NaN or inf in a loss or gradient raises
+:class:`~ddpgkit.errors.NonFiniteUpdate` before anything is applied), the health record (every
+``health_interval``-th step, :mod:`ddpgkit.algo.health`) and the Adam step (:mod:`ddpgkit.algo.optim`).
+
+What varies is only how the two gradients are computed, chosen once by the config (:func:`gradient_functions`):
+
+* ``backward = "handwritten"`` (the default): :func:`~ddpgkit.algo.gradients.critic_gradients` and
+  :func:`~ddpgkit.algo.gradients.actor_gradients`, the backward pass written out; with ``compile`` the same
+  two functions compiled (on CUDA replayed as CUDA graphs), with ``precision = "bf16"`` the hidden products
+  in bfloat16;
+* ``backward = "autograd"``: autograd on :mod:`ddpgkit.algo.ddpg`'s losses
+  (:func:`~ddpgkit.algo.ddpg.autograd_critic_gradients`, :func:`~ddpgkit.algo.ddpg.autograd_actor_gradients`),
+  bf16 under autocast.
+
+In fp32 both give the same numbers bit for bit (tests).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -15,16 +36,22 @@ from ..config.ddpg import DDPGConfig
 from ..data.buffer import Batch
 from ..errors import NonFiniteUpdate
 from ..nn.actor_critic import Actor, Critic
-from ..nn.backward import Weights, set_grads
-from .ddpg import actor_loss, critic_loss, soft_update
+from ..nn.backward import Weights
+from ..nn.stacked import stack_modules
+from .ddpg import autograd_actor_gradients, autograd_critic_gradients, soft_update
 from .gradients import actor_gradients, batch_mean, critic_gradients, critic_nets
 from .health import new_health, record_actor, record_critic
-from .optim import adam_step, make_adam
+from .optim import adam_step, link_adam_state, make_adam, stack_adam_state
 
 # The non-finite check of the sentinel: one fused kernel over all gradients where this torch has it (the one
 # GradScaler uses; private, so feature-detected here and tested against the public fallback, a reduction of
 # every gradient's norm). With a scale of 1 it multiplies each gradient by 1.0: every value stays as it was.
 NON_FINITE_KERNEL = getattr(torch, "_amp_foreach_non_finite_check_and_unscale_", None)
+
+#: ``critic(batch) -> (∇_φ L as [(∂W_i, ∂b_i)], L, Q(s, a) (B, 1), δ = Q − y (B, 1))``
+CriticGradients = Callable[[Batch], tuple[Weights, torch.Tensor, torch.Tensor, torch.Tensor]]
+#: ``actor(obs (B, obs_dim), want_tanh) -> (∇_θ J as [(∂W_i, ∂b_i)], J, μ's tanh output (B, act_dim) or None)``
+ActorGradients = Callable[[torch.Tensor, bool], tuple[Weights, torch.Tensor, torch.Tensor | None]]
 
 
 def all_finite(loss: torch.Tensor, tensors: list[torch.Tensor], scratch: torch.Tensor | None = None) -> bool:
@@ -42,104 +69,146 @@ def all_finite(loss: torch.Tensor, tensors: list[torch.Tensor], scratch: torch.T
     return bool(torch.isfinite(torch.stack([*torch._foreach_norm(tensors), loss.sum()]).sum()))
 
 
-class Update:
-    """DDPG's update of ``actor``, ``critic`` and their targets with Adam.
+@dataclass(frozen=True)
+class Networks:
+    """The four networks an update trains: μ_θ, Q_φ and their targets (one agent's, or N stacked)."""
 
-    ``update(batch)`` returns detached (critic loss, actor loss, mean Q(s, a)): 0-d tensors for one
-    agent, (N,) for N stacked agents. Every ``config.health_interval``-th critic step and actor step
-    also adds its health signals (:mod:`ddpgkit.algo.health`) to ``health``, the record the training
-    loop reads and empties at every metrics row.
-    """
-
-    config: DDPGConfig
-    device: torch.device
     actor: Actor
     critic: Critic
     actor_target: Actor
     critic_target: Critic
-    actor_optimizer: torch.optim.Adam
-    critic_optimizer: torch.optim.Adam
-    num_updates: int
-    health: torch.Tensor  # (9,) or (N, 9): the health signals since the last metrics row (algo.health)
 
-    def _bind_networks(self, loss_shape: tuple[int, ...] = ()) -> None:
-        """Once the four networks are set: the parameter lists, the MLPs the written-out update takes, the
-        optimisers, the gradient functions (compiled with ``config.compile``). ``loss_shape``: () for one
-        agent, (N,) for N stacked ones."""
-        config = self.config
+
+def gradient_functions(nets: Networks, config: DDPGConfig) -> tuple[CriticGradients, ActorGradients, bool]:
+    """The two gradient functions the config asks for (module doc), bound to ``nets``, and whether they run
+    as CUDA graphs (``compile`` on CUDA), whose outputs the next replay overwrites."""
+    bf16 = torch.bfloat16 if config.precision == "bf16" else None
+    gamma = config.gamma
+    if config.backward == "autograd":
+        actor, critic, actor_target, critic_target = nets.actor, nets.critic, nets.actor_target, nets.critic_target
+        return (lambda batch: autograd_critic_gradients(critic, critic_target, actor_target, batch, gamma, bf16),
+                lambda obs, want_tanh: autograd_actor_gradients(actor, critic, obs, bf16, want_tanh),
+                False)
+    critic_fn, actor_fn = critic_gradients, actor_gradients
+    device = nets.actor.action_scale.device
+    cuda_graphs = config.compile and device.type == "cuda"
+    if config.compile:
+        # on CUDA, "reduce-overhead" also replays each compiled function as a CUDA graph: one launch instead of
+        # dozens of small kernels, which is what a small network's update costs there
+        mode = "reduce-overhead" if cuda_graphs else None
+        critic_fn, actor_fn = torch.compile(critic_gradients, mode=mode), torch.compile(actor_gradients, mode=mode)
+    # the MLPs and μ's scale and bias, looked up once (the modules stay where they are; loading copies in place)
+    critic, actor = critic_nets(nets.critic), nets.actor.net
+    critic_target, actor_target = critic_nets(nets.critic_target), nets.actor_target.net
+    scale, bias = nets.actor.action_scale, nets.actor.action_bias
+    return (lambda batch: critic_fn(critic, critic_target, actor_target, batch, gamma, scale, bias, bf16),
+            lambda obs, want_tanh: actor_fn(actor, critic, obs, scale, bias, bf16),
+            cuda_graphs)
+
+
+class Learner:
+    """DDPG's update of ``nets`` with two Adam optimisers: :meth:`update` (module doc).
+
+    Args:
+        nets: the four networks, one agent's or N stacked ones (:mod:`ddpgkit.nn.stacked`).
+        config: the hyperparameters (γ, τ, learning rates, ``policy_frequency``, ``health_interval``, and
+            which gradient functions: ``backward``, ``compile``, ``precision``).
+        members: for N stacked agents, their names ("seed 3"), which the sentinel's message names; None for one.
+
+    State, all of it in checkpoints (:mod:`ddpgkit.training.state`): the optimisers, ``num_updates`` (updates
+    done), ``last_actor_loss`` (what an update without an actor step reports) and ``health``, the health
+    signals since the last metrics row ((9,), or (N, 9)), which the training loop reads and empties.
+    """
+
+    def __init__(self, nets: Networks, config: DDPGConfig, members: Sequence[str] | None = None) -> None:
+        self.nets, self.config = nets, config
+        self.members = list(members) if members is not None else None
+        self.device = nets.actor.action_scale.device
+        shape = (len(self.members),) if self.members is not None else ()
         # parameter lists, gathered once: walking the module tree on every update costs real time
-        self._actor_params = list(self.actor.parameters())
-        self._critic_params = list(self.critic.parameters())
+        self._actor_params = list(nets.actor.parameters())
+        self._critic_params = list(nets.critic.parameters())
         self._online_params = self._critic_params + self._actor_params
-        self._target_params = list(self.critic_target.parameters()) + list(self.actor_target.parameters())
-        # the MLPs and action scale/bias for the hand-written update, looked up once (the modules
-        # stay on their device; loading copies into them in place)
-        self._nets = (critic_nets(self.critic), self.actor.net, critic_nets(self.critic_target), self.actor_target.net)
-        self._action_scale_bias = (self.actor.action_scale, self.actor.action_bias)
+        self._target_params = list(nets.critic_target.parameters()) + list(nets.actor_target.parameters())
         self.actor_optimizer = make_adam(self._actor_params, config.actor_lr)
         self.critic_optimizer = make_adam(self._critic_params, config.critic_lr, config.critic_weight_decay)
-        self._last_actor_loss = torch.zeros(loss_shape, device=self.device)  # reported on updates without an actor step
+        self._critic_gradients, self._actor_gradients, self._cuda_graphs = gradient_functions(nets, config)
+        self.num_updates = 0
+        self.last_actor_loss = torch.zeros(shape, device=self.device)
+        self.health = new_health(shape, self.device)
         self._finite_scratch = torch.tensor([0.0, 1.0], device=self.device)  # the sentinel's (all_finite)
-        self.health = new_health(loss_shape, self.device)
-        bf16 = config.precision == "bf16"
-        self._autocast = lambda: torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
-        self._handwritten = config.backward == "handwritten"
-        self._compute_dtype = torch.bfloat16 if bf16 else None  # the handwritten update's matmul dtype
-        self._critic_gradients, self._actor_gradients = critic_gradients, actor_gradients
-        # On CUDA, compile's "reduce-overhead" mode also replays each compiled function as a CUDA graph:
-        # one launch instead of dozens of small kernels, which is what a small network's update costs there.
-        self._cuda_graphs = config.compile and self.device.type == "cuda"
-        if config.compile:
-            mode = "reduce-overhead" if self._cuda_graphs else None
-            self._critic_gradients = torch.compile(critic_gradients, mode=mode)
-            self._actor_gradients = torch.compile(actor_gradients, mode=mode)
+        self._stacked_from: list[Learner] = []  # the members' own learners, when stacked
+        self._linked = True
 
+    @classmethod
+    def stacked(cls, learners: Sequence[Learner], names: Sequence[str]) -> Learner:
+        """One learner for N agents of one config: their networks stacked (N, ...), their Adam moments and
+        step counts, update counts, last actor losses and health records too. Each member's learner is
+        re-pointed to its slice (networks, Adam state, ``last_actor_loss``, ``health``), so that whatever
+        reads a member — evaluation, its checkpoint — reads it as it is; train the members through this one.
+        Raises ValueError if their optimisers cannot be stacked (some have stepped and others not)."""
+        first = learners[0]
+        nets = Networks(*(stack_modules([getattr(lr.nets, f) for lr in learners])
+                          for f in ("actor", "critic", "actor_target", "critic_target")))
+        group = cls(nets, first.config, names)
+        stack_adam_state(group.actor_optimizer, [lr.actor_optimizer for lr in learners])
+        stack_adam_state(group.critic_optimizer, [lr.critic_optimizer for lr in learners])
+        group._stacked_from = list(learners)
+        group._linked = bool(group.critic_optimizer.state)
+        group.num_updates = first.num_updates
+        group.last_actor_loss.copy_(torch.stack([lr.last_actor_loss for lr in learners]))
+        group.health.copy_(torch.stack([lr.health for lr in learners]))
+        for k, lr in enumerate(learners):
+            lr.last_actor_loss, lr.health = group.last_actor_loss[k], group.health[k]
+        return group
+
+    # ---- the update -------------------------------------------------------------------------------
+
+    @torch.no_grad()
     def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One DDPG gradient step on a batch: critic, then actor (critic frozen), then targets.
+        """One DDPG gradient step on ``batch`` (fields (B, ·), or (N, B, ·) stacked): the critic, then on every
+        ``policy_frequency``-th call the actor (through the critic as just updated) and both targets.
 
-        With ``config.policy_frequency = N > 1`` the actor and the targets are updated on every N-th
-        call only (the critic on every call); the other calls report the last actor loss.
-        Returns detached (critic loss, actor loss, mean Q(s, a)). With ``config.backward ==
-        "handwritten"`` (the default) the gradients come from :mod:`ddpgkit.algo.gradients`, which in
-        fp32 computes the same numbers as autograd does here. With ``backward == "autograd"`` and
-        bf16, the forward passes run under bfloat16 autocast.
+        Returns (critic loss L, actor loss J, mean Q(s, a)): 0-d tensors for one agent, (N,) for N; an update
+        without an actor step reports the last actor loss.
         """
-        if self._handwritten:
-            return self._update_handwritten(batch)
         cfg = self.config
-        # critic: minimise (Q(s, a) − y)²
-        with self._autocast():
-            loss_q, q, y = critic_loss(self.critic, self.critic_target, self.actor_target, batch, cfg.gamma)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        loss_q.backward()
-        grads = _grads_of(self._critic_params)
-        self._check_finite("critic", loss_q.detach(), grads, batch)
+        if self._cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()  # the last update's graph outputs may be reused now
+        # critic: minimise L(φ) = 1/B Σ (Q(s, a) − y)²
+        grads, loss_q, q, delta = self._critic_gradients(batch)  # q, delta: (B, 1)
+        self._check_finite("critic", loss_q, grads, batch)
         if self._measure_critic():
-            record_critic(self.health, grads, q.float(), (q - y).float())
-        adam_step(self.critic_optimizer)
-        if self.num_updates % cfg.policy_frequency:  # critic only this time
-            self.num_updates += 1
-            return loss_q.detach(), self._last_actor_loss, q.mean()
-        # actor: minimise −Q(s, μ(s)); the critic's weights need no gradient here, only ∂Q/∂a does
-        for p in self._critic_params:
-            p.requires_grad_(False)
-        with self._autocast():
-            loss_pi = actor_loss(self.actor, self.critic, batch.obs)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        loss_pi.backward()
-        grads = _grads_of(self._actor_params)
-        self._check_finite("actor", loss_pi.detach(), grads, batch)
-        if self._measure_actor():
-            with torch.no_grad():
-                record_actor(self.health, grads, self.actor.net(batch.obs))
-        adam_step(self.actor_optimizer)
-        for p in self._critic_params:
-            p.requires_grad_(True)
-        # targets: θ' ← τ θ + (1 − τ) θ', critic and actor in one call
-        soft_update(self._target_params, self._online_params, cfg.tau)
+            record_critic(self.health, grads, q.float(), delta.float())
+        q_mean = batch_mean(q)
+        self._apply(grads, self._critic_params, self.critic_optimizer)
+        if self.num_updates % cfg.policy_frequency == 0:
+            # actor: minimise J(θ) = −1/B Σ Q(s, μ(s)); the critic's weights get no gradient
+            measure = self._measure_actor()
+            grads, loss_pi, tanh_out = self._actor_gradients(batch.obs, measure)
+            self._check_finite("actor", loss_pi, grads, batch)
+            if measure:
+                assert tanh_out is not None
+                record_actor(self.health, grads, tanh_out.float())
+            self._apply(grads, self._actor_params, self.actor_optimizer)
+            # targets: θ' ← τ θ + (1 − τ) θ', critic and actor in one call
+            soft_update(self._target_params, self._online_params, cfg.tau)
+            self.last_actor_loss.copy_(loss_pi)  # in place: a member's is a view of its group's
+        else:
+            loss_pi = self.last_actor_loss.clone()
         self.num_updates += 1
-        self._last_actor_loss = loss_pi.detach()
-        return loss_q.detach(), self._last_actor_loss, q.mean()
+        if self._stacked_from:
+            self._sync_members()
+        if self._cuda_graphs:  # a CUDA graph overwrites its outputs at its next replay; the caller keeps these
+            loss_q, loss_pi, q_mean = loss_q.clone(), loss_pi.clone(), q_mean.clone()
+        return loss_q, loss_pi, q_mean
+
+    @staticmethod
+    def _apply(grads: Weights, params: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
+        """The gradients as the parameters' ``.grad``, then one Adam step."""
+        for (w, b), (dw, db) in zip(zip(params[::2], params[1::2]), grads):
+            w.grad, b.grad = dw, db
+        adam_step(optimizer)
 
     def _measure_critic(self) -> bool:
         """Whether this update's critic step adds to :attr:`health` (every ``health_interval``-th)."""
@@ -151,66 +220,29 @@ class Update:
         every = self.config.health_interval
         return every > 0 and (self.num_updates // self.config.policy_frequency) % every == 0
 
-    def _members(self) -> list[str] | None:
-        """Names of the stacked agents (for a group: "seed k"), None for one agent."""
-        return None
-
     def _check_finite(self, what: str, loss: torch.Tensor, grads: Weights, batch: Batch) -> None:
-        """The sentinel: raise :class:`NonFiniteUpdate` if ``loss`` or any gradient holds NaN or inf,
-        before anything is applied (:func:`all_finite`; the culprit is looked up only then)."""
+        """The sentinel: raise :class:`NonFiniteUpdate` if ``loss`` or any gradient holds NaN or inf, before
+        anything is applied (:func:`all_finite`; the culprit is looked up only then)."""
         flat = [t for pair in grads for t in pair]
         if all_finite(loss, flat, self._finite_scratch):
             return
-        names = self._members()
         bad_loss = ~torch.isfinite(loss.reshape(-1))  # (N,) or (1,)
         signal = f"{what} loss" if bool(bad_loss.any()) else f"{what} gradient"
         member = None
-        if names is not None:
+        if self.members is not None:
             per_member = bad_loss.clone()
             for g in flat:
-                per_member |= ~torch.isfinite(g.reshape(len(names), -1)).all(dim=1)
+                per_member |= ~torch.isfinite(g.reshape(len(self.members), -1)).all(dim=1)
             member = int(per_member.nonzero()[0, 0])
-            signal = f"{signal} of {names[member]}"
+            signal = f"{signal} of {self.members[member]}"
         raise NonFiniteUpdate(signal, batch, member=member)
 
-    @torch.no_grad()
-    def _update_handwritten(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`update` with the gradients from :func:`critic_gradients` and :func:`actor_gradients`
-        instead of autograd. With ``config.compile`` those two functions run compiled (on CUDA,
-        replayed as CUDA graphs)."""
-        critic, actor, critic_target, actor_target = self._nets
-        scale, bias = self._action_scale_bias
-        dt = self._compute_dtype
-        if self._cuda_graphs:
-            torch.compiler.cudagraph_mark_step_begin()  # the last update's graph outputs may be reused now
-        # critic step
-        grads, loss_q, q, delta = self._critic_gradients(critic, critic_target, actor_target, batch,
-                                                         self.config.gamma, scale, bias, dt)  # q, delta: (B, 1)
-        self._check_finite("critic", loss_q, grads, batch)
-        if self._measure_critic():
-            record_critic(self.health, grads, q, delta)
-        q_mean = batch_mean(q)
-        set_grads(critic, grads)
-        adam_step(self.critic_optimizer)
-        if self.num_updates % self.config.policy_frequency:  # critic only this time
-            self.num_updates += 1
-            return loss_q, self._last_actor_loss, q_mean
-        # actor step (through the critic as the critic step left it)
-        grads, loss_pi, tanh_out = self._actor_gradients(actor, critic, batch.obs, scale, bias, dt)
-        self._check_finite("actor", loss_pi, grads, batch)
-        if self._measure_actor():
-            record_actor(self.health, grads, tanh_out)
-        set_grads(actor, grads)
-        adam_step(self.actor_optimizer)
-        # targets
-        soft_update(self._target_params, self._online_params, self.config.tau)
-        self.num_updates += 1
-        if self._cuda_graphs:  # a CUDA graph overwrites its outputs at its next replay; the caller keeps these
-            loss_q, loss_pi, q_mean = loss_q.clone(), loss_pi.clone(), q_mean.clone()
-        self._last_actor_loss = loss_pi
-        return loss_q, loss_pi, q_mean
-
-
-def _grads_of(params: list[torch.Tensor]) -> Weights:
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    return list(zip(grads[::2], grads[1::2]))
+    def _sync_members(self) -> None:
+        """After an update of stacked agents: each member's count, and (once the first step has made it) its
+        Adam state as a view of its slice of the stacked one."""
+        for lr in self._stacked_from:
+            lr.num_updates = self.num_updates
+        if not self._linked:
+            members = self._stacked_from
+            self._linked = (link_adam_state(self.critic_optimizer, [lr.critic_optimizer for lr in members])
+                            and link_adam_state(self.actor_optimizer, [lr.actor_optimizer for lr in members]))

@@ -122,8 +122,8 @@ def value_maps(agent: DDPG, plane: StateSlice, resolution: int = 81) -> ValueMap
 def evaluation_episode(agent: DDPG) -> Episode:
     """The hardest of the run's evaluation episodes for this agent: the lowest return among the
     ``eval_episodes`` start states every evaluation of the run used (``reset(seed=seed + 10000 + i)``), as
-    the run's evaluations ran them (:meth:`DDPG.evaluation_episodes <ddpgkit.agents.ddpg.DDPG.evaluation_episodes>`)."""
-    return min(agent.evaluation_episodes(), key=lambda e: e.total_reward)
+    the run's evaluations ran them (:meth:`DDPG.run_evaluation <ddpgkit.agents.ddpg.DDPG.run_evaluation>`)."""
+    return min(agent.run_evaluation(), key=lambda e: e.total_reward)
 
 
 def slice_for(agent: DDPG, episode: Episode, dims: Sequence[int] | None) -> StateSlice:
@@ -221,7 +221,7 @@ class Inspection:
 
     maps: Path
     animation: Path | None
-    value_check: Path | None
+    overestimation: Path | None
     step: int
     plane: StateSlice
     steps: list[int]

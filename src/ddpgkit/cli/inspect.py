@@ -35,6 +35,6 @@ def inspect_cmd(
     written = [str(result.maps)]
     if result.animation is not None:
         written.append(f"{result.animation} ({len(result.steps)} checkpoints)")
-    if result.value_check is not None:
-        written.append(str(result.value_check))
+    if result.overestimation is not None:
+        written.append(str(result.overestimation))
     print_kv("wrote", ", ".join(written))

@@ -1,5 +1,5 @@
-"""The episode loops of a fixed policy: :func:`rollout` (one episode: ``eval --gif``, any tool that needs
-what a policy did along an episode) and :func:`rollouts` (several episodes side by side, the policy called
+"""The episode loops of a fixed policy: :func:`run_episode` (one episode: ``eval --gif``, any tool that needs
+what a policy did along an episode) and :func:`run_episodes` (several episodes side by side, the policy called
 once per step for all of them: evaluation).
 
 Training has its own loop (:mod:`ddpgkit.training.loop`): it stores transitions, explores and
@@ -38,7 +38,7 @@ class Episode:
         return len(self.rewards)
 
 
-def rollout(env: gym.Env, policy: Policy, seed: int | None = None, *, render: bool = False,
+def run_episode(env: gym.Env, policy: Policy, seed: int | None = None, *, render: bool = False,
             max_steps: int | None = None) -> Episode:
     """Run ``policy`` for one episode from ``env.reset(seed=seed)`` until it terminates, is truncated,
     or ``max_steps`` steps were taken. With ``render``, ``env.render()`` is called after the reset and
@@ -62,11 +62,11 @@ def rollout(env: gym.Env, policy: Policy, seed: int | None = None, *, render: bo
                    bool(terminated), bool(truncated), frames)
 
 
-def rollouts(envs: Sequence[gym.Env], policy: BatchPolicy, seeds: Sequence[int | None]) -> list[Episode]:
+def run_episodes(envs: Sequence[gym.Env], policy: BatchPolicy, seeds: Sequence[int | None]) -> list[Episode]:
     """One episode on each env, side by side: env i starts from ``reset(seed=seeds[i])``; at every step the
     observations of the episodes still running go to ``policy`` as one (k, obs_dim) batch, and each of
     their envs steps with its row of the (k, act_dim) actions, until every episode has terminated or been
-    truncated. Episode i is what :func:`rollout` on env i with that seed gives for a policy that maps each
+    truncated. Episode i is what :func:`run_episode` on env i with that seed gives for a policy that maps each
     row alone to the same action (a network's product of a row inside a batch may round differently in
     the last bits from the same row alone); one forward pass per step for all of them instead of one
     per episode."""
@@ -115,4 +115,4 @@ def discounted_returns(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0
 
 def evaluate_policy(env: gym.Env, policy: Policy, episodes: int, seed: int) -> np.ndarray:
     """Returns (episodes,) of ``episodes`` episodes; episode i starts from ``reset(seed=seed + i)``."""
-    return np.array([rollout(env, policy, seed + i).total_reward for i in range(episodes)], dtype=np.float64)
+    return np.array([run_episode(env, policy, seed + i).total_reward for i in range(episodes)], dtype=np.float64)

@@ -1,5 +1,5 @@
 """Recording an episode of a policy as an animated GIF (rgb_array rendering), through the same
-episode loop as evaluation (:func:`ddpgkit.envs.episodes.rollout`)."""
+episode loop as evaluation (:func:`ddpgkit.envs.episodes.run_episode`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image  # a dependency of matplotlib
 
 from ..errors import EnvError
 from ..storage.atomic import atomic_write_bytes
-from .episodes import Episode, Policy, rollout
+from .episodes import Episode, Policy, run_episode
 from .make import make_env
 
 
@@ -30,7 +30,7 @@ def record_episode(env_id: str | None, policy: Policy, path: str | Path, seed: i
         raise EnvError(f"--gif must name a .gif file, got {path}")
     env = make_env(env_id, render_mode="rgb_array")
     try:
-        episode = rollout(env, policy, seed, render=True, max_steps=max_frames - 1)
+        episode = run_episode(env, policy, seed, render=True, max_steps=max_frames - 1)
     except gym.error.DependencyNotInstalled as e:
         raise EnvError(f"rendering {env_id} needs an extra package: {str(e).splitlines()[0]} "
                        "(pip install 'ddpgkit[render]')") from None

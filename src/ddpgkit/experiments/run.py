@@ -211,7 +211,7 @@ def _run_together(experiments: list[Experiment], callbacks: Callback | Iterable[
         if group is None:
             experiments[0].agent.learn_until(total, callback=begun[0][2])
         else:
-            group.learn_until(total, [cbs for _, _, cbs in begun])
+            group.learn_until(total, member_callbacks=[cbs for _, _, cbs in begun])
     except NonFiniteUpdate as e:
         raise _keep_broken_batch(e, experiments, checkpointers) from None
     finally:

@@ -35,6 +35,7 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,56 @@ def put_chunk(store: str | Path, prefix: str, tensors: dict[str, torch.Tensor]) 
         raise
     fsync_dir(store)
     return name, entry
+
+
+class BufferChunks:
+    """Where a replay buffer's chunks (``ReplayBuffer.chunks``: ``(index, writes)``) go when a checkpoint is saved,
+    and which shared file already holds each, so that a save writes only the chunks that changed.
+
+    Inside the checkpoint directory, each as ``buffer_<k>.safetensors``; or (``share=True``, what a run
+    directory's checkpoints do) as immutable files in the checkpoint's chunk store (:func:`put_chunk`), named
+    ``buffer-<k>-w<writes>-<hash>``, written only when no file of this agent's already holds that chunk as it is
+    now. One object per agent: it remembers what it saved, and what a loaded checkpoint referenced.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[int, int], tuple[str, dict[str, Any]]] = {}  # (chunk, writes) -> (name, entry)
+
+    def save(self, path: str | Path, chunks: list[tuple[int, int]], rows: Callable[[int], torch.Tensor],
+             share: bool) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, dict[str, Any]], list[str]]:
+        """For a checkpoint at ``path``: (files to write inside it, shared files it references, the chunk file
+        of every chunk in order); ``rows(k)`` gives chunk ``k``'s rows."""
+        store = chunk_store(path)
+        inside: dict[str, dict[str, torch.Tensor]] = {}
+        shared: dict[str, dict[str, Any]] = {}
+        names = []
+        for k, writes in chunks:
+            if not share:
+                inside[f"buffer_{k:05d}"] = {"rows": rows(k)}
+                names.append(f"buffer_{k:05d}.safetensors")
+                continue
+            ref = self._known.get((k, writes))
+            if ref is None or not _is_file(store / ref[0], ref[1]["size"]):
+                ref = put_chunk(store, f"buffer-{k:05d}-w{writes}", {"rows": rows(k)})
+                self._known[(k, writes)] = ref
+            shared[ref[0]] = ref[1]
+            names.append(ref[0])
+        return inside, shared, names
+
+    def remember(self, chunks: list[tuple[int, int]], names: list[str], shared: dict[str, dict[str, Any]]) -> None:
+        """After a load: the shared files that hold the chunks as they are now (``names``: the checkpoint's chunk
+        file of every chunk, ``shared``: its manifest's shared files), so that the next shared save beside that
+        checkpoint writes only what changes."""
+        for (k, writes), name in zip(chunks, names):
+            if name in shared:
+                self._known[(k, writes)] = (name, shared[name])
+
+
+def _is_file(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
 
 
 def save_checkpoint(path: str | Path, tensors: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any],

@@ -1,11 +1,11 @@
 """The training loop: act, step the env, store, update, evaluate, report.
 
-One environment step of :meth:`Trainer.run`::
+One environment step of :func:`train_loop`, for one agent (a group of N steps each of them)::
 
     a = uniform random (first learning_starts steps)  or  clip(μ(s) + noise)   (agent.explore)
     s', r, terminated, truncated = env.step(a)          (NaN/inf stops the run with the step number)
     buffer.add(s, a, r, s', terminated, truncated)
-    updates_per_step × DDPG.update(buffer.sample(B))     (once past the warm-up)
+    updates_per_step × Learner.update(buffer.sample(B))  (once past the warm-up)
     every eval_interval steps: deterministic evaluation (returns, and the critic's Q(s, μ(s)) along the
         episodes against the discounted returns obtained), a metrics row
     at every episode end: a metrics row
@@ -16,13 +16,16 @@ at the action bounds and the size of the noise drawn.
 
 The loop never prints: progress bars, CSV files and user logging are :class:`Callback` objects.
 It drives any agent with the attributes of :class:`Agent` (:class:`ddpgkit.DDPG` is one) and never
-imports the agent's module: the agent owns its trainer, not the other way round.
+imports the agent's module: the agent owns its trainer, not the other way round. There is one loop:
+a single agent's ``learn`` and a group of seeds (:class:`ddpgkit.agents.group.DDPGGroup`) both call
+:func:`train_loop`, with their own way to act and to update.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -31,11 +34,12 @@ import numpy as np
 import torch
 
 from ..algo.health import ROW_SIGNALS, UPDATE_SIGNALS, health_values, reset_health
+from ..algo.learner import Learner
 from ..algo.noise import ActionNoise
 from ..config.ddpg import DDPGConfig
-from ..data.buffer import Batch, ReplayBuffer
+from ..data.buffer import ReplayBuffer
 from ..envs.episodes import Episode
-from ..errors import NonFiniteError, NonFiniteUpdate
+from ..errors import NoLearningWarning, NonFiniteError, NonFiniteUpdate
 from ..runtime import configure_torch
 
 #: The columns of metrics.csv, in order (one row per finished episode and one per evaluation).
@@ -45,33 +49,24 @@ METRIC_COLUMNS = ("step", "episodes", "episode_return", "episode_length", "eval_
 
 
 class Agent(Protocol):
-    """What the loop needs of an agent."""
+    """What the loop needs of an agent (:class:`ddpgkit.DDPG` has it)."""
 
     config: DDPGConfig
     env: gym.Env
     buffer: ReplayBuffer
     noise: ActionNoise
+    learner: Learner  # its update; the loop reads and empties its health record at every metrics row
     device: torch.device
     action_low: torch.Tensor  # (act_dim,)
     action_high: torch.Tensor  # (act_dim,)
-    health: torch.Tensor  # (9,): the update's health record since the last row (algo.health)
 
     def random_action(self) -> np.ndarray:
         """A uniformly random action (the warm-up), (act_dim,)."""
 
-    def explore(self, obs: np.ndarray) -> np.ndarray:
-        """The training action clip(μ(s) + noise) for one observation (obs_dim,) -> (act_dim,)."""
+    def run_evaluation(self, episodes: int | None = None, seed: int | None = None) -> list[Episode]:
+        """The deterministic evaluation episodes."""
 
-    def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One gradient step on ``batch``; returns (critic loss, actor loss, mean Q)."""
-
-    def evaluate(self, episodes: int | None = None, seed: int | None = None) -> np.ndarray:
-        """The returns of deterministic episodes, (episodes,)."""
-
-    def evaluation_episodes(self, episodes: int | None = None, seed: int | None = None) -> list[Episode]:
-        """The deterministic evaluation episodes themselves."""
-
-    def value_check(self, episodes: list[Episode]) -> tuple[float, float]:
+    def critic_against_returns(self, episodes: list[Episode]) -> tuple[float, float]:
         """(mean Q(s_t, μ(s_t)), mean discounted return obtained) over the episodes' states."""
 
 
@@ -120,27 +115,14 @@ class Trainer:
         self.history: list[dict[str, Any]] = []  # every metrics row
         self.wall_s = 0.0  # training seconds before the current run() call
         self._start: float | None = None  # perf_counter() at the start of the current run() call
-        # sums of critic loss, actor loss and mean Q since the last metrics row
-        self._acc = [torch.zeros((), device=agent.device) for _ in range(3)]
+        #: sums of critic loss, actor loss and mean Q since the last metrics row (the update adds to them)
+        self.acc = [torch.zeros((), device=agent.device) for _ in range(3)]
         self._acc_n = 0
         self._row_step = 0  # the step of the last metrics row (or of the current run() call's start)
         self._seeded = False
         self.callbacks: list[Callback] = []
 
-    # ---- the loop -----------------------------------------------------------------------------
-
-    def run(self, total_steps: int, callbacks: Callback | Iterable[Callback] | None = None) -> None:
-        """Train the agent until ``total_steps`` environment steps in all (:func:`run_together` with
-        this one trainer)."""
-        agent, batch_size = self.agent, self.agent.config.batch_size
-        acc = self._acc
-
-        def update() -> None:
-            torch._foreach_add_(acc, agent.update(agent.buffer.sample(batch_size)))
-
-        run_together([self], total_steps, [callbacks], lambda observations: [agent.explore(observations[0])], update)
-
-    # ---- one step, in the phases run_together calls -------------------------------------------
+    # ---- one step, in the phases train_loop calls ----------------------------------------------
 
     def _begin_run(self, callbacks: Callback | Iterable[Callback] | None) -> None:
         self.callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
@@ -195,7 +177,7 @@ class Trainer:
             "last_eval_step": self.last_eval_step, "wall_s": self.elapsed_s, "acc_n": self._acc_n,
             "seeded": self._seeded, "history": self.history,
         }
-        return {"acc": torch.stack(self._acc).cpu(), "health": self.agent.health.cpu()}, meta
+        return {"acc": torch.stack(self.acc).cpu(), "health": self.agent.learner.health.cpu()}, meta
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output; a value of the wrong type or range raises ValueError."""
@@ -219,10 +201,10 @@ class Trainer:
         if acc.shape != (3,) or acc.dtype != torch.float32:
             raise ValueError(f"trainer.acc has shape {tuple(acc.shape)} {acc.dtype}, expected (3,) float32")
         health = tensors.get("health")  # absent in checkpoints from before the health signals
-        if health is not None and (health.shape != self.agent.health.shape or health.dtype != torch.float32
+        if health is not None and (health.shape != self.agent.learner.health.shape or health.dtype != torch.float32
                                    or bool(torch.isnan(health).any())):
             raise ValueError(f"trainer.health has shape {tuple(health.shape)} {health.dtype}, "
-                             f"expected {tuple(self.agent.health.shape)} float32 without NaN")
+                             f"expected {tuple(self.agent.learner.health.shape)} float32 without NaN")
         self.step, self.episodes = step, episodes
         # Training continues with a reset: at an episode end that is exactly what comes next; mid-episode
         # the env's internal state was not saved, so the unfinished episode is dropped.
@@ -231,11 +213,11 @@ class Trainer:
         self.last_eval_step = last_eval_step
         self.wall_s = float(wall_s)
         self._acc_n = acc_n
-        self._acc = [a.clone() for a in acc.unbind()]
+        self.acc = [a.clone() for a in acc.unbind()]
         if health is not None:
-            self.agent.health.copy_(health)
+            self.agent.learner.health.copy_(health)
         else:
-            reset_health(self.agent.health)
+            reset_health(self.agent.learner.health)
         self._seeded = seeded
         self.history = [dict(row) for row in history]
 
@@ -249,9 +231,9 @@ class Trainer:
         self._log(episode_return=ret, episode_length=length)
 
     def _evaluate(self) -> None:
-        episodes = self.agent.evaluation_episodes()
+        episodes = self.agent.run_evaluation()
         returns = np.array([e.total_reward for e in episodes], dtype=np.float64)
-        q_mean, mc_return = self.agent.value_check(episodes)  # the critic against the returns obtained
+        q_mean, mc_return = self.agent.critic_against_returns(episodes)  # the critic against the returns obtained
         self.last_eval = (float(returns.mean()), float(returns.std()))
         self.last_eval_step = self.step
         self._emit("on_eval", returns)
@@ -264,12 +246,12 @@ class Trainer:
         row: dict[str, Any] = dict.fromkeys(METRIC_COLUMNS)
         row.update(step=self.step, episodes=self.episodes, **values)
         if self._acc_n:
-            means = [a.item() / self._acc_n for a in self._acc]
+            means = [a.item() / self._acc_n for a in self.acc]
             row.update(critic_loss=means[0], actor_loss=means[1], q_mean=means[2])
-            torch._foreach_zero_(self._acc)
+            torch._foreach_zero_(self.acc)
             self._acc_n = 0
-        row.update(health_values(self.agent.health))
-        reset_health(self.agent.health)
+        row.update(health_values(self.agent.learner.health))
+        reset_health(self.agent.learner.health)
         row.update(action_at_bound=self._action_at_bound(), noise_rms=self.agent.noise.pop_rms())
         self._row_step = self.step
         if now > t0 and self.step > s0:
@@ -295,18 +277,33 @@ class Trainer:
             getattr(cb, hook)(self, *args)
 
 
-def run_together(trainers: Sequence[Trainer], total_steps: int,
-                 callbacks: Sequence[Callback | Iterable[Callback] | None],
-                 explore: Callable[[list[np.ndarray]], Sequence[np.ndarray]], update: Callable[[], None]) -> None:
+def learn_target(done: int, config: DDPGConfig, total_timesteps: int | None) -> int:
+    """The step a ``learn(total_timesteps)`` call trains until, after ``done`` steps: ``done + total_timesteps``, or
+    with None ``config.total_steps`` (the run's budget). Warns (:class:`~ddpgkit.errors.NoLearningWarning`)
+    when that ends before learning starts; a negative or non-integer count is a ValueError."""
+    if total_timesteps is not None and (isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int)
+                                        or total_timesteps < 0):
+        raise ValueError(f"total_timesteps must be an integer >= 0, got {total_timesteps!r}")
+    until = config.total_steps if total_timesteps is None else done + total_timesteps
+    if done < until <= config.learning_starts:
+        warnings.warn(f"learn({total_timesteps}) ends at step {until:,}, before learning starts at step "
+                      f"{config.learning_starts:,} (config.learning_starts): these steps only fill the replay "
+                      "buffer with random actions; train longer, or set learning_starts lower",
+                      NoLearningWarning, stacklevel=3)
+    return until
+
+
+def train_loop(trainers: Sequence[Trainer], total_steps: int, callbacks: Sequence[Callback | Iterable[Callback] | None],
+               explore: Callable[[list[np.ndarray]], Sequence[np.ndarray]], update: Callable[[], None]) -> None:
     """The training loop: every trainer's agent takes one env step per loop step, in lockstep, until
     ``total_steps`` steps in all (the module doc lists one step).
 
-    One trainer is one run (:meth:`Trainer.run`); several are the agents of a group of seeds sharing one
-    config (:class:`ddpgkit.agents.group.DDPGGroup`), whose acting and updates are batched. ``explore`` maps the
+    One trainer is one run (``DDPG.learn``); several are the agents of a group of seeds sharing one config
+    (:class:`ddpgkit.agents.group.DDPGGroup`), whose acting and updates are batched. ``explore`` maps the
     agents' observations to their exploration actions; ``update`` makes one gradient step of every agent,
-    each on its own batch, adding (critic loss, actor loss, mean Q) to its trainer's sums. ``callbacks``:
-    each trainer's own. A callback that stops its trainer stops them all, after the step every trainer
-    has finished.
+    each on its own batch, adding (critic loss, actor loss, mean Q) to its trainer's sums
+    (:attr:`Trainer.acc`). ``callbacks``: each trainer's own. A callback that stops its trainer stops them
+    all, after the step every trainer has finished.
     """
     cfg = trainers[0].agent.config
     configure_torch(cfg.threads)

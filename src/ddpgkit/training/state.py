@@ -33,8 +33,6 @@ from .loop import Agent, Trainer
 class TrainableAgent(Agent):
     """What the training state holds of an agent beyond what the loop needs."""
 
-    actor_optimizer: torch.optim.Optimizer
-    critic_optimizer: torch.optim.Optimizer
     explore_generator: torch.Generator
     trainer: Trainer | None
 
@@ -100,8 +98,8 @@ def training_state(agent: TrainableAgent) -> tuple[dict[str, torch.Tensor], dict
     """Everything beyond the networks that ``learn`` needs to continue exactly: (tensors, JSON)."""
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, Any] = {"version": STATE_VERSION}
-    meta["actor_optimizer"] = _optimizer_state("actor_optimizer", agent.actor_optimizer, tensors)
-    meta["critic_optimizer"] = _optimizer_state("critic_optimizer", agent.critic_optimizer, tensors)
+    meta["actor_optimizer"] = _optimizer_state("actor_optimizer", agent.learner.actor_optimizer, tensors)
+    meta["critic_optimizer"] = _optimizer_state("critic_optimizer", agent.learner.critic_optimizer, tensors)
     buf_tensors, meta["buffer"] = agent.buffer.state_dict(with_data=False)  # the rows: DDPG.save, by chunk
     tensors.update({f"buffer.{k}": v for k, v in buf_tensors.items()})
     tensors.update({f"noise.{k}": v for k, v in agent.noise.state_dict().items()})
@@ -146,8 +144,8 @@ def restore_training_state(agent: TrainableAgent, tensors: dict[str, torch.Tenso
     if type(version) is not int or version != STATE_VERSION:
         raise CheckpointError(f"{where}: training state version {one_line(repr(meta.get('version')))} is not supported")
     try:
-        _load_optimizer("actor_optimizer", agent.actor_optimizer, tensors, meta["actor_optimizer"])
-        _load_optimizer("critic_optimizer", agent.critic_optimizer, tensors, meta["critic_optimizer"])
+        _load_optimizer("actor_optimizer", agent.learner.actor_optimizer, tensors, meta["actor_optimizer"])
+        _load_optimizer("critic_optimizer", agent.learner.critic_optimizer, tensors, meta["critic_optimizer"])
         agent.buffer.load_state_dict({k[len("buffer."):]: v for k, v in tensors.items() if k.startswith("buffer.")},
                                      meta["buffer"], _chunk_reader(meta["buffer"], read_file))
         names = meta["buffer"].get("chunk_files")

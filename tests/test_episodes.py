@@ -1,4 +1,4 @@
-"""The episode loops: episodes side by side (rollouts) against one at a time (rollout), and the agent's
+"""The episode loops: episodes side by side (run_episodes) against one at a time (run_episode), and the agent's
 evaluation, which runs its episodes side by side."""
 
 import copy
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ddpgkit import DDPG, DDPGConfig
-from ddpgkit.envs.episodes import rollout, rollouts
+from ddpgkit.envs.episodes import run_episode, run_episodes
 from ddpgkit.envs.make import make_env
 from ddpgkit.envs.testing import MirrorEnv
 from ddpgkit.errors import EnvError
@@ -29,8 +29,8 @@ def same_episode(a, b) -> bool:
 def test_episodes_side_by_side_equal_the_same_episodes_one_at_a_time():
     seeds = [3, 4, 5, 6, 7, 8]
     envs = [make_env("MountainCarContinuous-v0") for _ in seeds]
-    together = rollouts(envs, pump, seeds)  # the policy computes each row alone: the numbers cannot differ
-    alone = [rollout(make_env("MountainCarContinuous-v0"), pump, s) for s in seeds]
+    together = run_episodes(envs, pump, seeds)  # the policy computes each row alone: the numbers cannot differ
+    alone = [run_episode(make_env("MountainCarContinuous-v0"), pump, s) for s in seeds]
     lengths = [e.length for e in together]
     assert len(set(lengths)) > 1, lengths  # the episodes end at different steps: the batch shrinks
     assert all(e.terminated and not e.truncated for e in together)
@@ -45,14 +45,14 @@ def test_the_policy_sees_only_the_episodes_still_running():
         sizes.append(len(obs))
         return pump(obs)
 
-    episodes = rollouts([make_env("MountainCarContinuous-v0") for _ in range(4)], policy, [3, 4, 5, 6])
+    episodes = run_episodes([make_env("MountainCarContinuous-v0") for _ in range(4)], policy, [3, 4, 5, 6])
     assert max(e.length for e in episodes) == len(sizes)  # one call per step of the longest episode
     assert sizes == [sum(e.length > t for e in episodes) for t in range(len(sizes))]
 
 
 def test_rollouts_refuses_a_seed_count_that_differs():
     with pytest.raises(ValueError, match="2 envs for 3 seeds"):
-        rollouts([make_env("Pendulum-v1"), make_env("Pendulum-v1")], pump, [0, 1, 2])
+        run_episodes([make_env("Pendulum-v1"), make_env("Pendulum-v1")], pump, [0, 1, 2])
 
 
 SMALL = DDPGConfig(hidden=(32, 32), total_steps=300, learning_starts=100, batch_size=32, buffer_size=1000,
@@ -65,15 +65,18 @@ def agent():
 
 
 def test_evaluation_runs_its_episodes_side_by_side_as_one_at_a_time_would(agent):
-    episodes = agent.evaluation_episodes()
+    episodes = agent.run_evaluation()
     base = agent.config.seed + 10_000
-    alone = [rollout(agent.eval_env, agent.act, base + i) for i in range(5)]
+    alone = [run_episode(agent.eval_env, agent.act, base + i) for i in range(5)]
     assert [e.length for e in episodes] == [e.length for e in alone] == [200] * 5
     # the same start states, μ(s) of each observation computed in a batch of 5 instead of alone: equal to
     # float rounding, not bit for bit
     assert all(np.array_equal(e.observations[0], a.observations[0]) for e, a in zip(episodes, alone))
     np.testing.assert_allclose([e.total_reward for e in episodes], [a.total_reward for a in alone], rtol=1e-5)
-    assert len(agent._eval_env_copies) == 5  # kept for the next evaluation
+    kept = agent.eval_envs.copies(5)
+    assert len(kept) == 5 and kept[0] is agent.eval_env
+    agent.run_evaluation()
+    assert all(a is b for a, b in zip(agent.eval_envs.copies(5), kept))  # made once, kept for the next evaluation
     again = agent.evaluate()
     assert np.array_equal(again, [e.total_reward for e in episodes])  # the same numbers every time
 
@@ -91,9 +94,9 @@ def test_an_eval_env_that_cannot_be_copied_runs_its_episodes_one_at_a_time(agent
     with pytest.raises(TypeError):
         copy.deepcopy(other.eval_env)
     returns = other.evaluate()
-    assert len(other._eval_env_copies) == 1
+    assert len(other.eval_envs.copies(5)) == 1
     base = agent.config.seed + 10_000
-    one_at_a_time = [rollout(agent.eval_env, agent.act, base + i).total_reward for i in range(5)]
+    one_at_a_time = [run_episode(agent.eval_env, agent.act, base + i).total_reward for i in range(5)]
     assert np.array_equal(returns, one_at_a_time)  # one row at a time: what agent.act gives alone
 
 
