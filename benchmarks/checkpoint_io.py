@@ -70,7 +70,7 @@ else:
     import gc, os
     from ddpgkit.experiments.run import load_latest
     t0 = time.perf_counter()
-    agent, path, _ = load_latest(run)
+    [agent], [path], _ = load_latest(run)
     dt = time.perf_counter() - t0
     gc.collect()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

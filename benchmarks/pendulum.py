@@ -99,8 +99,8 @@ def main() -> None:
         t0 = time.perf_counter()
         seq = []
         for trial in spec.trials(out / "sequential"):
-            r = run_experiment("Pendulum-v1", DDPGConfig.from_dict(trial.config.to_dict()), trial.run_dir,
-                               preset=a.preset)
+            [r] = run_experiment("Pendulum-v1", DDPGConfig.from_dict(trial.config.to_dict()), trial.run_dir,
+                                 preset=a.preset)
             seq.append(r.summary["final_eval_mean"])
         seq_wall = time.perf_counter() - t0
         same = "identical to the sweep's" if seq == finals else "DIFFERENT from the sweep's"

@@ -18,8 +18,8 @@ CHUNK_ROWS = 256
 def train(run, steps=1400, resume=False):
     exp = prepare_experiment("Pendulum-v1", CONFIG.replace(total_steps=steps), run, resume=resume)
     if not resume:
-        exp.agent.buffer.chunk_rows = CHUNK_ROWS  # small chunks, so that a small buffer has several
-    return exp.run()
+        exp.agents[0].buffer.chunk_rows = CHUNK_ROWS  # small chunks, so that a small buffer has several
+    return exp.run()[0]
 
 
 def chunk_of(row):
@@ -46,7 +46,7 @@ def test_a_checkpoint_writes_only_the_chunks_written_since_and_shares_the_rest(t
     unchanged = store / names[1400][3]
     assert unchanged.stat().st_mtime_ns <= (kept[1] / "manifest.json").stat().st_mtime_ns
     # and what each checkpoint references restores its buffer: the rows of the latest equal the agent's
-    agent, path, skipped = load_latest(run)
+    [agent], [path], skipped = load_latest(run)
     assert path == kept[0] and not skipped and agent.buffer.chunk_rows == CHUNK_ROWS
     assert agent.buffer.added == 1400 and agent.buffer.chunks()[0] == (0, 2 * 256)  # laps 0 and 1
 
@@ -75,11 +75,11 @@ def test_a_damaged_or_missing_chunk_is_named_and_an_older_checkpoint_is_used(tmp
     blob = bytearray(victim.read_bytes())
     blob[-1] ^= 0x01
     victim.write_bytes(bytes(blob))
-    agent, path, skipped = load_latest(run)
+    [agent], [path], skipped = load_latest(run)
     assert path == older and len(skipped) == 1
     assert victim.name in skipped[0] and "checksum mismatch" in skipped[0]
     victim.unlink()
-    agent, path, skipped = load_latest(run)
+    [agent], [path], skipped = load_latest(run)
     assert path == older and victim.name in skipped[0] and "missing" in skipped[0]
     # the model alone (eval) needs no chunk
     assert DDPG.load(latest, training_state=False).num_timesteps == 0

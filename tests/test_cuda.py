@@ -65,7 +65,7 @@ def test_checkpoint_resume_is_bit_identical_on_cuda(tmp_path):
             return trainer.step < 250
 
     interrupted.learn(callback=[Checkpointer(tmp_path, 200, 3), Stop()])
-    resumed, path, _ = load_latest(tmp_path)
+    [resumed], [path], _ = load_latest(tmp_path)
     assert resumed.device.type == "cuda" and resumed.trainer.step == int(path.name)
     resumed.learn()
     a, b = full.model_tensors(), resumed.model_tensors()

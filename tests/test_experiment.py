@@ -7,8 +7,8 @@ import pytest
 
 from ddpgkit import DDPG, Callback, DDPGConfig, prepare_experiment, resume_experiment, run_experiment
 from ddpgkit.config.hyperparams import defaults_for
+from ddpgkit.config.resolve import origin_of
 from ddpgkit.errors import ConfigError, RunError
-from ddpgkit.experiments.run import origin_of
 from ddpgkit.storage.rundir import list_checkpoints, read_metrics
 
 from tests.clihelp import run_subprocess
@@ -32,7 +32,7 @@ def test_run_experiment_writes_what_ddpgkit_train_writes(tmp_path):
     assert r.code == 0, r.err
     # what the CLI does: the env's entry in the hyperparameter table, the flags over it, the origin recorded
     base = defaults_for("Pendulum-v1")
-    result = run_experiment("Pendulum-v1", base.config.replace(**CONFIG), lib_run, origin=origin_of(base))
+    [result] = run_experiment("Pendulum-v1", base.config.replace(**CONFIG), lib_run, origin=origin_of(base))
 
     assert result.run_dir == lib_run and result.checkpoint == lib_run / "checkpoints" / "600"
     assert sorted(p.name for p in cli_run.iterdir()) == sorted(p.name for p in lib_run.iterdir())
@@ -68,7 +68,7 @@ def test_the_final_checkpoint_is_not_written_twice(tmp_path):
     cfg = DDPGConfig(**{**CONFIG, "total_steps": 400})
     manifest = tmp_path / "run" / "checkpoints" / "400" / "manifest.json"
     probe = InodeAtEnd(manifest)
-    result = run_experiment("Pendulum-v1", cfg, tmp_path / "run", callbacks=probe)
+    [result] = run_experiment("Pendulum-v1", cfg, tmp_path / "run", callbacks=probe)
     st = manifest.stat()
     assert probe.seen == (st.st_ino, st.st_mtime_ns)  # untouched after the loop ended
     assert [step for step, _ in result.saved] == [200, 400]
@@ -77,7 +77,7 @@ def test_the_final_checkpoint_is_not_written_twice(tmp_path):
 
 def test_resume_and_extend_from_python(tmp_path):
     run = tmp_path / "run"
-    full = run_experiment("Pendulum-v1", DDPGConfig(**CONFIG), run)
+    [full] = run_experiment("Pendulum-v1", DDPGConfig(**CONFIG), run)
     with pytest.raises(ConfigError, match="gamma differs"):
         prepare_experiment("Pendulum-v1", DDPGConfig(**CONFIG, gamma=0.9), run, resume=True)
     with pytest.raises(RunError, match="already holds a run"):
@@ -85,8 +85,8 @@ def test_resume_and_extend_from_python(tmp_path):
     with pytest.raises(RunError, match="already has 600 steps"):
         resume_experiment(run)
     exp = resume_experiment(run, total_steps=800)
-    assert exp.resumed_from == run / "checkpoints" / "600" and exp.agent.num_timesteps == 600
-    longer = exp.run()
+    assert exp.resumed_from == run / "checkpoints" / "600" and exp.agents[0].num_timesteps == 600
+    [longer] = exp.run()
     assert longer.summary["steps"] == 800 and longer.summary["resumed"] is True
     assert len(read_metrics(run)) > len(full.agent.trainer.history)
 
@@ -94,8 +94,8 @@ def test_resume_and_extend_from_python(tmp_path):
 def test_default_config_and_run_dir_from_a_preset(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exp = prepare_experiment("ddpgkit/Mirror-v0", preset="pendulum")
-    assert exp.run_dir.as_posix() == "runs/ddpgkit_Mirror-v0-s0"
-    assert exp.agent.config == DDPGConfig.preset("pendulum") and exp.preset == "pendulum"
+    assert [d.as_posix() for d in exp.run_dirs] == ["runs/ddpgkit_Mirror-v0-s0"]
+    assert exp.agents[0].config == DDPGConfig.preset("pendulum") and exp.preset == "pendulum"
 
 
 def test_the_best_evaluation_is_kept_beside_the_latest(tmp_path, capsys):
@@ -105,7 +105,7 @@ def test_the_best_evaluation_is_kept_beside_the_latest(tmp_path, capsys):
     from tests.clihelp import run_cli
 
     cfg = DDPGConfig(**{**CONFIG, "total_steps": 1400, "eval_interval": 200})
-    result = run_experiment("Pendulum-v1", cfg, tmp_path / "run")
+    [result] = run_experiment("Pendulum-v1", cfg, tmp_path / "run")
     evals = [(r["step"], r["eval_mean"]) for r in read_metrics(tmp_path / "run") if r["eval_mean"] is not None]
     best_step, best_mean = max(evals, key=lambda e: e[1])
     s = result.summary
@@ -155,10 +155,10 @@ def test_training_time_adds_up_across_a_resume(tmp_path):
     """A checkpoint taken during a run records the time trained so far in that run too, so the
     resumed run's train_s is the sum of both parts (here the final checkpoint is a periodic one)."""
     cfg = DDPGConfig(**{**CONFIG, "checkpoint_interval": 200, "total_steps": 400})
-    first = run_experiment("Pendulum-v1", cfg, tmp_path / "r")
+    [first] = run_experiment("Pendulum-v1", cfg, tmp_path / "r")
     assert first.summary["train_s"] > 0
     # the checkpoint at 400 was taken inside the loop, before the run ended
     agent = DDPG.load(tmp_path / "r" / "checkpoints" / "400")
     assert 0 < agent.trainer.wall_s <= first.summary["train_s"]
-    second = resume_experiment(tmp_path / "r", 600).run()
+    [second] = resume_experiment(tmp_path / "r", 600).run()
     assert second.summary["train_s"] > agent.trainer.wall_s + 0.5 * second.summary["wall_s"]

@@ -19,7 +19,7 @@ from ddpgkit.algo.ddpg import actor_loss, critic_loss
 from ddpgkit.algo.gradients import actor_gradients, critic_gradients, critic_nets
 from ddpgkit.config.seeds import parse_seeds
 from ddpgkit.errors import ConfigError
-from ddpgkit.experiments.run import run_group
+from ddpgkit.experiments.run import run_experiment
 from ddpgkit.nn.mlp import MLP
 from ddpgkit.nn.stacked import stack_modules, stack_size
 from ddpgkit.runtime import cpu_has_bf16
@@ -229,10 +229,10 @@ def test_group_checkpoints_wait_for_a_step_where_every_member_is_between_episode
 
 def test_interrupted_group_resumes_to_the_uninterrupted_numbers(tmp_path):
     cfg = TINY.replace(total_steps=800)
-    full = run_group("Pendulum-v1", cfg, [0, 1], [tmp_path / "full0", tmp_path / "full1"])
+    full = run_experiment("Pendulum-v1", cfg, [tmp_path / "full0", tmp_path / "full1"], seeds=[0, 1])
     dirs = [tmp_path / "a0", tmp_path / "a1"]
-    run_group("Pendulum-v1", cfg.replace(total_steps=400), [0, 1], dirs)
-    resumed = run_group("Pendulum-v1", cfg, [0, 1], dirs, resume=True)
+    run_experiment("Pendulum-v1", cfg.replace(total_steps=400), dirs, seeds=[0, 1])
+    resumed = run_experiment("Pendulum-v1", cfg, dirs, seeds=[0, 1], resume=True)
     for f, r in zip(full, resumed):
         assert r.summary["resumed"] is True and r.summary["group_seeds"] == [0, 1]
         assert identical(f.agent.model_tensors(), r.agent.model_tensors())
@@ -295,11 +295,11 @@ def test_a_module_with_buffers_that_differ_is_refused():
 def test_resume_command_continues_a_group_from_its_run_directories(tmp_path, capsys):
     cfg = TINY.replace(total_steps=400)
     dirs = [tmp_path / "s0", tmp_path / "s1"]
-    run_group("Pendulum-v1", cfg, [0, 1], dirs)
+    run_experiment("Pendulum-v1", cfg, dirs, seeds=[0, 1])
     r = run_cli(capsys, "resume", *dirs, "--steps", "600")
     assert r.code == 0, r.err
     assert "2 seeds together: 0, 1" in r.out and "resuming:" in r.out
-    full = run_group("Pendulum-v1", cfg.replace(total_steps=600), [0, 1], [tmp_path / "f0", tmp_path / "f1"])
+    full = run_experiment("Pendulum-v1", cfg.replace(total_steps=600), [tmp_path / "f0", tmp_path / "f1"], seeds=[0, 1])
     for d, f in zip(dirs, full):
         assert numbers(read_metrics(d)) == numbers(read_metrics(f.run_dir))
     assert_one_line_error(run_cli(capsys, "resume", dirs[0], tmp_path / "f0", "--steps", "800"), "seeds must differ")

@@ -64,7 +64,10 @@ def test_train_records_the_table_entry_in_config_toml_and_summary(tmp_path, caps
     assert r.code == 0, r.err
     assert "hyperparameters: table:Pendulum-v1" in r.out
     data = tomllib.loads((run / "config.toml").read_text())
-    assert data["origin"] == {"defaults": "table:Pendulum-v1", "source": ENV_HYPERPARAMS["Pendulum-v1"].source}
+    note = "learning_starts 500 would leave no step to learn in a run of 300: learning starts at step 30"
+    assert f"note: {note}" in r.out  # the entry's warm-up adapted to --steps 300, said and recorded in one wording
+    assert data["origin"] == {"defaults": "table:Pendulum-v1", "source": ENV_HYPERPARAMS["Pendulum-v1"].source,
+                              "adapted": f"{note} (a tenth of the run; --learning-starts sets it)"}
     assert data["ddpg"]["gamma"] == PRESETS["pendulum"]["gamma"]  # from the entry; --hidden from the flag
     assert data["ddpg"]["hidden"] == [8]
     assert DDPGConfig.load(run / "config.toml").hidden == (8,)  # the [origin] table does not disturb reading
@@ -92,7 +95,7 @@ def test_a_preset_wins_over_the_table_and_an_unknown_env_gets_the_general_defaul
 def test_a_library_run_with_its_own_config_says_so(tmp_path):
     cfg = DDPGConfig(total_steps=200, learning_starts=50, hidden=(8,), batch_size=16, eval_interval=0,
                      eval_episodes=1)
-    result = run_experiment("ddpgkit/Mirror-v0", cfg, tmp_path / "r")
+    [result] = run_experiment("ddpgkit/Mirror-v0", cfg, tmp_path / "r")
     assert read_origin(result.run_dir)["defaults"] == "given"
     assert result.summary["defaults"] == "given"
 

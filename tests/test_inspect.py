@@ -20,7 +20,7 @@ TINY = DDPGConfig(hidden=(16, 16), total_steps=600, learning_starts=100, batch_s
 
 @pytest.fixture(scope="module")
 def pendulum_run(tmp_path_factory):
-    return run_experiment("Pendulum-v1", TINY, tmp_path_factory.mktemp("inspect") / "run").run_dir
+    return run_experiment("Pendulum-v1", TINY, tmp_path_factory.mktemp("inspect") / "run")[0].run_dir
 
 
 def test_pendulum_plane_is_its_angle_and_velocity():
@@ -85,7 +85,7 @@ def test_inspect_bad_input_one_line(pendulum_run, tmp_path, capsys):
 
 def test_inspect_another_env_needs_and_uses_two_observation_dimensions(tmp_path, capsys):
     cfg = TINY.replace(total_steps=300, eval_interval=0, checkpoint_interval=100)
-    run = run_experiment("MountainCarContinuous-v0", cfg, tmp_path / "car").run_dir
+    run = run_experiment("MountainCarContinuous-v0", cfg, tmp_path / "car")[0].run_dir
     assert_one_line_error(run_cli(capsys, "inspect", run), "name two observation dimensions", "--dims 0,1")
     r = run_cli(capsys, "inspect", run, "--dims", "0,1")
     assert r.code == 0, r.err

@@ -59,7 +59,7 @@ def test_checkpoint_resume_is_bit_identical(tmp_path):
     with pytest.raises(Crash):
         interrupted.learn(callback=[Checkpointer(tmp_path, cfg.checkpoint_interval, cfg.keep_checkpoints), CrashAt()])
     assert [p.name for p in list_checkpoints(tmp_path)] == ["600", "400"]  # due at 300 and 600, taken at episode ends
-    resumed, path, skipped = load_latest(tmp_path)
+    [resumed], [path], skipped = load_latest(tmp_path)
     assert path.name == "600" and not skipped and resumed.trainer.step == 600
     resumed.learn()
     assert identical(model(full), model(resumed))
@@ -110,7 +110,7 @@ def test_load_latest_skips_a_corrupt_newest(tmp_path):
     agent.save(tmp_path / "checkpoints" / "300", training_state=True)
     f = tmp_path / "checkpoints" / "300" / "training.safetensors"
     f.write_bytes(f.read_bytes()[:-1])
-    loaded, path, skipped = load_latest(tmp_path)
+    [loaded], [path], skipped = load_latest(tmp_path)
     assert path.name == "200" and len(skipped) == 1 and "training.safetensors" in skipped[0]
 
 
@@ -263,7 +263,7 @@ def test_full_disk_during_checkpoint_keeps_the_last_good_one(tmp_path):
     assert contents() == before  # untouched
     assert not [q for q in (run / "checkpoints").iterdir() if q.name.startswith(".") and q != chunks]
     assert not [q for q in chunks.iterdir() if q.name.endswith(".tmp")]  # no temporaries left
-    resumed, path, _ = load_latest(run)
+    [resumed], [path], _ = load_latest(run)
     assert path == good
 
 

@@ -20,7 +20,6 @@ import pytest
 import torch
 
 from ddpgkit import DDPG, run_experiment
-from ddpgkit.experiments.run import run_group
 from ddpgkit.experiments.sweep import SweepError, SweepSpec, run_sweep
 from ddpgkit.storage.rundir import list_checkpoints, read_summary
 
@@ -127,8 +126,8 @@ pytestmark = [pytest.mark.xdist_group("ray"),
 
 def test_two_trial_sweep_on_a_local_instance(tmp_path, capsys):
     """Two seeds of one config through the CLI: one task training them as a group, ordinary run
-    directories bit-identical to run_group's (`train --seeds`), a results table, no Ray process left, and a
-    re-run that skips them."""
+    directories bit-identical to run_experiment's with the same seeds (`train --seeds`), a results table, no
+    Ray process left, and a re-run that skips them."""
     spec = tmp_path / "two.toml"
     spec.write_text('envs = ["Pendulum-v1"]\nseeds = [0, 1]\npreset = "pendulum"\n[config]\n'
                     + "".join(f"{k} = {v}\n" for k, v in TINY.items()))
@@ -145,8 +144,8 @@ def test_two_trial_sweep_on_a_local_instance(tmp_path, capsys):
         assert (out / name).is_file()
     trials = SweepSpec.load(spec).trials(out)
     assert [len(task) for task in SweepSpec.load(spec).tasks(trials)] == [2]
-    refs = run_group("Pendulum-v1", trials[0].config, [0, 1], [tmp_path / "ref0", tmp_path / "ref1"],
-                     preset="pendulum")
+    refs = run_experiment("Pendulum-v1", trials[0].config, [tmp_path / "ref0", tmp_path / "ref1"], seeds=[0, 1],
+                          preset="pendulum")
     for t, ref in zip(trials, refs):
         assert same(model(final_checkpoint(t.run_dir)), ref.agent.model_tensors())
     r = run_cli(capsys, "eval", trials[0].run_dir, "--episodes", "2")  # an ordinary run directory
@@ -253,7 +252,8 @@ def test_kill9_of_a_worker_mid_trial_resumes_to_the_uninterrupted_weights(tmp_pa
     assert killed, "no worker was killed"
     # the local Ray instance (GCS, raylet, workers: this process's descendants) listened on loopback only
     assert len(killed["listening"]) >= 3 and set(killed["listening"]) <= set(LOOPBACK_HEX), killed["listening"]
-    refs = run_group("Pendulum-v1", trial.config, [3, 4], [tmp_path / "ref3", tmp_path / "ref4"], preset="pendulum")
+    refs = run_experiment("Pendulum-v1", trial.config, [tmp_path / "ref3", tmp_path / "ref4"], seeds=[3, 4],
+                          preset="pendulum")
     for status, t, ref in zip(result.statuses, trials, refs):
         assert status.state == "done", status.error
         summary = read_summary(t.run_dir)
@@ -282,8 +282,8 @@ def test_a_killed_driver_then_the_same_command_finishes_the_sweep(tmp_path):
     r = subprocess.run([str(DDPGKIT_BIN), "sweep", str(spec), "--out", str(out)], capture_output=True, text=True,
                        timeout=300, start_new_session=True)
     assert r.returncode == 0, r.stderr
-    refs = run_group("Pendulum-v1", trials[0].config, [0, 1], [tmp_path / "ref0", tmp_path / "ref1"],
-                     preset="pendulum")
+    refs = run_experiment("Pendulum-v1", trials[0].config, [tmp_path / "ref0", tmp_path / "ref1"], seeds=[0, 1],
+                          preset="pendulum")
     for t, ref in zip(trials, refs):
         summary = read_summary(t.run_dir)
         assert summary["steps"] == 4000
@@ -349,7 +349,7 @@ def test_the_same_spec_runs_on_a_cluster_address_with_its_token(cluster, tmp_pat
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("| done |") == 2
     trials = SweepSpec.load(spec).trials(out)  # one run a task: the same weights as run_experiment's
-    ref = run_experiment("Pendulum-v1", trials[1].config, tmp_path / "ref", preset="pendulum")
+    [ref] = run_experiment("Pendulum-v1", trials[1].config, tmp_path / "ref", preset="pendulum")
     assert same(model(final_checkpoint(trials[1].run_dir)), ref.agent.model_tensors())
     # nothing of the sweep carries the token
     for f in out.rglob("*"):

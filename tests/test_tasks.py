@@ -62,7 +62,7 @@ def test_exact_resume_on_a_mujoco_task(tmp_path):
     interrupted = DDPG("InvertedPendulum-v5", cfg)
     with pytest.raises(Crash):
         interrupted.learn(callback=[Checkpointer(tmp_path, cfg.checkpoint_interval, cfg.keep_checkpoints), CrashAt()])
-    resumed, path, _ = load_latest(tmp_path)
+    [resumed], [path], _ = load_latest(tmp_path)
     assert 200 <= resumed.num_timesteps < 700 and resumed.trainer.at_episode_boundary
     resumed.learn()
     a, b = full.model_tensors(), resumed.model_tensors()

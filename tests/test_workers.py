@@ -15,7 +15,7 @@ import torch
 from ddpgkit import DDPG, DDPGConfig
 from ddpgkit.config.seeds import seed_ranges
 from ddpgkit.errors import ConfigError, RunError
-from ddpgkit.experiments.run import run_group
+from ddpgkit.experiments.run import run_experiment
 from ddpgkit.experiments.workers import run_workers, split_seeds
 from ddpgkit.storage.rundir import list_checkpoints, read_metrics
 
@@ -60,7 +60,7 @@ def test_each_worker_trains_its_share_as_that_group_in_one_process_would(tmp_pat
     assert [r.summary["seed"] for r in results] == [0, 1, 2, 3]
     assert all(any((r.run_dir / "tensorboard").iterdir()) for r in results)
     for share in ([0, 1], [2, 3]):
-        alone = run_group("Pendulum-v1", TINY, share, [tmp_path / f"g{s}" for s in share])
+        alone = run_experiment("Pendulum-v1", TINY, [tmp_path / f"g{s}" for s in share], seeds=share)
         for s, g in zip(share, alone):
             w = results[s]
             assert w.summary["group_seeds"] == share

@@ -58,6 +58,15 @@ class RunError(DDPGKitError, ValueError):
     """A run directory is missing, incomplete, or would be overwritten."""
 
 
+class RunFinished(RunError):
+    """A run asked to resume has already trained the steps asked for (its summary.json says so): nothing to
+    train. ``run_dirs`` are the finished runs."""
+
+    def __init__(self, message: str, run_dirs: list) -> None:
+        super().__init__(message)
+        self.run_dirs = run_dirs
+
+
 class RunInterrupted(DDPGKitError):
     """Training stopped on a signal after saving a checkpoint; ``code`` is the exit status (128 + signal)."""
 

@@ -57,7 +57,10 @@ def sweep(
     if num_cpus is not None and num_cpus < 1:
         raise UserError(f"--num-cpus must be >= 1, got {num_cpus}")
     target = out_dir if out_dir is not None else Path("runs") / "sweeps" / spec_file.stem
-    n = len(spec.trials(target))
+    trials = spec.trials(target)
+    n = len(trials)
+    for note in dict.fromkeys(note for t in trials for note in t.notes):  # each distinct note once
+        print_kv("note", note)
     print_kv("sweep", f"{n} trials ({len(spec.envs)} env(s) × {n // len(spec.envs) // len(spec.seeds)} config(s) × "
              f"{len(spec.seeds)} seed(s)) on {'Ray at ' + address if address else 'a local Ray instance'}")
     print_kv("sweep directory", str(target))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import time
-import tomllib
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional
@@ -12,22 +11,12 @@ from typing import Any, Optional
 import typer
 
 from ..config.ddpg import DDPGConfig
-from ..config.hyperparams import Defaults, defaults_for
 from ..config.presets import PRESETS
+from ..config.resolve import resolve_config
 from ..config.seeds import parse_seeds, seed_ranges
-from ..experiments.run import (
-    Experiment,
-    GroupExperiment,
-    RunResult,
-    group_run_dirs,
-    origin_of,
-    prepare_experiment,
-    prepare_group,
-    resume_experiment,
-    resume_group,
-)
+from ..experiments.run import Experiment, RunResult, prepare_experiment, resume_experiment, run_dirs_for
 from ..experiments.workers import WorkerEvent, WorkerGroups, prepare_workers, resume_workers
-from ..storage.rundir import CONFIG, CURVE, METRICS, SUMMARY, config_table
+from ..storage.rundir import CONFIG, CURVE, METRICS, SUMMARY
 from .app import UserError, app, parse_hidden, print_kv, warn
 from .progress import TrainingProgress
 
@@ -57,32 +46,12 @@ def _with_config_options(func):
     return func
 
 
-def resolve_config(env_id: str, preset: str | None, config_file: Path | None, overrides: dict[str, Any]
-                   ) -> tuple[DDPGConfig, Defaults, str | None]:
-    """The preset, else the env's table entry, else the general defaults (hyperparams.defaults_for) <-
-    config file <- flags given on the command line. A --steps too short for a warm-up the user did not
-    choose adapts the warm-up (DDPGConfig.with_warmup_for); returns the config, its base and that note."""
-    defaults = defaults_for(env_id, preset)
-    base = defaults.config
-    if config_file is not None:
-        base = DDPGConfig.load(config_file, base)
+def _given(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameter flags given on the command line, by field name (``--hidden`` parsed)."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    for f in fields(DDPGConfig):
-        if str(f.type) == "tuple[int, ...]" and f.name in given:
-            given[f.name] = parse_hidden(given[f.name])
-    steps = given.pop("total_steps", None)
-    chosen = "learning_starts" in given or (config_file is not None and "learning_starts" in _file_keys(config_file))
-    if steps is not None and not chosen:
-        config, note = base.replace(**given).with_warmup_for(steps)
-        return config, defaults, note
-    if steps is not None:
-        given["total_steps"] = steps
-    return (base.replace(**given) if given else base), defaults, None
-
-
-def _file_keys(path: Path) -> set[str]:
-    """The keys a TOML config file sets (it was read and validated by DDPGConfig.load already)."""
-    return set(config_table(tomllib.loads(path.read_text(encoding="utf-8"))))
+    if "hidden" in given:
+        given["hidden"] = parse_hidden(given["hidden"])
+    return given
 
 
 @app.command()
@@ -115,33 +84,27 @@ def train(
     """
     if preset is not None and preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite exclude each other")
     if seeds is not None and overrides.get("seed") is not None:
         raise UserError("--seed and --seeds exclude each other")
     seed_list = parse_seeds(seeds) if seeds is not None else None
     if workers > 1 and (seed_list is None or len(seed_list) < 2):
         raise UserError("--workers splits the seeds of --seeds over processes; give --seeds with 2 or more seeds")
-    cfg, defaults, note = resolve_config(env_id, preset, config, overrides)
-    if note is not None:
+    resolved = resolve_config(env_id, preset, config, _given(overrides))
+    for note in resolved.notes:
         print_kv("note", note)
-    if seed_list is not None and workers > 1:
-        groups = prepare_workers(env_id, cfg, seed_list, group_run_dirs(env_id, seed_list, out_dir), workers=workers,
-                                 preset=preset, resume=resume, overwrite=overwrite, origin=origin_of(defaults),
-                                 tensorboard=tensorboard)
-        _run_workers(groups, f"DDPG on {env_id} for {cfg.total_steps:,} steps")
+    seed_list = seed_list if seed_list is not None else [resolved.config.seed]
+    # --out: the run directory of one --seed; with --seeds, the folder of the runs ENV_ID-sSEED
+    dirs = run_dirs_for(env_id, seed_list, out_dir if seeds is None else None, out_dir if seeds is not None else None)
+    if workers > 1:
+        groups = prepare_workers(env_id, resolved, seed_list, dirs, workers=workers, preset=preset, resume=resume,
+                                 overwrite=overwrite, tensorboard=tensorboard)
+        _run_workers(groups, f"DDPG on {env_id} for {resolved.config.total_steps:,} steps")
         return
-    if seed_list is not None:
-        group = prepare_group(env_id, cfg, seed_list, group_run_dirs(env_id, seed_list, out_dir), preset=preset,
-                              resume=resume, overwrite=overwrite, origin=origin_of(defaults))
-        if resume and isinstance(group, GroupExperiment) and group.experiments[0].resumed_from is None:
-            print_kv("resume", "the runs have no checkpoint yet; starting them from step 0")
-        _run(group, tensorboard)
-        return
-    exp = prepare_experiment(env_id, cfg, out_dir, preset=preset, resume=resume, overwrite=overwrite,
-                             origin=origin_of(defaults))
+    exp = prepare_experiment(env_id, resolved, dirs, seeds=seed_list, preset=preset, resume=resume,
+                             overwrite=overwrite)
     if resume and exp.resumed_from is None:
-        print_kv("resume", f"{exp.run_dir} has no checkpoint yet; starting the run from step 0")
+        print_kv("resume", f"{dirs[0]} has no checkpoint yet; starting the run from step 0" if len(dirs) == 1
+                 else "the runs have no checkpoint yet; starting them from step 0")
     _run(exp, tensorboard)
 
 
@@ -166,42 +129,36 @@ def resume_cmd(
         groups = resume_workers(run_dirs, workers=workers, total_steps=steps, device=device, threads=threads,
                                 tensorboard=tensorboard)
         _run_workers(groups, f"DDPG, {len(run_dirs)} runs" + (f" to {steps:,} steps" if steps else ""))
-    elif len(run_dirs) > 1:
-        _run(resume_group(run_dirs, steps, device, threads), tensorboard)
-    else:
-        _run(resume_experiment(run_dirs[0], steps, device, threads), tensorboard)
+        return
+    _run(resume_experiment(run_dirs, steps, device, threads), tensorboard)
 
 
-def _run(exp: Experiment | GroupExperiment, tensorboard: bool = False) -> None:
+def _run(exp: Experiment, tensorboard: bool = False) -> None:
     """Print what is about to run, train with a progress bar and signal handling, print the result."""
-    exps = exp.experiments if isinstance(exp, GroupExperiment) else [exp]
-    agent, cfg = exps[0].agent, exps[0].agent.config
-    for reason in exps[0].skipped:
+    agent, cfg, n = exp.agents[0], exp.agents[0].config, len(exp.runs)
+    for reason in exp.skipped:
         warn(f"skipped {reason}")
-    if exps[0].resumed_from is not None:
-        where = exps[0].resumed_from if len(exps) == 1 else f"{len(exps)} checkpoints ({exps[0].resumed_from}, ...)"
-        print_kv("resuming", f"{where} (step {agent.num_timesteps:,})")
-    seeds = ", ".join(str(e.agent.config.seed) for e in exps)
+    if exp.resumed_from is not None:
+        where = exp.resumed_from if n == 1 else f"{n} checkpoints ({exp.resumed_from}, ...)"
+        print_kv("resuming", f"{where} (step {exp.step:,})")
+    seeds = ", ".join(str(s) for s in exp.seeds)
     print_kv("training", f"DDPG on {agent.env_id or 'custom env'} for {cfg.total_steps:,} steps, "
-             f"{'seed' if len(exps) == 1 else f'{len(exps)} seeds together:'} {seeds}, "
+             f"{'seed' if n == 1 else f'{n} seeds together:'} {seeds}, "
              f"networks {'-'.join(map(str, cfg.hidden))}, device {agent.device}")
-    if exps[0].origin is not None:
-        print_kv("hyperparameters", f"{exps[0].origin['defaults']} (its source: config.toml's [origin])")
-    print_kv("run directory" if len(exps) == 1 else "run directories", ", ".join(str(e.run_dir) for e in exps))
-    with TrainingProgress(cfg.total_steps, agent.num_timesteps) as progress:
-        out = exp.run(progress, handle_signals=True, tensorboard=tensorboard)
-    results = out if isinstance(out, list) else [out]
+    if exp.origin is not None:
+        print_kv("hyperparameters", f"{exp.origin['defaults']} (its source: config.toml's [origin])")
+    print_kv("run directory" if n == 1 else "run directories", ", ".join(str(d) for d in exp.run_dirs))
+    with TrainingProgress(cfg.total_steps, exp.step) as progress:
+        results = exp.run(progress, handle_signals=True, tensorboard=tensorboard)
     _print_finals(results)
     s = results[0].summary
-    rate = f"{s['steps_per_s']:.0f} steps/s" + ("" if len(results) == 1 else
-                                                f" a seed, {s['steps_per_s'] * len(results):.0f} in all")
+    rate = f"{s['steps_per_s']:.0f} steps/s" + ("" if n == 1 else f" a seed, {s['steps_per_s'] * n:.0f} in all")
     print_kv("time", f"{s['wall_s']:.1f} s ({rate})")
-    if len(results) == 1:
+    if n == 1:
         run = results[0].run_dir
         print_kv("wrote", f"{run / CONFIG}, {run / METRICS}, {run / SUMMARY}, {run / CURVE}, {results[0].checkpoint}")
     else:
-        print_kv("wrote", f"{len(results)} run directories, each with {CONFIG}, {METRICS}, {SUMMARY}, {CURVE}, "
-                 "checkpoints/")
+        print_kv("wrote", f"{n} run directories, each with {CONFIG}, {METRICS}, {SUMMARY}, {CURVE}, checkpoints/")
 
 
 def _print_finals(results: list[RunResult]) -> None:

@@ -134,7 +134,7 @@ class DDPGConfig:
 
     def replace(self, **changes: Any) -> DDPGConfig:
         """A copy with some fields changed (validated again)."""
-        _check_keys(changes, "override")
+        check_keys(changes, "override")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,42 +144,20 @@ class DDPGConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> DDPGConfig:
         """Build from a plain mapping; unknown keys and wrong types are named in the error."""
-        _check_keys(data, source)
+        check_keys(data, source)
         try:
             return cls(**data)
         except ConfigError as e:
             raise ConfigError(f"{source}: {e}") from None
 
-    def with_warmup_for(self, total_steps: int) -> tuple[DDPGConfig, str | None]:
-        """This config for a run of ``total_steps``: if its warm-up (``learning_starts``) would take the
-        whole run, a config whose learning starts after a tenth of the run instead, and a one-line note
-        saying so; else this config and None."""
-        if self.learning_starts < total_steps:
-            return self.replace(total_steps=total_steps), None
-        starts = total_steps // 10
-        note = (f"learning_starts {self.learning_starts:,} would leave no step to learn in a run of {total_steps:,}: "
-                f"learning starts at step {starts:,} (a tenth of the run; --learning-starts sets it)")
-        return self.replace(total_steps=total_steps, learning_starts=starts), note
-
     # ---- TOML ---------------------------------------------------------------------------------
 
     @classmethod
     def load(cls, path: str | Path, base: DDPGConfig | None = None) -> DDPGConfig:
-        """Read a TOML file. Keys may sit at the top level or under a ``[ddpg]`` table; keys not given
-        keep the value of ``base`` (the defaults when None)."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not a UTF-8 text file") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: invalid TOML: {e}") from None
-        data = config_table(data)
-        base_dict = (base or cls()).to_dict()
-        _check_keys(data, str(path))
-        return cls.from_dict({**base_dict, **data}, str(path))
+        """Read a TOML file (:func:`read_config_file`); keys not given keep the value of ``base`` (the defaults
+        when None)."""
+        data = read_config_file(path)
+        return cls.from_dict({**(base or cls()).to_dict(), **data}, str(path))
 
     def to_toml(self, origin: dict[str, str] | None = None) -> str:
         """The config as TOML, each key preceded by its meaning as a comment; ``origin`` (for example
@@ -203,12 +181,35 @@ class DDPGConfig:
         return atomic_write_text(path, self.to_toml(origin))
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The hyperparameters a TOML file sets, by name: keys at the top level or under a ``[ddpg]`` table (a run's
+    config.toml, beside its ``[origin]``). Unknown keys, values of the wrong type and unreadable files raise
+    ConfigError naming the file; whether the values fit together is checked when a config is built from them."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    data = config_table(data)
+    check_keys(data, str(path))
+    types = {f.name: f.type for f in fields(DDPGConfig)}
+    try:
+        return {k: _coerce(k, v, types[k]) for k, v in data.items()}
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
 def field_help() -> dict[str, str]:
     """Each field's one-line meaning, by name."""
     return {f.name: f.metadata["help"] for f in fields(DDPGConfig)}
 
 
-def _check_keys(data: dict[str, Any], source: str) -> None:
+def check_keys(data: dict[str, Any], source: str) -> None:
+    """ConfigError naming ``source`` and the nearest field if ``data`` has a key that is no DDPGConfig field."""
     known = {f.name for f in fields(DDPGConfig)}
     for key in data:
         if key not in known:

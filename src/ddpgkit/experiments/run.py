@@ -1,14 +1,20 @@
-"""The life of a training run, as a library call: everything ``ddpgkit train`` and ``ddpgkit resume``
-do, callable from Python, a notebook or a worker process.
+"""The life of training runs, as a library call: everything ``ddpgkit train`` and ``ddpgkit resume`` do,
+callable from Python, a notebook or a worker process.
 
-    result = run_experiment("Pendulum-v1", DDPGConfig.preset("pendulum"), "runs/pendulum-s0")
+    [result] = run_experiment("Pendulum-v1", DDPGConfig.preset("pendulum"), "runs/pendulum-s0")
+    results = run_experiment("Pendulum-v1", DDPGConfig.preset("pendulum"), seeds=range(4))  # trained together
     result.summary["final_eval_mean"], result.checkpoint
 
-A run writes its directory (:mod:`ddpgkit.storage.rundir`): config.toml first, metrics.csv rows and
-periodic checkpoints while it trains, then the final checkpoint (unless the last periodic one was
-taken at the same step), learning_curve.png and summary.json. ``resume=True`` continues the run in
-that directory from its newest checkpoint that loads (bit-identically when it was taken at an episode
-end), or starts it if it has none. :func:`prepare_experiment` does the set-up alone, so a caller can
+An :class:`Experiment` is the runs of one config and env that differ only in the seed, one run directory
+each, trained together in this process by one :class:`~ddpgkit.agents.group.DDPGGroup`. A single run is
+the group of one: the same code from preparing its directory to its summary, with one agent's numbers
+(``train --seed 3`` and ``train --seeds 3`` are the same run).
+
+Every run writes its directory (:mod:`ddpgkit.storage.rundir`): config.toml first, metrics.csv rows and
+periodic checkpoints while it trains, then the final checkpoint (unless the last periodic one was taken at
+the same step), learning_curve.png and summary.json. ``resume=True`` continues the runs from the newest step
+at which every one of them has a checkpoint that loads (bit-identically when it was taken at an episode
+end), or starts them if they have none. :func:`prepare_experiment` does the set-up alone, so a caller can
 report what is about to run (the CLI prints it) before :meth:`Experiment.run` trains.
 """
 
@@ -28,8 +34,16 @@ from ..agents.group import DDPGGroup, check_groupable
 from ..algo.health import health_warnings
 from ..analysis.plots import plot_learning_curves
 from ..config.ddpg import DDPGConfig
-from ..config.hyperparams import Defaults, defaults_for
-from ..errors import CheckpointError, ConfigError, NonFiniteError, NonFiniteUpdate, RunError, RunInterrupted
+from ..config.resolve import ResolvedConfig, resolve_config
+from ..errors import (
+    CheckpointError,
+    ConfigError,
+    NonFiniteError,
+    NonFiniteUpdate,
+    RunError,
+    RunFinished,
+    RunInterrupted,
+)
 from ..storage.atomic import atomic_write_bytes
 from ..storage.checkpoint import versions
 from ..storage.rundir import (
@@ -37,13 +51,15 @@ from ..storage.rundir import (
     CURVE,
     METRICS,
     best_checkpoint_dir,
+    check_run_dirs,
     checkpoints_by_step,
     list_checkpoints,
     prepare_run_dir,
     prune_checkpoints,
     read_metrics,
     read_origin,
-    refuse_existing_run,
+    read_summary,
+    run_finished,
     write_metrics,
     write_summary,
 )
@@ -52,8 +68,10 @@ from ..training.loop import METRIC_COLUMNS, Callback, Trainer
 from ..training.tensorboard import TensorBoardSink
 
 TENSORBOARD = "tensorboard"  # <run>/tensorboard: the optional TensorBoard mirror of metrics.csv
+#: The file an update's non-finite batch is kept in, in the run directory of the seed it broke.
+BROKEN_BATCH = "nonfinite_batch.safetensors"
 
-# what may differ between a run's own config and the one given to resume it
+#: What may differ between a run's own config and the one given to resume it.
 RESUMABLE_CHANGES = ("total_steps", "device", "threads")
 
 
@@ -62,18 +80,46 @@ def default_run_dir(env_id: str, seed: int) -> Path:
     return Path("runs") / f"{env_id.replace('/', '_')}-s{seed}"
 
 
-def load_latest(run: str | Path, device: str | None = None) -> tuple[DDPG, Path, list[str]]:
-    """The agent of the newest checkpoint of ``run`` that loads completely (checksums, shapes,
-    training state), its path, and why any newer ones were skipped."""
+def run_dirs_for(env_id: str, seeds: Sequence[int], run_dirs: str | Path | Sequence[str | Path] | None = None,
+                 parent: str | Path | None = None) -> list[Path]:
+    """One run directory per seed: ``run_dirs`` (one path for one seed, or one per seed), else
+    ``<parent>/<env id>-s<seed>`` (``parent`` defaults to ``runs``). ConfigError unless there are as many as
+    seeds, all different."""
+    if run_dirs is None:
+        dirs = [default_run_dir(env_id, s) if parent is None else Path(parent) / default_run_dir(env_id, s).name
+                for s in seeds]
+    else:
+        dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(d) for d in run_dirs]
+    if len(dirs) != len(seeds):
+        raise ConfigError(f"{len(dirs)} run directories for {len(seeds)} seeds")
+    if len(set(dirs)) != len(dirs):
+        raise ConfigError("every seed needs its own run directory")
+    return dirs
+
+
+def load_latest(run_dirs: str | Path | Sequence[str | Path], device: str | None = None
+                ) -> tuple[list[DDPG], list[Path], list[str]]:
+    """The agents of the newest step at which every run directory holds a checkpoint that loads completely
+    (checksums, shapes, training state), their checkpoints, and why any newer ones were skipped. One run
+    directory: its newest checkpoint that loads. (The runs of a group resume from one step, together.)"""
+    dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(d) for d in run_dirs]
+    found = [checkpoints_by_step(d) for d in dirs]
+    steps = sorted(set.intersection(*(set(f) for f in found)), reverse=True) if found else []
     skipped: list[str] = []
-    for p in list_checkpoints(run):
+    for step in steps:
         try:
-            return DDPG.load(p, device=device), p, skipped
+            agents = [DDPG.load(f[step], device=device) for f in found]
+            return agents, [f[step] for f in found], skipped
         except CheckpointError as e:
             skipped.append(str(e))
+    where = str(dirs[0]) if len(dirs) == 1 else "the group's run directories"
     if skipped:
-        raise RunError(f"{run}: no valid checkpoint ({skipped[0]})")
-    raise RunError(f"{run}: no checkpoints; is this a ddpgkit run directory?")
+        what = "a valid checkpoint" if len(dirs) == 1 else "a step at which every run has a valid checkpoint"
+        raise RunError(f"{where}: no {what} ({skipped[0]})")
+    have = [str(d) for d, f in zip(dirs, found) if f]
+    if have:
+        raise RunError(f"{where}: no checkpoint at a common step ({', '.join(have)} have some)")
+    raise RunError(f"{where}: no checkpoints; is this a ddpgkit run directory?")
 
 
 @dataclass
@@ -89,160 +135,173 @@ class RunResult:
 
 
 @dataclass
-class Experiment:
-    """A run ready to train: the agent (fresh, or loaded from ``resumed_from``), its directory, the
-    preset name and the origin of its hyperparameters to record (``{"defaults": ..., "source": ...}``,
-    see :mod:`ddpgkit.config.hyperparams`), and the newer checkpoints that were skipped because they did not load."""
+class Run:
+    """One run of an experiment: its agent (fresh, or loaded from ``resumed_from``) and its directory."""
 
     agent: DDPG
     run_dir: Path
-    preset: str | None = None
     resumed_from: Path | None = None
-    skipped: list[str] = field(default_factory=list)
-    origin: dict[str, str] | None = None
-
-    @property
-    def total_steps(self) -> int:
-        """The environment steps the run trains to (``config.total_steps``)."""
-        return self.agent.config.total_steps
-
-    def run(self, callbacks: Callback | Iterable[Callback] = (), handle_signals: bool = False,
-            tensorboard: bool = False) -> RunResult:
-        """Train to ``config.total_steps``, writing the run directory (module doc), and return the result.
-
-        ``handle_signals`` (main thread only): SIGINT/SIGTERM save a checkpoint at the end of the
-        current episode and stop (a second signal saves at once), then :class:`~ddpgkit.errors.RunInterrupted` is raised
-        with exit status 128 + signal. Any other exception leaves the last periodic checkpoint as it was.
-        ``tensorboard``: also write every metrics row to ``<run>/tensorboard`` (the optional extra).
-        """
-        return _run_together([self], callbacks, handle_signals, tensorboard)[0]
-
-    def _begin(self, extra: list[Callback], boundary: Callable[[Trainer], bool] | None = None,
-               patience: int | None = None) -> tuple[MetricsCSV, Checkpointer, list[Callback]]:
-        """Write config.toml (and, resumed, the checkpoint's metrics rows); the run's callbacks."""
-        agent, run = self.agent, self.run_dir
-        cfg = agent.config
-        if self.resumed_from is not None:  # the metrics rows of the checkpoint, dropping any written after it
-            write_metrics(run / METRICS, METRIC_COLUMNS, agent.trainer.history if agent.trainer else [])
-        cfg.save(run / CONFIG, self.origin)
-        metrics = MetricsCSV(run / METRICS)
-        checkpointer = Checkpointer(run, cfg.checkpoint_interval, cfg.keep_checkpoints, boundary, patience)
-        return metrics, checkpointer, [metrics, checkpointer, *extra]
-
-    def _finish(self, checkpointer: Checkpointer, wall: float, group: list[int] | None) -> RunResult:
-        """The final checkpoint, the learning curve and summary.json, after training."""
-        agent, run, cfg = self.agent, self.run_dir, self.agent.config
-        env_id = agent.env_id or "custom env"
-        trainer = agent.trainer
-        assert trainer is not None  # training made it
-        ckpt = checkpointer.save(trainer)  # the final state, unless the last periodic checkpoint is this step
-        prune_checkpoints(run, cfg.keep_checkpoints)
-        plot_learning_curves(run / CURVE, [(env_id, read_metrics(run / METRICS))], f"DDPG on {env_id}")
-        mean, std = trainer.last_eval if trainer.last_eval is not None else (float("nan"), float("nan"))
-        best_step, best_mean, best_std = checkpointer.best if checkpointer.best else (None, float("nan"), float("nan"))
-        summary = {
-            "env_id": env_id, "seed": cfg.seed, "steps": trainer.step, "episodes": trainer.episodes,
-            "final_eval_mean": mean, "final_eval_std": std, "eval_episodes": cfg.eval_episodes,
-            "wall_s": wall, "train_s": trainer.wall_s, "steps_per_s": trainer.step / trainer.wall_s,
-            "best_eval_mean": best_mean, "best_eval_std": best_std, "best_step": best_step,
-            "best_checkpoint": str(best_checkpoint_dir(run).relative_to(run)) if best_step is not None else None,
-            "checkpoint": str(ckpt.relative_to(run)), "preset": self.preset,
-            "defaults": (self.origin or {}).get("defaults"), "resumed": self.resumed_from is not None,
-            "group_seeds": group, "health_warnings": health_warnings(trainer.history), "versions": versions(),
-        }
-        write_summary(run, summary)
-        return RunResult(run, agent, summary, ckpt, list(checkpointer.saved))
+    origin: dict[str, str] | None = None  # config.toml's [origin]: where the hyperparameters came from
 
 
 @dataclass
-class GroupExperiment:
-    """Several runs of one config and env that differ only in the seed, ready to train together in one
-    process (:class:`ddpgkit.agents.group.DDPGGroup`): one ordinary run directory per seed."""
+class Experiment:
+    """Runs of one config and env that differ only in the seed, ready to train together in this process
+    (module doc): ``runs`` in seed order, the preset name to record, and the newer checkpoints that were
+    skipped because they did not load."""
 
-    experiments: list[Experiment]
+    runs: list[Run]
+    preset: str | None = None
+    skipped: list[str] = field(default_factory=list)
 
     @property
-    def total_steps(self) -> int:
-        """The environment steps every member trains to."""
-        return self.experiments[0].agent.config.total_steps
+    def agents(self) -> list[DDPG]:
+        """The runs' agents, in order."""
+        return [r.agent for r in self.runs]
+
+    @property
+    def run_dirs(self) -> list[Path]:
+        """The runs' directories, in order."""
+        return [r.run_dir for r in self.runs]
 
     @property
     def seeds(self) -> list[int]:
-        """The members' seeds, in order."""
-        return [e.agent.config.seed for e in self.experiments]
+        """The runs' seeds, in order."""
+        return [r.agent.config.seed for r in self.runs]
+
+    @property
+    def total_steps(self) -> int:
+        """The environment steps every run trains to (``config.total_steps``)."""
+        return self.runs[0].agent.config.total_steps
+
+    @property
+    def step(self) -> int:
+        """The step the runs start from (0, or their checkpoints')."""
+        return self.runs[0].agent.num_timesteps
+
+    @property
+    def resumed_from(self) -> Path | None:
+        """The first run's checkpoint when resumed (every run resumes from the same step), else None."""
+        return self.runs[0].resumed_from
+
+    @property
+    def origin(self) -> dict[str, str] | None:
+        """Where the runs' hyperparameters came from (config.toml's ``[origin]``)."""
+        return self.runs[0].origin
 
     def run(self, callbacks: Callback | Iterable[Callback] = (), handle_signals: bool = False,
             tensorboard: bool = False) -> list[RunResult]:
-        """Train every seed to ``config.total_steps`` together, each writing its run directory as
-        :meth:`Experiment.run` does; one :class:`RunResult` per seed, in order. ``callbacks`` see the
-        first seed's trainer (every seed steps with it). Checkpoints are taken for every seed at the same
-        step, at a moment when all of them are between episodes (waiting at most one episode's time
-        limit, else mid-episode), so the group resumes from them exactly. Signals as in
-        :meth:`Experiment.run` (and ``tensorboard``, for every seed's run directory)."""
-        return _run_together(self.experiments, callbacks, handle_signals, tensorboard)
+        """Train every run to ``config.total_steps`` together, writing its run directory (module doc); one
+        :class:`RunResult` per run, in order.
+
+        ``callbacks`` see every run (each hook once per run, with that run's trainer). Checkpoints are taken for
+        every run at the same step, at a moment when all of them are between episodes (a group waits at most one
+        episode's time limit, else saves mid-episode), so the runs resume from them exactly.
+        ``handle_signals`` (main thread only): SIGINT/SIGTERM save a checkpoint at the end of the current
+        episode and stop (a second signal saves at once), then :class:`~ddpgkit.errors.RunInterrupted` is raised
+        with exit status 128 + signal. Any other exception leaves the last periodic checkpoints as they were.
+        ``tensorboard``: also write every metrics row to ``<run>/tensorboard`` (the optional extra).
+        """
+        shared = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
+        sinks = [TensorBoardSink(r.run_dir / TENSORBOARD) for r in self.runs] if tensorboard else []
+        group = DDPGGroup(self.agents)
+        boundary: Callable[[Trainer], bool] | None = None
+        patience = None
+        if len(self.runs) > 1:  # one agent is between episodes at every episode's end; a group may wait for it
+            boundary = lambda trainer: group.at_episode_boundary  # noqa: E731 - one line, read once
+            spec = self.runs[0].agent.env.spec
+            patience = (spec.max_episode_steps if spec is not None and spec.max_episode_steps else None) or 1000
+        begun = [_begin(r, boundary, patience, sinks[i:i + 1]) for i, r in enumerate(self.runs)]
+        checkpointers = [cp for _, cp, _ in begun]
+        signals: list[int] = []
+
+        def on_signal(signum: int, frame: Any) -> None:
+            signals.append(signum)
+            for cp in checkpointers:
+                cp.request_stop(force=len(signals) > 1)
+
+        handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if handle_signals else {}
+        start = time.perf_counter()
+        try:
+            group.learn_until(self.total_steps, shared, [own for _, _, own in begun])
+        except NonFiniteUpdate as e:
+            raise _keep_broken_batch(e, self.run_dirs, checkpointers) from None
+        finally:
+            for metrics, _, _ in begun:
+                metrics.close()
+            for sink in sinks:
+                sink.close()
+            for s, old in handlers.items():
+                signal.signal(s, old)
+        if signals:
+            name = signal.Signals(signals[0]).name
+            saved = [str(cp.saved[-1][1]) if cp.saved else "no checkpoint" for cp in checkpointers]
+            where = saved[0] if len(saved) == 1 else f"{len(saved)} checkpoints ({saved[0]}, ...)"
+            cmd = "ddpgkit resume " + " ".join(str(d) for d in self.run_dirs)
+            raise RunInterrupted(f"{name} at step {self.agents[0].num_timesteps:,}: saved {where}; continue with: "
+                                 f"{cmd}", 128 + signals[0])
+        wall = time.perf_counter() - start
+        seeds = self.seeds if len(self.runs) > 1 else None
+        return [_finish(r, cp, wall, self.preset, seeds) for r, cp in zip(self.runs, checkpointers)]
 
 
-def _run_together(experiments: list[Experiment], callbacks: Callback | Iterable[Callback],
-                  handle_signals: bool, tensorboard: bool = False) -> list[RunResult]:
-    """The life of one run, or of a group of runs trained together (module doc)."""
-    extra = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
-    sinks = [TensorBoardSink(e.run_dir / TENSORBOARD) for e in experiments] if tensorboard else []
-    group = DDPGGroup([e.agent for e in experiments]) if len(experiments) > 1 else None
-    boundary: Callable[[Trainer], bool] | None = None
-    patience = None
-    if group is not None:
-        boundary = lambda trainer: group.at_episode_boundary  # noqa: E731 - one line, read once
-        spec = experiments[0].agent.env.spec
-        patience = (spec.max_episode_steps if spec is not None and spec.max_episode_steps else None) or 1000
-    begun = [e._begin((extra if i == 0 else []) + sinks[i:i + 1], boundary, patience)
-             for i, e in enumerate(experiments)]
-    checkpointers = [cp for _, cp, _ in begun]
-    signals: list[int] = []
-
-    def on_signal(signum: int, frame: Any) -> None:
-        signals.append(signum)
-        for cp in checkpointers:
-            cp.request_stop(force=len(signals) > 1)
-
-    handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if handle_signals else {}
-    start = time.perf_counter()
-    total = experiments[0].agent.config.total_steps
-    try:
-        if group is None:
-            experiments[0].agent.learn_until(total, callback=begun[0][2])
-        else:
-            group.learn_until(total, member_callbacks=[cbs for _, _, cbs in begun])
-    except NonFiniteUpdate as e:
-        raise _keep_broken_batch(e, experiments, checkpointers) from None
-    finally:
-        for metrics, _, _ in begun:
-            metrics.close()
-        for sink in sinks:
-            sink.close()
-        for s, old in handlers.items():
-            signal.signal(s, old)
-    if signals:
-        name = signal.Signals(signals[0]).name
-        step = experiments[0].agent.num_timesteps
-        saved = [str(cp.saved[-1][1]) if cp.saved else "no checkpoint" for cp in checkpointers]
-        where = saved[0] if len(saved) == 1 else f"{len(saved)} checkpoints ({saved[0]}, ...)"
-        cmd = "ddpgkit resume " + " ".join(str(e.run_dir) for e in experiments)
-        raise RunInterrupted(f"{name} at step {step:,}: saved {where}; continue with: {cmd}", 128 + signals[0])
-    wall = time.perf_counter() - start
-    seeds = group.seeds if group is not None else None
-    return [e._finish(cp, wall, seeds) for e, cp in zip(experiments, checkpointers)]
+def _begin(run: Run, boundary: Callable[[Trainer], bool] | None, patience: int | None, extra: list[Callback]
+           ) -> tuple[MetricsCSV, Checkpointer, list[Callback]]:
+    """Write config.toml (and, resumed, the checkpoint's metrics rows); the run's own callbacks."""
+    agent, directory = run.agent, run.run_dir
+    cfg = agent.config
+    if run.resumed_from is not None:  # the metrics rows of the checkpoint, dropping any written after it
+        write_metrics(directory / METRICS, METRIC_COLUMNS, agent.trainer.history if agent.trainer else [])
+    cfg.save(directory / CONFIG, run.origin)
+    metrics = MetricsCSV(directory / METRICS)
+    checkpointer = Checkpointer(directory, cfg.checkpoint_interval, cfg.keep_checkpoints, boundary, patience)
+    return metrics, checkpointer, [metrics, checkpointer, *extra]
 
 
-BROKEN_BATCH = "nonfinite_batch.safetensors"
+def _finish(run: Run, checkpointer: Checkpointer, wall: float, preset: str | None, group: list[int] | None
+            ) -> RunResult:
+    """The final checkpoint, the learning curve and summary.json, after training."""
+    agent, directory, cfg = run.agent, run.run_dir, run.agent.config
+    env_id = agent.env_id or "custom env"
+    trainer = agent.trainer
+    assert trainer is not None  # training made it
+    ckpt = checkpointer.save(trainer)  # the final state, unless the last periodic checkpoint is this step
+    prune_checkpoints(directory, cfg.keep_checkpoints)
+    plot_learning_curves(directory / CURVE, [(env_id, read_metrics(directory / METRICS))], f"DDPG on {env_id}")
+    mean, std = trainer.last_eval if trainer.last_eval is not None else (float("nan"), float("nan"))
+    best_step, best_mean, best_std = checkpointer.best if checkpointer.best else (None, float("nan"), float("nan"))
+    summary = {
+        "env_id": env_id, "seed": cfg.seed, "steps": trainer.step, "episodes": trainer.episodes,
+        "final_eval_mean": mean, "final_eval_std": std, "eval_episodes": cfg.eval_episodes,
+        "wall_s": wall, "train_s": trainer.wall_s, "steps_per_s": trainer.step / trainer.wall_s,
+        "best_eval_mean": best_mean, "best_eval_std": best_std, "best_step": best_step,
+        "best_checkpoint": (str(best_checkpoint_dir(directory).relative_to(directory)) if best_step is not None
+                            else None),
+        "checkpoint": str(ckpt.relative_to(directory)), "preset": preset,
+        "defaults": (run.origin or {}).get("defaults"), "resumed": run.resumed_from is not None,
+        "group_seeds": group, "health_warnings": health_warnings(trainer.history), "versions": versions(),
+    }
+    write_summary(directory, summary)
+    return RunResult(directory, agent, summary, ckpt, list(checkpointer.saved))
 
 
-def _keep_broken_batch(e: NonFiniteUpdate, experiments: list[Experiment], checkpointers: list[Checkpointer]
+def finished_results(run_dirs: Sequence[str | Path]) -> list[RunResult]:
+    """The results finished runs left in their directories (summary.json and its final checkpoint), in order."""
+    results = []
+    for d in map(Path, run_dirs):
+        summary = read_summary(d)
+        ckpt = d / summary["checkpoint"]
+        results.append(RunResult(d, DDPG.load(ckpt), summary, ckpt))
+    return results
+
+
+def _keep_broken_batch(e: NonFiniteUpdate, run_dirs: list[Path], checkpointers: list[Checkpointer]
                        ) -> NonFiniteError:
     """Write the batch an update broke on into the run directory (a group: that seed's, and its slice),
     and say in one line what happened and what was left."""
     k = e.member if e.member is not None else 0
-    batch = e.batch if e.member is None else type(e.batch)(*(field[k] for field in e.batch))
-    run = experiments[k].run_dir
+    batch = e.batch if e.member is None else type(e.batch)(*(f[k] for f in e.batch))
+    run = run_dirs[k]
     path = run / BROKEN_BATCH
     atomic_write_bytes(path, st_save({name: t.detach().contiguous().cpu() for name, t in batch._asdict().items()}))
     saved = [s for s, _ in checkpointers[k].saved] or [int(p.name) for p in list_checkpoints(run) if p.name.isdigit()]
@@ -260,176 +319,91 @@ def _check_same_run(agent: DDPG, env_id: str, config: DDPGConfig) -> None:
                               f"(run: {saved[key]!r}, given: {given[key]!r})")
 
 
-def _continue_from(agent: DDPG, ckpt: Path, run: Path, skipped: list[str], preset: str | None,
-                   total_steps: int, threads: int | None) -> Experiment:
-    if agent.trainer is None:
-        raise RunError(f"{ckpt}: holds no training state (saved with training_state=False); cannot resume")
-    done = agent.trainer.step
-    if total_steps <= done:
-        raise RunError(f"{run} already has {done:,} steps; ask for more than that to train further")
+def _resumed(agents: list[DDPG], checkpoints: list[Path], dirs: list[Path], skipped: list[str], preset: str | None,
+             total_steps: int, threads: int | None) -> Experiment:
+    """The experiment that continues ``agents`` (loaded from ``checkpoints`` of ``dirs``) to ``total_steps``.
+    RunFinished if every run has finished at that many steps already; RunError if one has trained past it."""
+    for agent, ckpt in zip(agents, checkpoints):
+        if agent.trainer is None:
+            raise RunError(f"{ckpt}: holds no training state (saved with training_state=False); cannot resume")
+    done = agents[0].num_timesteps
+    where = str(dirs[0]) if len(dirs) == 1 else f"the {len(dirs)} runs ({dirs[0]}, ...)"
+    if total_steps < done or all(run_finished(d, total_steps) for d in dirs):
+        message = f"{where} already has {done:,} steps; ask for more than that to train further"
+        if total_steps < done:
+            raise RunError(message)
+        raise RunFinished(message, dirs)
     changes: dict[str, Any] = {"total_steps": total_steps}
     if threads is not None:
         changes["threads"] = threads
-    agent.config = agent.config.replace(**changes)
-    return Experiment(agent, run, preset, resumed_from=ckpt, skipped=skipped, origin=read_origin(run))
+    for agent in agents:
+        agent.config = agent.config.replace(**changes)
+    runs = [Run(a, d, resumed_from=c, origin=read_origin(d)) for a, c, d in zip(agents, checkpoints, dirs)]
+    return Experiment(runs, preset, skipped)
 
 
-def origin_of(defaults: Defaults) -> dict[str, str]:
-    """What a run records of the base its hyperparameters started from (config.toml's ``[origin]``)."""
-    return {"defaults": defaults.name, "source": defaults.source}
-
-
-GIVEN = {"defaults": "given", "source": "a DDPGConfig given by the caller"}
-
-
-def prepare_experiment(env: str, config: DDPGConfig | None = None, run_dir: str | Path | None = None, *,
+def prepare_experiment(env: str, config: DDPGConfig | ResolvedConfig | None = None,
+                       run_dirs: str | Path | Sequence[str | Path] | None = None, *, seeds: Iterable[int] | None = None,
                        preset: str | None = None, resume: bool = False, overwrite: bool = False,
                        origin: dict[str, str] | None = None) -> Experiment:
-    """Set up a run of DDPG on ``env`` in ``run_dir`` (``runs/<env>-s<seed>`` by default).
+    """Set up runs of DDPG on ``env``: one per seed of ``seeds`` (default: the config's one seed), in
+    ``run_dirs`` (one path for one run, or one per seed; default ``runs/<env>-s<seed>`` each), to train together.
 
-    ``config`` defaults to :func:`ddpgkit.config.hyperparams.defaults_for` ``(env, preset)``: the preset if
-    named, else the env's entry in the hyperparameter table, else the general defaults. ``origin``
-    says where a given ``config`` came from (default: "given"); it is recorded in config.toml's
-    ``[origin]`` table and summary.json, as ``preset`` is in summary.json. A directory that already
-    holds a run is refused unless ``overwrite`` (its run files
-    are removed) or ``resume``: then the run continues from its newest checkpoint that loads, with the
-    given config's ``total_steps``, ``device`` and ``threads``; any other difference is a ConfigError.
+    ``config``: a :class:`~ddpgkit.config.ddpg.DDPGConfig` (recorded as given, or with ``origin``), a
+    :class:`~ddpgkit.config.resolve.ResolvedConfig` (its origin recorded), or None for
+    :func:`~ddpgkit.config.resolve.resolve_config` ``(env, preset)``: the preset if named, else the env's
+    entry in the hyperparameter table, else the general defaults. ``preset`` is recorded in summary.json.
+
+    Directories that already hold runs are refused unless ``overwrite`` (their run files are removed) or
+    ``resume``: then the runs continue from the newest step at which all of them have a checkpoint that loads
+    (:func:`load_latest`), with the given config's ``total_steps``, ``device`` and ``threads``; any other
+    difference is a ConfigError; runs that have finished at ``total_steps`` raise
+    :class:`~ddpgkit.errors.RunFinished`.
     """
-    if resume and overwrite:
-        raise ConfigError("resume and overwrite exclude each other")
     if config is None:
-        defaults = defaults_for(env, preset)
-        config, origin = defaults.config, origin_of(defaults)
-    run = Path(run_dir) if run_dir is not None else default_run_dir(env, config.seed)
-    if resume and list_checkpoints(run):
-        agent, ckpt, skipped = load_latest(run, device=config.device)
-        _check_same_run(agent, env, config)
-        return _continue_from(agent, ckpt, run, skipped, preset, config.total_steps, config.threads)
-    agent = DDPG(env, config)
-    prepare_run_dir(run, overwrite or resume)
-    return Experiment(agent, run, preset, origin=origin or GIVEN)
-
-
-def resume_experiment(run_dir: str | Path, total_steps: int | None = None, device: str | None = None,
-                      threads: int | None = None) -> Experiment:
-    """Continue the run in ``run_dir`` from its newest checkpoint that loads, to ``total_steps``
-    (default: the run's own), on ``device`` and with ``threads`` when given (else the run's)."""
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise RunError(f"{run}: no such run directory")
-    agent, ckpt, skipped = load_latest(run, device)
-    steps = total_steps if total_steps is not None else agent.config.total_steps
-    return _continue_from(agent, ckpt, run, skipped, None, steps, threads)
-
-
-def run_experiment(env: str, config: DDPGConfig | None = None, run_dir: str | Path | None = None, *,
-                   preset: str | None = None, resume: bool = False, overwrite: bool = False,
-                   origin: dict[str, str] | None = None, callbacks: Callback | Iterable[Callback] = (),
-                   handle_signals: bool = False) -> RunResult:
-    """:func:`prepare_experiment` then :meth:`Experiment.run`: train DDPG on ``env`` into a run
-    directory, the same files and numbers as ``ddpgkit train``."""
-    exp = prepare_experiment(env, config, run_dir, preset=preset, resume=resume, overwrite=overwrite, origin=origin)
-    return exp.run(callbacks, handle_signals=handle_signals)
-
-
-def load_group_latest(run_dirs: Sequence[str | Path], device: str | None = None
-                      ) -> tuple[list[DDPG], list[Path], list[str]]:
-    """The agents of a group's newest step at which every run directory holds a checkpoint that loads,
-    their checkpoints, and why any newer ones were skipped (a group resumes all its seeds from one step)."""
-    found = [checkpoints_by_step(r) for r in run_dirs]
-    steps = sorted(set.intersection(*(set(f) for f in found)), reverse=True) if found else []
-    skipped: list[str] = []
-    for step in steps:
-        try:
-            agents = [DDPG.load(f[step], device=device) for f in found]
-            return agents, [f[step] for f in found], skipped
-        except CheckpointError as e:
-            skipped.append(str(e))
-    have = [str(r) for r, f in zip(run_dirs, found) if f]
-    if skipped:
-        raise RunError(f"no step at which every run of the group has a valid checkpoint ({skipped[0]})")
-    if have:
-        raise RunError(f"the group's run directories have no checkpoint at a common step ({', '.join(have)} have some)")
-    raise RunError("the group's run directories have no checkpoints")
-
-
-def group_run_dirs(env: str, seeds: Sequence[int], parent: str | Path | None = None) -> list[Path]:
-    """Where a group's runs go: ``runs/<env id>-s<seed>`` each, or ``<parent>/<env id>-s<seed>``."""
-    if parent is None:
-        return [default_run_dir(env, s) for s in seeds]
-    return [Path(parent) / default_run_dir(env, s).name for s in seeds]
-
-
-def seed_run_dirs(env: str, seeds: Sequence[int], run_dirs: Sequence[str | Path] | None = None) -> list[Path]:
-    """One run directory per seed: ``run_dirs`` as paths, or :func:`group_run_dirs`'s; ConfigError unless there
-    are as many as seeds, all different."""
-    dirs = [Path(d) for d in run_dirs] if run_dirs is not None else group_run_dirs(env, seeds)
-    if len(dirs) != len(seeds):
-        raise ConfigError(f"{len(dirs)} run directories for {len(seeds)} seeds")
-    if len(set(dirs)) != len(dirs):
-        raise ConfigError("every seed of a group needs its own run directory")
-    return dirs
-
-
-def prepare_group(env: str, config: DDPGConfig | None = None, seeds: Sequence[int] = range(10),
-                  run_dirs: Sequence[str | Path] | None = None, *, preset: str | None = None, resume: bool = False,
-                  overwrite: bool = False, origin: dict[str, str] | None = None) -> GroupExperiment | Experiment:
-    """:func:`prepare_experiment` for several seeds of one config trained together in this process
-    (``ddpgkit train --seeds``): one ordinary run directory per seed (``run_dirs``, default
-    :func:`group_run_dirs`). One seed gives an ordinary :class:`Experiment`. ``resume`` continues every
-    seed from the newest step at which all have a checkpoint that loads, or starts them all when none
-    has any."""
-    seeds = list(seeds)
-    if config is None:
-        defaults = defaults_for(env, preset)
-        config, origin = defaults.config, origin_of(defaults)
-    configs = [config.replace(seed=s) for s in seeds]
-    if len(configs) > 1:
-        check_groupable(configs)
-    dirs = seed_run_dirs(env, seeds, run_dirs)
-    if len(seeds) == 1:
-        return prepare_experiment(env, configs[0], dirs[0], preset=preset, resume=resume, overwrite=overwrite,
-                                  origin=origin)
-    if resume and overwrite:
-        raise ConfigError("resume and overwrite exclude each other")
+        config = resolve_config(env, preset)
+    resolved = config if isinstance(config, ResolvedConfig) else ResolvedConfig.given(config)
+    base = resolved.config
+    seed_list = list(seeds) if seeds is not None else [base.seed]
+    configs = [base.replace(seed=s) for s in seed_list]
+    check_groupable(configs)
+    dirs = run_dirs_for(env, seed_list, run_dirs)
+    check_run_dirs(dirs, resume=resume, overwrite=overwrite)  # before any directory is touched
     if resume and any(list_checkpoints(d) for d in dirs):
-        agents, ckpts, skipped = load_group_latest(dirs, config.device)
-        exps = []
-        for agent, ckpt, run, c in zip(agents, ckpts, dirs, configs):
+        agents, ckpts, skipped = load_latest(dirs, device=base.device)
+        for agent, c in zip(agents, configs):
             _check_same_run(agent, env, c)
-            exps.append(_continue_from(agent, ckpt, run, skipped, preset, c.total_steps, c.threads))
-        return GroupExperiment(exps)
-    if not (overwrite or resume):  # refuse before any directory is touched
-        for d in dirs:
-            refuse_existing_run(d)
-    exps = []
-    for c, d in zip(configs, dirs):
-        agent = DDPG(env, c)
+        return _resumed(agents, ckpts, dirs, skipped, preset, base.total_steps, base.threads)
+    agents = [DDPG(env, c) for c in configs]
+    for d in dirs:
         prepare_run_dir(d, overwrite or resume)
-        exps.append(Experiment(agent, d, preset, origin=origin or GIVEN))
-    return GroupExperiment(exps)
+    record = origin if origin is not None else resolved.origin
+    return Experiment([Run(a, d, origin=record) for a, d in zip(agents, dirs)], preset)
 
 
-def resume_group(run_dirs: Sequence[str | Path], total_steps: int | None = None, device: str | None = None,
-                 threads: int | None = None) -> GroupExperiment:
-    """Continue a group (:func:`prepare_group`) from the newest step at which every one of its run
-    directories has a checkpoint that loads (``ddpgkit resume RUN RUN ...``)."""
-    for r in run_dirs:
-        if not Path(r).is_dir():
-            raise RunError(f"{r}: no such run directory")
-    agents, ckpts, skipped = load_group_latest(run_dirs, device)
+def resume_experiment(run_dirs: str | Path | Sequence[str | Path], total_steps: int | None = None,
+                      device: str | None = None, threads: int | None = None) -> Experiment:
+    """Continue the runs in ``run_dirs`` (one directory, or the runs of one group) from the newest step at which
+    every one of them has a checkpoint that loads, to ``total_steps`` (default: the runs' own), on ``device``
+    and with ``threads`` when given (else the runs'). :class:`~ddpgkit.errors.RunFinished` if they have
+    finished at that many steps already."""
+    dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(d) for d in run_dirs]
+    for d in dirs:
+        if not d.is_dir():
+            raise RunError(f"{d}: no such run directory")
+    agents, ckpts, skipped = load_latest(dirs, device)
     check_groupable([a.config for a in agents])
     steps = total_steps if total_steps is not None else agents[0].config.total_steps
-    return GroupExperiment([_continue_from(a, c, Path(r), skipped, None, steps, threads)
-                            for a, c, r in zip(agents, ckpts, run_dirs)])
+    return _resumed(agents, ckpts, dirs, skipped, None, steps, threads)
 
 
-def run_group(env: str, config: DDPGConfig | None = None, seeds: Sequence[int] = range(10),
-              run_dirs: Sequence[str | Path] | None = None, *, preset: str | None = None, resume: bool = False,
-              overwrite: bool = False, origin: dict[str, str] | None = None,
-              callbacks: Callback | Iterable[Callback] = (), handle_signals: bool = False) -> list[RunResult]:
-    """:func:`prepare_group` then run: train ``seeds`` of one config together, one run directory each
-    (the same files as ``ddpgkit train --seeds``)."""
-    exp = prepare_group(env, config, seeds, run_dirs, preset=preset, resume=resume, overwrite=overwrite, origin=origin)
-    out = exp.run(callbacks, handle_signals=handle_signals)
-    return out if isinstance(out, list) else [out]
+def run_experiment(env: str, config: DDPGConfig | ResolvedConfig | None = None,
+                   run_dirs: str | Path | Sequence[str | Path] | None = None, *, seeds: Iterable[int] | None = None,
+                   preset: str | None = None, resume: bool = False, overwrite: bool = False,
+                   origin: dict[str, str] | None = None, callbacks: Callback | Iterable[Callback] = (),
+                   handle_signals: bool = False, tensorboard: bool = False) -> list[RunResult]:
+    """:func:`prepare_experiment` then :meth:`Experiment.run`: train DDPG on ``env`` into run directories, the
+    same files and numbers as ``ddpgkit train`` (``--seeds``); one :class:`RunResult` per run."""
+    exp = prepare_experiment(env, config, run_dirs, seeds=seeds, preset=preset, resume=resume, overwrite=overwrite,
+                             origin=origin)
+    return exp.run(callbacks, handle_signals=handle_signals, tensorboard=tensorboard)

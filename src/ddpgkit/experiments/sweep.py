@@ -1,5 +1,5 @@
 """Sweeps: a grid of env ids × seeds × values of any :class:`~ddpgkit.DDPGConfig` field, each trial an
-ordinary run directory trained by :func:`~ddpgkit.experiments.run.run_experiment`, scheduled on Ray.
+ordinary run directory trained by :func:`~ddpgkit.experiments.run.prepare_experiment`, scheduled on Ray.
 
 A spec is a TOML file::
 
@@ -18,10 +18,14 @@ A spec is a TOML file::
     [grid]                          # optional: a list of values per DDPGConfig field (or "preset")
     tau = [0.005, 0.01]
 
+Each trial's config comes from :func:`~ddpgkit.config.resolve.resolve_config`, as ``ddpgkit train``'s does:
+the base (``preset``, else the env's table entry), then ``[config]`` and the grid's values; a warm-up
+too long for ``total_steps`` is adapted the same way and said in the same words (:attr:`Trial.notes`).
+
 Trials run as Ray tasks: the seeds of one env and combination, which share their config, train
-together in one task as a group (:class:`ddpgkit.agents.group.DDPGGroup`, one run directory each; split into
-tasks of ``seeds_per_task``; one a task where the config cannot be grouped: ``backward = autograd`` or
-``compile``). A trial checkpoints as ``ddpgkit train`` does; if its worker dies (kill -9,
+together in one task as one experiment (a group of seeds, :class:`ddpgkit.agents.group.DDPGGroup`, one run
+directory each; split into tasks of ``seeds_per_task``; one a task where the config cannot be stacked:
+``backward = autograd`` or ``compile``). A trial checkpoints as ``ddpgkit train`` does; if its worker dies (kill -9,
 a lost node) Ray runs it again and it resumes from its newest checkpoint (``resume=True``), ending with
 the weights an uninterrupted trial has. A trial that fails on its own (an unknown env, NaN from the
 env, a bad value) is reported with its one-line error and the others go on. Running the same sweep
@@ -55,15 +59,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..agents.group import check_groupable
+from ..agents.group import stackable
 from ..config.ddpg import DDPGConfig
-from ..config.hyperparams import defaults_for
 from ..config.presets import PRESETS
+from ..config.resolve import resolve_config
 from ..config.seeds import parse_seeds
-from ..errors import ConfigError, DDPGKitError, RunError, one_line
+from ..errors import ConfigError, DDPGKitError, RunError, RunFinished, one_line
 from ..storage.atomic import atomic_write_text, ensure_writable_dir
-from ..storage.rundir import CONFIG, METRICS, SUMMARY, read_metrics, read_summary
-from .run import origin_of, run_experiment, run_group
+from ..storage.rundir import METRICS, read_metrics, read_summary, run_finished
+from .run import prepare_experiment
 
 # Ray reads its environment once, when it is imported (an optional extra: imported by _import_ray):
 # RAY_AUTH_MODE, and, for a local instance, the switch that keeps its node address on loopback.
@@ -80,8 +84,9 @@ class SweepError(DDPGKitError, ValueError):
 
 @dataclass(frozen=True)
 class Trial:
-    """One run of a sweep: an env, a preset, the values that vary, a seed, its config, its run
-    directory, and the base its config started from (:mod:`ddpgkit.config.hyperparams`, recorded in the run)."""
+    """One run of a sweep: an env, a preset, the values that vary, a seed, its config, its run directory, where
+    its config came from and what was adapted (:func:`~ddpgkit.config.resolve.resolve_config`, recorded in the
+    run)."""
 
     name: str
     env_id: str
@@ -91,6 +96,7 @@ class Trial:
     config: DDPGConfig
     run_dir: Path
     origin: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -183,42 +189,32 @@ class SweepSpec:
                 values = {k: v for k, v in varied.items() if k != "preset"}
                 for seed in self.seeds:
                     try:
-                        base = defaults_for(env_id, preset)
-                        config = DDPGConfig.from_dict({**base.config.to_dict(), **self.config, **values,
-                                                       "seed": seed}, "trial")
+                        resolved = resolve_config(env_id, preset, values={**self.config, **values, "seed": seed})
                     except ConfigError as e:
                         raise SweepError(f"{env_id} {_label(varied)} seed {seed}: {e}") from None
                     name = _slug(f"{env_id}-{_label(varied)}-s{seed}" if varied else f"{env_id}-s{seed}")
                     if name in names:
                         raise SweepError(f"two trials would share the run directory {name}")
                     names.add(name)
-                    out_trials.append(Trial(name, env_id, preset, varied, seed, config, out / "runs" / name,
-                                            origin_of(base)))
+                    out_trials.append(Trial(name, env_id, preset, varied, seed, resolved.config, out / "runs" / name,
+                                            resolved.origin, resolved.notes))
         return out_trials
 
 
     def tasks(self, trials: list[Trial]) -> list[list[Trial]]:
         """The trials grouped into worker tasks: consecutive trials of one env and combination (one config
         but the seed), at most ``seeds_per_task`` (0: all) to a task, one a task where a group cannot
-        train the config (:func:`ddpgkit.agents.group.check_groupable`)."""
+        train the config stacked (:func:`ddpgkit.agents.group.stackable`)."""
         out: list[list[Trial]] = []
         for t in trials:
             last = out[-1] if out else None
             joins = (last is not None and last[0].env_id == t.env_id and last[0].varied == t.varied
-                     and (self.seeds_per_task == 0 or len(last) < self.seeds_per_task) and _groupable(t.config))
+                     and (self.seeds_per_task == 0 or len(last) < self.seeds_per_task) and stackable(t.config))
             if joins and last is not None:
                 last.append(t)
             else:
                 out.append([t])
         return out
-
-
-def _groupable(config: DDPGConfig) -> bool:
-    try:
-        check_groupable([config])
-    except ConfigError:
-        return False
-    return True
 
 
 def _parse_seeds(value: Any, source: str) -> list[int]:
@@ -245,42 +241,25 @@ def _slug(text: str) -> str:
 # ---- one trial, in a worker process ------------------------------------------------------------
 
 def run_task(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """Train the trials of one task (``payload["trials"]``: their configs and run directories) together as
-    a group of seeds, each resuming from the group's newest common checkpoint; one result per trial as
-    :func:`run_trial` gives. A single trial is :func:`run_trial`."""
+    """Train the trials of one task (``payload["trials"]``: their configs and run directories) together as one
+    experiment (:func:`~ddpgkit.experiments.run.prepare_experiment`: a group of seeds, or a single run),
+    resuming from their newest common checkpoint. One result per trial: ``{"status": "done", "summary":
+    ...}`` (also when they had finished already: a retry after the final save, or a re-run), or ``{"status":
+    "failed", "error": one line}``; a dying worker process is Ray's to retry."""
     trials = payload["trials"]
-    if len(trials) == 1:
-        return [run_trial({**payload, **trials[0]})]
+    run_dirs = [Path(t["run_dir"]) for t in trials]
     try:
         configs = [DDPGConfig.from_dict(t["config"], "trial") for t in trials]
-        run_dirs = [Path(t["run_dir"]) for t in trials]
-        results = run_group(payload["env_id"], configs[0], [c.seed for c in configs], run_dirs,
-                            preset=payload["preset"], resume=True, origin=payload.get("origin"))
-        return [{"status": "done", "summary": r.summary} for r in results]
+        try:
+            exp = prepare_experiment(payload["env_id"], configs[0], run_dirs, seeds=[c.seed for c in configs],
+                                     preset=payload["preset"], resume=True, origin=payload.get("origin"))
+        except RunFinished:
+            return [{"status": "done", "summary": read_summary(d)} for d in run_dirs]
+        return [{"status": "done", "summary": r.summary} for r in exp.run()]
     except DDPGKitError as e:
         return [{"status": "failed", "error": one_line(e)}] * len(trials)
     except Exception as e:  # noqa: BLE001 - a task's own failure must not stop the others
         return [{"status": "failed", "error": one_line(f"{type(e).__name__}: {e}")}] * len(trials)
-
-
-def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
-    """Train one trial into its run directory, resuming from its newest checkpoint if it has one.
-    Returns ``{"status": "done", "summary": ...}`` or ``{"status": "failed", "error": one line}``; a dying
-    worker process is Ray's to retry."""
-    run_dir = Path(payload["run_dir"])
-    try:
-        config = DDPGConfig.from_dict(payload["config"], "trial")
-        if (run_dir / SUMMARY).is_file():  # finished already (a retry after the final save, or a re-run)
-            summary = read_summary(run_dir)
-            if summary.get("steps", 0) >= config.total_steps:
-                return {"status": "done", "summary": summary}
-        result = run_experiment(payload["env_id"], config, run_dir, preset=payload["preset"], resume=True,
-                                origin=payload.get("origin"))
-        return {"status": "done", "summary": result.summary}
-    except DDPGKitError as e:
-        return {"status": "failed", "error": one_line(e)}
-    except Exception as e:  # noqa: BLE001 - a trial's own failure must not stop the others
-        return {"status": "failed", "error": one_line(f"{type(e).__name__}: {e}")}
 
 
 # ---- the driver --------------------------------------------------------------------------------
@@ -334,11 +313,7 @@ RESULT_COLUMNS = ("trial", "env_id", "varied", "seed", "status", "final_eval", "
 
 
 def _finished(trial: Trial) -> bool:
-    try:
-        summary = read_summary(trial.run_dir)
-    except RunError:
-        return False
-    return summary.get("steps", 0) >= trial.config.total_steps and (trial.run_dir / CONFIG).is_file()
+    return run_finished(trial.run_dir, trial.config.total_steps)
 
 
 def token_available() -> bool:

@@ -1,9 +1,9 @@
 """The seeds of one config in several worker processes (``ddpgkit train --seeds 0-9 --workers 2``).
 
-    results = run_group("Pendulum-v1", DDPGConfig.preset("pendulum"), seeds=range(10), workers=2)
+    results = run_workers("Pendulum-v1", DDPGConfig.preset("pendulum"), seeds=range(10), workers=2)
 
 The seeds are split into contiguous shares of sizes that differ by at most one (:func:`split_seeds`: 0-4
-and 5-9), and each share trains as one group (:class:`~ddpgkit.experiments.run.GroupExperiment`) in its own
+and 5-9), and each share trains as one experiment (:class:`~ddpgkit.experiments.run.Experiment`) in its own
 process, started fresh (``spawn``) with the config's thread count: one process per core is how a machine's
 cores train many seeds at once, each process keeping the group's batched update. Every seed gets its
 ordinary run directory, written as one process would write it; a share of one seed is an ordinary run.
@@ -31,11 +31,12 @@ from typing import Any
 from ..agents.ddpg import DDPG
 from ..agents.group import check_groupable
 from ..config.ddpg import DDPGConfig
+from ..config.resolve import ResolvedConfig
 from ..config.seeds import seed_ranges
-from ..errors import ConfigError, DDPGKitError, RunError, RunInterrupted, one_line
-from ..storage.rundir import CONFIG, read_summary, refuse_existing_run
+from ..errors import ConfigError, DDPGKitError, RunError, RunFinished, RunInterrupted, one_line
+from ..storage.rundir import check_run_dirs, read_summary
 from ..training.loop import Callback, Trainer
-from .run import GroupExperiment, RunResult, prepare_group, resume_group, seed_run_dirs
+from .run import RunResult, finished_results, prepare_experiment, resume_experiment, run_dirs_for
 
 REPORT_EVERY = 500  # a worker reports its step to the parent every this many steps
 
@@ -85,22 +86,6 @@ class _Reporter(Callback):
         _send(self.channel, ("eval", self.index, float(returns.mean()), float(returns.std())))
 
 
-def _finished(dirs: list[str], total_steps: int | None) -> list[tuple[str, str, list]] | None:
-    """The ``done`` report of a share whose runs all finished at ``total_steps`` or later (None when one has
-    not; ``total_steps`` None: each run's own)."""
-    done = []
-    for d in dirs:
-        try:
-            summary = read_summary(d)
-            target = total_steps if total_steps is not None else DDPGConfig.load(Path(d) / CONFIG).total_steps
-        except DDPGKitError:
-            return None
-        if not summary.get("steps", 0) >= target:
-            return None
-        done.append((d, str(Path(d) / summary["checkpoint"]), []))
-    return done
-
-
 def _worker(channel: Connection, index: int, mode: str, env: str | None, config: dict[str, Any] | None,
             seeds: list[int], dirs: list[str], options: dict[str, Any], parent: int) -> None:
     """One worker process: prepare (``mode`` "train") or resume (``mode`` "resume") its share, train it,
@@ -108,24 +93,21 @@ def _worker(channel: Connection, index: int, mode: str, env: str | None, config:
     own pipe to the parent (one writer per pipe: a worker killed mid-message breaks only its own)."""
     os.setpgrp()  # the terminal's Ctrl-C reaches the parent, which passes it on once
     try:
-        total = config["total_steps"] if config is not None else options["total_steps"]
-        finished = _finished(dirs, total) if mode == "resume" or options["resume"] else None
-        if finished is not None:  # resumed after another share had failed: this one had finished
-            _send(channel, ("start", index, total, None))
-            channel.send(("done", index, finished))
-            channel.close()
-            return
-        if mode == "train":
-            assert config is not None and env is not None
-            exp = prepare_group(env, DDPGConfig.from_dict(config), seeds, dirs, preset=options["preset"],
-                                resume=options["resume"], overwrite=options["overwrite"], origin=options["origin"])
+        try:
+            if mode == "train":
+                assert config is not None and env is not None
+                exp = prepare_experiment(env, DDPGConfig.from_dict(config), dirs, seeds=seeds, preset=options["preset"],
+                                         resume=options["resume"], overwrite=options["overwrite"],
+                                         origin=options["origin"])
+            else:
+                exp = resume_experiment(dirs, options["total_steps"], options["device"], options["threads"])
+        except RunFinished:  # resumed after another share had failed: this one had finished
+            results = finished_results(dirs)
+            _send(channel, ("start", index, results[0].summary["steps"], None))
         else:
-            exp = resume_group(dirs, options["total_steps"], options["device"], options["threads"])
-        first = exp.experiments[0] if isinstance(exp, GroupExperiment) else exp
-        _send(channel, ("start", index, first.agent.num_timesteps,
-                        None if first.resumed_from is None else str(first.resumed_from)))
-        out = exp.run(_Reporter(channel, index, parent), handle_signals=True, tensorboard=options["tensorboard"])
-        results = out if isinstance(out, list) else [out]
+            _send(channel, ("start", index, exp.step, None if exp.resumed_from is None else str(exp.resumed_from)))
+            results = exp.run(_Reporter(channel, index, parent), handle_signals=True,
+                              tensorboard=options["tensorboard"])
         final: tuple = ("done", index, [(str(r.run_dir), str(r.checkpoint), [(s, str(p)) for s, p in r.saved])
                                         for r in results])
     except RunInterrupted as e:
@@ -265,23 +247,22 @@ class WorkerGroups:
         return results
 
 
-def prepare_workers(env: str, config: DDPGConfig, seeds: Sequence[int], run_dirs: Sequence[str | Path] | None = None,
-                    *, workers: int, preset: str | None = None, resume: bool = False, overwrite: bool = False,
-                    origin: dict[str, str] | None = None, tensorboard: bool = False) -> WorkerGroups:
+def prepare_workers(env: str, config: DDPGConfig | ResolvedConfig, seeds: Sequence[int],
+                    run_dirs: Sequence[str | Path] | None = None, *, workers: int, preset: str | None = None,
+                    resume: bool = False, overwrite: bool = False, origin: dict[str, str] | None = None,
+                    tensorboard: bool = False) -> WorkerGroups:
     """The seeds of ``config`` split over ``workers`` processes (module doc), checked here before any
     process starts: the configs group, the env can be made for them, every seed has its own run directory,
     and none holds a run unless ``overwrite`` or ``resume``. The arguments are those of
-    :func:`~ddpgkit.experiments.run.prepare_group`; ``tensorboard``: every run also writes
+    :func:`~ddpgkit.experiments.run.prepare_experiment`; ``tensorboard``: every run also writes
     ``<run>/tensorboard``."""
+    if isinstance(config, ResolvedConfig):
+        config, origin = config.config, origin if origin is not None else config.origin
     seeds = list(seeds)
     configs = [config.replace(seed=s) for s in seeds]
     check_groupable(configs)
-    dirs = seed_run_dirs(env, seeds, run_dirs)
-    if resume and overwrite:
-        raise ConfigError("resume and overwrite exclude each other")
-    if not (overwrite or resume):
-        for d in dirs:
-            refuse_existing_run(d)
+    dirs = run_dirs_for(env, seeds, run_dirs)
+    check_run_dirs(dirs, resume=resume, overwrite=overwrite)
     DDPG(env, configs[0]).env.close()  # a bad env id or an env the config cannot train fails here, once
     shares = split_seeds(seeds, workers)
     index = {s: d for s, d in zip(seeds, dirs)}
@@ -294,7 +275,7 @@ def resume_workers(run_dirs: Sequence[str | Path], *, workers: int, total_steps:
                    device: str | None = None, threads: int | None = None, tensorboard: bool = False) -> WorkerGroups:
     """``ddpgkit resume RUN ... --workers K``: the run directories (in the order given) split into the same
     contiguous shares as when they were started with ``workers`` processes, each resumed as its own group
-    (:func:`~ddpgkit.experiments.run.resume_group`)."""
+    (:func:`~ddpgkit.experiments.run.resume_experiment`)."""
     dirs = [Path(r) for r in run_dirs]
     for r in dirs:
         if not r.is_dir():
@@ -309,13 +290,13 @@ def resume_workers(run_dirs: Sequence[str | Path], *, workers: int, total_steps:
                          "tensorboard": tensorboard})
 
 
-def run_workers(env: str, config: DDPGConfig, seeds: Sequence[int] = range(10),
+def run_workers(env: str, config: DDPGConfig | ResolvedConfig, seeds: Sequence[int] = range(10),
                 run_dirs: Sequence[str | Path] | None = None, *, workers: int = 2, preset: str | None = None,
                 resume: bool = False, overwrite: bool = False, origin: dict[str, str] | None = None,
                 tensorboard: bool = False, on_event: Callable[[WorkerEvent], None] | None = None,
                 handle_signals: bool = False) -> list[RunResult]:
     """:func:`prepare_workers` then :meth:`WorkerGroups.run`: the same run directories as
-    :func:`~ddpgkit.experiments.run.run_group`, the seeds trained in ``workers`` processes."""
+    :func:`~ddpgkit.experiments.run.run_experiment` with ``seeds``, the seeds trained in ``workers`` processes."""
     groups = prepare_workers(env, config, seeds, run_dirs, workers=workers, preset=preset, resume=resume,
                              overwrite=overwrite, origin=origin, tensorboard=tensorboard)
     return groups.run(on_event, handle_signals)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckpointError, RunError
+from ..errors import CheckpointError, ConfigError, RunError
 from .atomic import atomic_write_json, atomic_write_text, ensure_writable_dir
 from .manifest import CHUNKS, read_manifest
 
@@ -63,6 +63,34 @@ def refuse_existing_run(path: str | Path) -> None:
     existing = [n for n in (CONFIG, METRICS, SUMMARY, CHECKPOINTS) if (path / n).exists()]
     if existing:
         raise RunError(f"{path} already holds a run ({', '.join(existing)}); choose another --out or pass --overwrite")
+
+
+def check_run_dirs(paths: Sequence[str | Path], resume: bool = False, overwrite: bool = False) -> None:
+    """The one check before runs start in ``paths``, before any of them is touched: ``resume`` and ``overwrite``
+    exclude each other (ConfigError), and without either no directory may already hold a run (RunError,
+    :func:`refuse_existing_run`)."""
+    if resume and overwrite:
+        raise ConfigError("resume and overwrite exclude each other (--resume continues a run, --overwrite replaces it)")
+    if not (resume or overwrite):
+        for p in paths:
+            refuse_existing_run(p)
+
+
+def run_finished(run: str | Path, total_steps: int | None = None) -> bool:
+    """Whether the run in ``run`` has finished training to ``total_steps`` (default: its config.toml's): its
+    summary.json, written last, records that many steps or more. The one test of "finished" (resume, sweeps,
+    workers); a run whose final checkpoint is written but not its summary has not finished."""
+    try:
+        steps = read_summary(run).get("steps")
+    except RunError:
+        return False
+    if total_steps is None:
+        try:
+            total_steps = config_table(tomllib.loads((Path(run) / CONFIG).read_text(encoding="utf-8")))["total_steps"]
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError):
+            return False
+    return (isinstance(steps, int) and not isinstance(steps, bool) and isinstance(total_steps, int)
+            and steps >= total_steps)
 
 
 def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
