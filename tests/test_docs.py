@@ -68,6 +68,24 @@ def test_architecture_names_every_module():
     assert not missing, f"docs/ARCHITECTURE.md does not mention: {missing}"
 
 
+def test_the_api_reference_documents_every_library_module():
+    """docs/api has an automodule for every module of the library (the CLI, the package root and its version
+    apart): a new module cannot be left out of the site."""
+    api = "".join(p.read_text() for p in (README.parent / "docs" / "api").glob("*.md"))
+    documented = set(re.findall(r"automodule:: (\S+)", api))
+    package = README.parent / "src" / "ddpgkit"
+    modules = set()
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        name = ".".join(parts)
+        if name not in ("ddpgkit", "ddpgkit._version") and not name.startswith("ddpgkit.cli"):
+            modules.add(name)
+    assert modules - documented == set(), "not in docs/api: " + ", ".join(sorted(modules - documented))
+    assert documented - modules == set(), "docs/api names modules that do not exist"
+
+
 def test_readme_sweep_spec_is_a_valid_spec(tmp_path):
     """The sweep spec the README shows loads as written and expands to the trials it describes."""
     from ddpgkit.experiments.sweep import SweepSpec

@@ -1,5 +1,5 @@
 """The update, written once: one DDPG gradient step in the paper's order (Lillicrap et al. 2015, Algorithm 1)
-on an actor μ_θ, a critic Q_φ, their targets and two Adam optimisers.
+on an actor μ_θ, a critic Q_φ, their targets and two Adam optimisers::
 
     critic step:  y = r + γ (1 − d) Q_φ'(s', μ_θ'(s'))                  (algo/ddpg.py: target_y, td_target)
                   φ ← Adam(φ, ∇_φ 1/B Σ (Q_φ(s, a) − y)²)               (critic_loss)

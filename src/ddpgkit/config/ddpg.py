@@ -127,7 +127,7 @@ class DDPGConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> DDPGConfig:
-        """A named preset (see :data:`PRESETS`) with optional overrides."""
+        """A named preset (see :data:`~ddpgkit.config.presets.PRESETS`) with optional overrides."""
         if name not in PRESETS:
             raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
@@ -154,7 +154,7 @@ class DDPGConfig:
 
     @classmethod
     def load(cls, path: str | Path, base: DDPGConfig | None = None) -> DDPGConfig:
-        """Read a TOML file (:func:`read_config_file`); keys not given keep the value of ``base`` (the defaults
+        """Read a TOML file (:func:`~ddpgkit.config.ddpg.read_config_file`); keys not given keep the value of ``base`` (the defaults
         when None)."""
         data = read_config_file(path)
         return cls.from_dict({**(base or cls()).to_dict(), **data}, str(path))

@@ -51,7 +51,7 @@ class ReplayBuffer:
         obs_dim, act_dim: sizes of an observation and an action.
         device: where the storage (and every sampled batch) lives.
         seed: seed of the buffer's own sampling generator.
-        chunk_rows: rows per checkpoint chunk (default: :func:`chunk_rows_for` the row width).
+        chunk_rows: rows per checkpoint chunk (default: :func:`~ddpgkit.data.buffer.chunk_rows_for` the row width).
     """
 
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: str | torch.device = "cpu",

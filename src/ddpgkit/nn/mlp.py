@@ -55,7 +55,7 @@ class MLP(nn.Sequential):
         in_features: size of the input x.
         out_features: size of the output y.
         hidden: sizes of the hidden layers, input side first.
-        activation: name of g between layers (see :data:`ACTIVATIONS`).
+        activation: name of g between layers (see :data:`~ddpgkit.nn.mlp.ACTIVATIONS`).
         output_activation: name of an activation after the last layer, or None for a linear output.
         final_layer_init: if given, the last layer's weights and biases are drawn from
             uniform(-final_layer_init, +final_layer_init), as DDPG does (3e-3); otherwise PyTorch's
