@@ -104,10 +104,19 @@ def test_rows_restored_chunk_by_chunk_equal_the_whole():
 
 
 def test_a_buffer_saved_whole_before_chunks_existed_still_loads():
+    """Checkpoint format 1 in its early days: the rows inside training.safetensors as buffer.data, no added and
+    chunk_rows. The format's upgrade serves the rows as chunk files and derives the counts."""
+    from ddpgkit.storage.schema import upgrade
+
     a = ReplayBuffer(10, 3, 2, chunk_rows=4)
     fill(a, 12)
     tensors, meta = a.state_dict()
     old = {k: v for k, v in meta.items() if k not in ("added", "chunk_rows")}  # the earlier format
-    b = ReplayBuffer(10, 3, 2, chunk_rows=4)
-    b.load_state_dict(tensors, old)
+    training = {f"buffer.{k}": v for k, v in tensors.items()}
+    meta2, files = upgrade(1, {"training": {"version": 1, "buffer": old}}, {"training": training})
+    new = meta2["training"]["buffer"]
+    assert "buffer.data" not in files["training"] and new["added"] == 12 and len(new["chunk_files"]) == 1
+    b = ReplayBuffer(10, 3, 2)
+    b.load_state_dict({"generator": tensors["generator"]}, new,
+                      lambda k: files[new["chunk_files"][k].removesuffix(".safetensors")]["rows"])
     assert torch.equal(b.data, a.data) and (b.pos, b.size) == (2, 10) and b.added % 10 == 2

@@ -230,28 +230,35 @@ def test_a_saturated_actor_is_named_at_the_end_of_training(tmp_path, capsys):
 
 def test_a_checkpoint_with_a_bad_health_record_or_noise_count_is_refused(tmp_path):
     from ddpgkit.errors import CheckpointError
+    from ddpgkit.storage.schema import upgrade
     from ddpgkit.training.state import restore_training_state, training_state
 
     agent = DDPG("Pendulum-v1", TINY.replace(total_steps=100, learning_starts=20), seed=0).learn()
 
-    def state():  # the training state with the buffer's rows inside it, its JSON as a manifest holds it
+    def state():  # the training state, its JSON as a manifest holds it, and a reader of its buffer's chunks
         tensors, meta = training_state(agent)
-        rows, meta["buffer"] = agent.buffer.state_dict(with_data=True)
-        tensors.update({f"buffer.{k}": v for k, v in rows.items()})
-        return tensors, json.loads(json.dumps(meta))
+        chunks = {f"c{k}": {"rows": agent.buffer.chunk(k)} for k, _ in agent.buffer.chunks()}
+        meta["buffer"]["chunk_files"] = list(chunks)
+        return tensors, json.loads(json.dumps(meta)), chunks.__getitem__
 
-    for key, bad in [("trainer.health", torch.full((9,), math.nan)), ("trainer.health", torch.zeros(3)),
+    for key, bad in [("learner.health", torch.full((9,), math.nan)), ("learner.health", torch.zeros(3)),
+                     ("learner.last_actor_loss", torch.tensor(math.nan)), ("learner.last_actor_loss", torch.zeros(2)),
                      ("noise.drawn", torch.tensor([-1.0, 5.0], dtype=torch.float64)),
                      ("noise.drawn", torch.tensor([1.0, 2.5], dtype=torch.float64))]:
-        tensors, meta = state()
+        tensors, meta, read = state()
         tensors[key] = bad
         fresh = DDPG("Pendulum-v1", agent.config)
         with pytest.raises(CheckpointError, match="training state is inconsistent") as e:
-            restore_training_state(fresh, tensors, meta, "ckpt")
+            restore_training_state(fresh, tensors, meta, "ckpt", read)
         assert "\n" not in str(e.value)
-    tensors, meta = state()
-    del tensors["trainer.health"], tensors["noise.drawn"]  # a checkpoint from before the signals
+    # a checkpoint of format 1 from before the signals (no health record, no noise count): the upgrade gives an
+    # empty record and count, as that version's loader did
+    tensors, meta, read = state()
+    v1 = {k.removeprefix("learner."): v for k, v in tensors.items()
+          if k not in ("learner.health", "learner.last_actor_loss", "noise.drawn")}
+    v1_meta = {"version": 1, **meta["learner"], **{k: v for k, v in meta.items() if k != "learner"}}
+    meta2, files = upgrade(1, {"training": v1_meta}, {"training": v1})
     fresh = DDPG("Pendulum-v1", agent.config)
-    restore_training_state(fresh, tensors, meta, "ckpt")
+    restore_training_state(fresh, files["training"], meta2["training"], "ckpt", read)
     assert health_values(fresh.learner.health) == dict.fromkeys(health_values(fresh.learner.health))
     assert fresh.noise.pop_rms() is None

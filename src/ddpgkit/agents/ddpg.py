@@ -34,6 +34,7 @@ from ..errors import CheckpointError, DDPGKitError, one_line
 from ..nn.actor_critic import Actor, Critic, scale_action
 from ..runtime import check_precision, resolve_device
 from ..storage.checkpoint import BufferChunks, CheckpointFiles, load_checkpoint, save_checkpoint
+from ..storage.schema import check_meta, upgrade
 from ..training.loop import Callback, Trainer, learn_target, train_loop
 from ..training.state import restore_training_state
 from ..training.state import training_state as collect_training_state
@@ -263,6 +264,14 @@ class DDPG:
         files = CheckpointFiles(path)
         with_state = training_state and "training.safetensors" in files.manifest["files"]
         tensors, meta = load_checkpoint(files, only=("model", "training") if with_state else ("model",))
+        meta, tensors = upgrade(files.manifest["version"], meta, tensors)  # an older format read as this one
+        check_meta(meta, str(path))
+        if not with_state:
+            meta.pop("training", None)
+
+        def read(name: str) -> dict[str, torch.Tensor]:  # a chunk file: made by the upgrade, or on disk
+            return tensors.get(name.removesuffix(".safetensors")) or files.read(name)
+
         try:
             config = DDPGConfig.from_dict(meta["config"], f"{path}: config")
             if device is not None:
@@ -279,8 +288,8 @@ class DDPG:
                 raise CheckpointError(f"{path}: num_updates must be an integer >= 0, got {num_updates!r}")
             agent.learner.num_updates = num_updates
             if with_state:
-                restore_training_state(agent, tensors["training"], meta["training"], str(path), files.read)
-                agent.buffer_chunks.remember(agent.buffer.chunks(), meta["training"]["buffer"].get("chunk_files", []),
+                restore_training_state(agent, tensors["training"], meta["training"], str(path), read)
+                agent.buffer_chunks.remember(agent.buffer.chunks(), meta["training"]["buffer"]["chunk_files"],
                                              files.manifest["shared"])
                 if meta["step"] != agent.num_timesteps or type(meta["step"]) is not int:
                     raise CheckpointError(f"{path}: the checkpoint says step {meta['step']!r}, its training state "

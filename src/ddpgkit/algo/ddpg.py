@@ -53,8 +53,8 @@ def critic_loss(critic: Critic, critic_target: Critic, actor_target: Actor, batc
                 gamma: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """L(φ) = 1/B Σ_i (Q_φ(s_i, a_i) − y_i)²,  y_i = r_i + γ (1 − d_i) Q_φ'(s'_i, μ_θ'(s'_i)).
 
-    The target y is computed without gradient (from the target networks, :func:`~ddpgkit.algo.ddpg.target_y`). Returns the
-    loss, and for logging the detached Q(s, a) and the target y, both (B, 1).
+    The target y is computed without gradient (from the target networks, :func:`~ddpgkit.algo.ddpg.target_y`).
+    Returns the loss, and for logging the detached Q(s, a) and the target y, both (B, 1).
     """
     with torch.no_grad():
         y = target_y(batch, actor_target, critic_target, gamma)  # (B, 1)

@@ -49,12 +49,12 @@ class ActionNoise(ABC):
                 "drawn": torch.tensor([self._sum_sq, self._count], dtype=torch.float64)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore :meth:`state_dict`'s output (a checkpoint without ``drawn`` starts the count at 0)."""
+        """Restore :meth:`state_dict`'s output; a value of the wrong shape or range raises ValueError."""
         self.generator.set_state(state["generator"])
-        drawn = state.get("drawn")  # absent in checkpoints from before the noise_rms signal
-        if drawn is not None and (drawn.shape != (2,) or drawn.dtype != torch.float64):
+        drawn = state["drawn"]
+        if drawn.shape != (2,) or drawn.dtype != torch.float64:
             raise ValueError(f"noise.drawn has shape {tuple(drawn.shape)} {drawn.dtype}, expected (2,) float64")
-        total, n = drawn.tolist() if drawn is not None else (0.0, 0)
+        total, n = drawn.tolist()
         if not (math.isfinite(total) and total >= 0 and n >= 0 and n == int(n)):
             raise ValueError(f"noise.drawn must be [sum of squares >= 0, count], got {[total, n]}")
         self._sum_sq, self._count = float(total), int(n)

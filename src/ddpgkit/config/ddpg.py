@@ -154,8 +154,8 @@ class DDPGConfig:
 
     @classmethod
     def load(cls, path: str | Path, base: DDPGConfig | None = None) -> DDPGConfig:
-        """Read a TOML file (:func:`~ddpgkit.config.ddpg.read_config_file`); keys not given keep the value of ``base`` (the defaults
-        when None)."""
+        """Read a TOML file (:func:`~ddpgkit.config.ddpg.read_config_file`); keys not given keep the value of
+        ``base`` (the defaults when None)."""
         data = read_config_file(path)
         return cls.from_dict({**(base or cls()).to_dict(), **data}, str(path))
 

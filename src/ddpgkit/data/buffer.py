@@ -164,9 +164,7 @@ class ReplayBuffer:
         size, pos = meta.get("size"), meta.get("pos")
         if type(size) is not int or type(pos) is not int:
             raise ValueError(f"replay buffer size and pos must be integers, got {size!r}, {pos!r}")
-        # buffers saved before `added` was recorded: the smallest count consistent with size and pos
-        added = meta.get("added", size if size < self.capacity else self.capacity + pos)
-        chunk_rows = meta.get("chunk_rows", self.chunk_rows)
+        added, chunk_rows = meta.get("added"), meta.get("chunk_rows")
         if type(added) is not int or type(chunk_rows) is not int or chunk_rows < 1:
             raise ValueError(f"replay buffer added and chunk_rows must be integers, got {added!r}, {chunk_rows!r}")
         # filled in order until full: below capacity the next row to write is row `size`

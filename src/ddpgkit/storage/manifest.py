@@ -16,7 +16,8 @@ from typing import Any
 from ..errors import CheckpointError, one_line
 
 FORMAT = "ddpgkit-checkpoint"
-VERSION = 1
+#: The checkpoint format's version: what this ddpgkit writes; it reads 1 to this (:mod:`ddpgkit.storage.schema`).
+VERSION = 2
 MANIFEST = "manifest.json"
 CHUNKS = ".chunks"  # beside the checkpoints: the immutable files they share (io.checkpoint.put_chunk)
 _MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -91,12 +92,15 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{mpath}: not valid JSON ({type(e).__name__}: {one_line(e)})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CheckpointError(f"{mpath}: not a ddpgkit checkpoint manifest")
-    if manifest.get("version") != VERSION:
-        raise CheckpointError(f"{mpath}: checkpoint format version {manifest.get('version')!r} is not supported "
-                              f"(this ddpgkit reads version {VERSION})")
+    version = manifest.get("version")
+    if type(version) is not int or not 1 <= version <= VERSION:
+        raise CheckpointError(f"{mpath}: checkpoint format version {version!r} is not supported "
+                              f"(this ddpgkit reads versions 1 to {VERSION})")
     if manifest.get("checksum") != manifest_checksum(manifest):
         raise CheckpointError(f"{mpath}: checksum mismatch (the manifest is corrupt or was edited)")
-    files, shared = manifest.get("files"), manifest.setdefault("shared", {})
+    if version == 1:  # version 1 manifests written before shared chunk files have no "shared" (storage/schema.py)
+        manifest.setdefault("shared", {})
+    files, shared = manifest.get("files"), manifest.get("shared")
     if not isinstance(files, dict) or not isinstance(manifest.get("meta"), dict) or not isinstance(shared, dict):
         raise CheckpointError(f"{mpath}: manifest lacks its 'files' or 'meta' table")
     for fname, entry in [*files.items(), *shared.items()]:

@@ -177,7 +177,7 @@ class Trainer:
             "last_eval_step": self.last_eval_step, "wall_s": self.elapsed_s, "acc_n": self._acc_n,
             "seeded": self._seeded, "history": self.history,
         }
-        return {"acc": torch.stack(self.acc).cpu(), "health": self.agent.learner.health.cpu()}, meta
+        return {"acc": torch.stack(self.acc).cpu()}, meta
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output; a value of the wrong type or range raises ValueError."""
@@ -200,11 +200,6 @@ class Trainer:
         acc = tensors["acc"].to(self.agent.device)
         if acc.shape != (3,) or acc.dtype != torch.float32:
             raise ValueError(f"trainer.acc has shape {tuple(acc.shape)} {acc.dtype}, expected (3,) float32")
-        health = tensors.get("health")  # absent in checkpoints from before the health signals
-        if health is not None and (health.shape != self.agent.learner.health.shape or health.dtype != torch.float32
-                                   or bool(torch.isnan(health).any())):
-            raise ValueError(f"trainer.health has shape {tuple(health.shape)} {health.dtype}, "
-                             f"expected {tuple(self.agent.learner.health.shape)} float32 without NaN")
         self.step, self.episodes = step, episodes
         # Training continues with a reset: at an episode end that is exactly what comes next; mid-episode
         # the env's internal state was not saved, so the unfinished episode is dropped.
@@ -214,10 +209,6 @@ class Trainer:
         self.wall_s = float(wall_s)
         self._acc_n = acc_n
         self.acc = [a.clone() for a in acc.unbind()]
-        if health is not None:
-            self.agent.learner.health.copy_(health)
-        else:
-            reset_health(self.agent.learner.health)
         self._seeded = seeded
         self.history = [dict(row) for row in history]
 

@@ -1,8 +1,10 @@
-"""The complete training state of a DDPG run, as tensors and JSON (never pickle).
+"""The complete training state of a DDPG run, as tensors and JSON (never pickle), in the checkpoint format
+of :mod:`ddpgkit.storage.schema` (every key, its shape and meaning are listed there).
 
 A checkpoint made with ``DDPG.save(path, training_state=True)`` holds, besides the four networks:
 
-* both Adam optimisers (moments and step counts as tensors, hyperparameters as JSON);
+* the learner's state: both Adam optimisers (moments and step counts as tensors, hyperparameters as JSON),
+  the health record since the last metrics row and the last actor loss;
 * the replay buffer's contents, write position, size and sampling generator;
 * the exploration noise's generator and (Ornstein-Uhlenbeck) state, the warm-up generator;
 * torch's, numpy's and Python's global random states, the env's and its action space's generators;
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..algo.learner import Learner
 from ..errors import CheckpointError, one_line
 from .loop import Agent, Trainer
 
@@ -35,8 +38,6 @@ class TrainableAgent(Agent):
 
     explore_generator: torch.Generator
     trainer: Trainer | None
-
-STATE_VERSION = 1
 
 
 def _optimizer_state(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -94,12 +95,36 @@ def _py_state() -> list[Any]:
     return [version, list(internal), gauss]
 
 
+def learner_state(learner: Learner, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The learner's state (``learner.*`` of the schema): its tensors added to ``tensors``, its JSON returned."""
+    meta = {"actor_optimizer": _optimizer_state("learner.actor_optimizer", learner.actor_optimizer, tensors),
+            "critic_optimizer": _optimizer_state("learner.critic_optimizer", learner.critic_optimizer, tensors)}
+    tensors["learner.health"] = learner.health.cpu()
+    tensors["learner.last_actor_loss"] = learner.last_actor_loss.cpu()
+    return meta
+
+
+def restore_learner(learner: Learner, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Put :func:`learner_state`'s output back; a value of the wrong type or shape raises ValueError."""
+    _load_optimizer("learner.actor_optimizer", learner.actor_optimizer, tensors, meta["actor_optimizer"])
+    _load_optimizer("learner.critic_optimizer", learner.critic_optimizer, tensors, meta["critic_optimizer"])
+    health, last = tensors["learner.health"], tensors["learner.last_actor_loss"]
+    if health.shape != learner.health.shape or health.dtype != torch.float32 or bool(torch.isnan(health).any()):
+        raise ValueError(f"learner.health has shape {tuple(health.shape)} {health.dtype}, "
+                         f"expected {tuple(learner.health.shape)} float32 without NaN")
+    if last.shape != () or last.dtype != torch.float32 or not bool(torch.isfinite(last)):
+        raise ValueError(f"learner.last_actor_loss must be a finite float32 scalar, got {tuple(last.shape)} "
+                         f"{last.dtype}")
+    learner.health.copy_(health)
+    learner.last_actor_loss.copy_(last)
+
+
 def training_state(agent: TrainableAgent) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Everything beyond the networks that ``learn`` needs to continue exactly: (tensors, JSON)."""
+    """Everything beyond the networks that ``learn`` needs to continue exactly: (tensors, JSON), as
+    training.safetensors and meta.training of :mod:`ddpgkit.storage.schema` hold them (the buffer's rows
+    apart: ``DDPG.save`` writes them as chunk files)."""
     tensors: dict[str, torch.Tensor] = {}
-    meta: dict[str, Any] = {"version": STATE_VERSION}
-    meta["actor_optimizer"] = _optimizer_state("actor_optimizer", agent.learner.actor_optimizer, tensors)
-    meta["critic_optimizer"] = _optimizer_state("critic_optimizer", agent.learner.critic_optimizer, tensors)
+    meta: dict[str, Any] = {"learner": learner_state(agent.learner, tensors)}
     buf_tensors, meta["buffer"] = agent.buffer.state_dict(with_data=False)  # the rows: DDPG.save, by chunk
     tensors.update({f"buffer.{k}": v for k, v in buf_tensors.items()})
     tensors.update({f"noise.{k}": v for k, v in agent.noise.state_dict().items()})
@@ -118,11 +143,7 @@ def training_state(agent: TrainableAgent) -> tuple[dict[str, torch.Tensor], dict
     return tensors, meta
 
 
-def _chunk_reader(buffer_meta: dict[str, Any], read_file: Callable[[str], dict[str, torch.Tensor]] | None
-                  ) -> Callable[[int], torch.Tensor] | None:
-    names = buffer_meta.get("chunk_files")
-    if names is None or read_file is None:
-        return None
+def _chunk_reader(names: Any, read_file: Callable[[str], dict[str, torch.Tensor]]) -> Callable[[int], torch.Tensor]:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ValueError("buffer chunk_files must be a list of file names")
 
@@ -135,21 +156,17 @@ def _chunk_reader(buffer_meta: dict[str, Any], read_file: Callable[[str], dict[s
 
 
 def restore_training_state(agent: TrainableAgent, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
-                           where: str, read_file: Callable[[str], dict[str, torch.Tensor]] | None = None) -> None:
-    """Put :func:`training_state`'s output back into a freshly built agent of the same config. The
-    replay buffer's rows come from the checkpoint files ``meta["buffer"]["chunk_files"]`` names, each
-    read (and verified) by ``read_file`` as it is copied in, or from the training tensors themselves
-    (checkpoints written before the buffer was chunked)."""
-    version = meta.get("version")
-    if type(version) is not int or version != STATE_VERSION:
-        raise CheckpointError(f"{where}: training state version {one_line(repr(meta.get('version')))} is not supported")
+                           where: str, read_file: Callable[[str], dict[str, torch.Tensor]]) -> None:
+    """Put :func:`training_state`'s output (of this version of the format: :func:`ddpgkit.storage.schema.upgrade`
+    first) back into a freshly built agent of the same config. The replay buffer's rows come from the chunk
+    files ``meta["buffer"]["chunk_files"]`` names, each read (and verified) by ``read_file`` as it is copied in.
+    Anything inconsistent is one CheckpointError naming ``where``."""
     try:
-        _load_optimizer("actor_optimizer", agent.learner.actor_optimizer, tensors, meta["actor_optimizer"])
-        _load_optimizer("critic_optimizer", agent.learner.critic_optimizer, tensors, meta["critic_optimizer"])
+        restore_learner(agent.learner, tensors, meta["learner"])
+        names = meta["buffer"]["chunk_files"]
         agent.buffer.load_state_dict({k[len("buffer."):]: v for k, v in tensors.items() if k.startswith("buffer.")},
-                                     meta["buffer"], _chunk_reader(meta["buffer"], read_file))
-        names = meta["buffer"].get("chunk_files")
-        if names is not None and len(names) != len(agent.buffer.chunks()):
+                                     meta["buffer"], _chunk_reader(names, read_file))
+        if len(names) != len(agent.buffer.chunks()):
             raise ValueError(f"the checkpoint lists {len(names)} buffer chunks for {len(agent.buffer.chunks())}")
         agent.noise.load_state_dict({k[len("noise."):]: v for k, v in tensors.items() if k.startswith("noise.")})
         agent.explore_generator.set_state(tensors["explore_generator"])
@@ -170,5 +187,5 @@ def restore_training_state(agent: TrainableAgent, tensors: dict[str, torch.Tenso
             agent.trainer = trainer
     except CheckpointError:
         raise
-    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as e:
         raise CheckpointError(f"{where}: training state is inconsistent ({type(e).__name__}: {one_line(e)})") from None

@@ -1,0 +1,269 @@
+"""The checkpoint format on one page: every file and key of a checkpoint, its shape and meaning, who writes it,
+the format's version, and the one function that upgrades a checkpoint of an older version.
+
+A checkpoint is a directory; :mod:`ddpgkit.storage.checkpoint` writes it atomically and verifies every file
+(size and SHA-256) before parsing it, and nothing in it is ever unpickled::
+
+    manifest.json          "format", "version" (:data:`VERSION`), the files and shared files with their size and
+                           SHA-256, "meta" (the JSON keys below), its own checksum
+    model.safetensors      the four networks (:data:`MODEL`)
+    training.safetensors   the rest of the training state (:data:`TRAINING`; training checkpoints only)
+    buffer chunks          the replay buffer's rows, ~4 MB each (:data:`CHUNK`): buffer_<k>.safetensors inside the
+                           directory, or files shared by the checkpoints of a run in ../.chunks/, named
+                           buffer-<k>-w<writes>-<hash>.safetensors, listed under the manifest's "shared"
+
+Reading: :func:`upgrade` turns the files and meta of any supported version into this version's, then
+:func:`check_meta` refuses what this page does not describe; the loaders (``DDPG.load``,
+:func:`ddpgkit.training.state.restore_training_state`) then check every value's type, shape and range.
+Nothing else reads an older format: a loader never looks for a key "absent in older checkpoints".
+
+Versions:
+
+1. to d91091f (issue 22): optimiser state under ``actor_optimizer.*``/``critic_optimizer.*``, the health record
+   as ``trainer.health``, the training state's own ``version`` in its JSON; checkpoints of its early days may
+   lack the health record and the noise count (before the health signals), the buffer's ``added`` and
+   ``chunk_rows`` and its chunk files (before chunks: its rows as ``buffer.data`` in training.safetensors)
+   and the manifest's ``shared``. ``tests/fixtures/checkpoints-v1`` holds run directories of it.
+2. the learner's state under ``learner.``: its optimisers, its health record, and ``learner.last_actor_loss``
+   (what an update without an actor step reports, with ``policy_frequency`` > 1; version 1 restored 0, so a
+   run resumed between two actor steps logged another actor loss than the uninterrupted run); one version
+   number for the whole checkpoint.
+
+Shapes: ``units[i]`` and ``inputs[i]`` are layer i's output and input sizes (``config.hidden``, ``obs_dim``,
+``act_dim``; the critic's first layer takes obs_dim + act_dim, or with ``critic_action_layer`` > 0 its
+``obs_net`` the observation and its ``net`` hidden[k−1] + act_dim); ``param[p]`` is the shape of the p-th
+parameter of the actor or the critic (``parameters()`` order: weight, bias, layer by layer); ``width`` is a
+buffer row's, 2·obs_dim + act_dim + 3; G is a CPU generator's state size (5,056 bytes in torch 2.13).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..algo.health import new_health
+from ..data.buffer import chunk_rows_for
+from ..errors import CheckpointError
+from .manifest import VERSION
+
+__all__ = ["CHUNK", "MODEL", "META", "TRAINING", "VERSION", "Key", "check_meta", "key_pattern", "upgrade"]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One entry of the format: a tensor's name (or a JSON key's dotted path), with ``{i}`` for a layer index,
+    ``{p}`` for a parameter index, ``{k}`` for a chunk index; its shape and dtype; what it means; the code that
+    writes it."""
+
+    name: str
+    shape: str
+    dtype: str
+    meaning: str
+    writer: str
+
+
+def _net(prefix: str, what: str, writer: str) -> tuple[Key, ...]:
+    return (Key(f"{prefix}.linear{{i}}.weight", "(units[i], inputs[i])", "float32", f"{what}: W_i of layer i", writer),
+            Key(f"{prefix}.linear{{i}}.bias", "(units[i],)", "float32", f"{what}: b_i of layer i", writer))
+
+
+_MODEL_WRITER = "DDPG.model_tensors (the modules' state_dict)"
+
+#: model.safetensors: the four networks; the targets' keys are the online networks' with ``_target``.
+MODEL: tuple[Key, ...] = (
+    *_net("actor.net", "the actor μ_θ(s) = scale · tanh(f_θ(s)) + bias, its MLP f_θ", _MODEL_WRITER),
+    Key("actor.action_scale", "(act_dim,)", "float32", "scale = (high − low) / 2 of the action bounds", _MODEL_WRITER),
+    Key("actor.action_bias", "(act_dim,)", "float32", "bias = (high + low) / 2 of the action bounds", _MODEL_WRITER),
+    *_net("critic.obs_net", "the critic's layers the observation passes alone (critic_action_layer > 0 only)",
+          _MODEL_WRITER),
+    *_net("critic.net", "the critic Q_φ(s, a)'s MLP, one linear output", _MODEL_WRITER),
+    *_net("actor_target.net", "the target actor μ_θ'", _MODEL_WRITER),
+    Key("actor_target.action_scale", "(act_dim,)", "float32", "as actor.action_scale", _MODEL_WRITER),
+    Key("actor_target.action_bias", "(act_dim,)", "float32", "as actor.action_bias", _MODEL_WRITER),
+    *_net("critic_target.obs_net", "the target critic Q_φ' (critic_action_layer > 0 only)", _MODEL_WRITER),
+    *_net("critic_target.net", "the target critic Q_φ'", _MODEL_WRITER),
+)
+
+_LEARNER = "training.state.learner_state"
+#: training.safetensors: everything beyond the networks that continues training exactly.
+TRAINING: tuple[Key, ...] = (
+    Key("learner.actor_optimizer.{p}.step", "()", "float32", "Adam's step count for the actor's parameter p",
+        _LEARNER + " (torch.optim.Adam.state_dict)"),
+    Key("learner.actor_optimizer.{p}.exp_avg", "param[p]", "float32", "Adam's first moment m of parameter p",
+        _LEARNER),
+    Key("learner.actor_optimizer.{p}.exp_avg_sq", "param[p]", "float32", "Adam's second moment v of parameter p",
+        _LEARNER),
+    Key("learner.critic_optimizer.{p}.step", "()", "float32", "Adam's step count for the critic's parameter p",
+        _LEARNER + " (torch.optim.Adam.state_dict)"),
+    Key("learner.critic_optimizer.{p}.exp_avg", "param[p]", "float32", "Adam's first moment m of parameter p",
+        _LEARNER),
+    Key("learner.critic_optimizer.{p}.exp_avg_sq", "param[p]", "float32", "Adam's second moment v of parameter p",
+        _LEARNER),
+    Key("learner.health", "(9,)", "float32", "the update's health signals since the last metrics row: counts, "
+        "sums and maxima laid out as algo/health.py's _LAYOUT", _LEARNER),
+    Key("learner.last_actor_loss", "()", "float32", "the last actor step's J, which an update without an actor "
+        "step reports (policy_frequency > 1)", _LEARNER),
+    Key("buffer.generator", "(G,)", "uint8", "the replay buffer's sampling generator", "ReplayBuffer.state_dict"),
+    Key("noise.generator", "(G,)", "uint8", "the exploration noise's generator", "ActionNoise.state_dict"),
+    Key("noise.drawn", "(2,)", "float64", "Σ x² and the number of noise components drawn since the last metrics "
+        "row (noise_rms)", "ActionNoise.state_dict"),
+    Key("noise.x", "(act_dim,)", "float32", "the Ornstein-Uhlenbeck process's current value (noise = ou only)",
+        "OrnsteinUhlenbeckNoise.state_dict"),
+    Key("explore_generator", "(G,)", "uint8", "the warm-up's generator of uniform random actions",
+        "training.state.training_state"),
+    Key("torch_rng", "(G,)", "uint8", "torch's global generator", "training.state.training_state"),
+    Key("trainer.acc", "(3,)", "float32", "the sums of critic loss, actor loss and mean Q since the last metrics "
+        "row", "Trainer.state_dict"),
+)
+
+#: A buffer chunk file: rows [k · chunk_rows, min((k + 1) · chunk_rows, size)) of the replay buffer.
+CHUNK = Key("rows", "(n, width)", "float32", "transitions, one a row: [obs | action | reward | next_obs | "
+            "terminated | truncated]", "ReplayBuffer.chunk (written by storage.checkpoint.BufferChunks)")
+
+#: manifest.json's "meta": its JSON keys (dotted paths); ``training`` only in training checkpoints.
+META: tuple[Key, ...] = (
+    Key("algorithm", "", "str", '"DDPG"', "DDPG.metadata"),
+    Key("env_id", "", "str | null", "the Gymnasium id trained on (null: an unregistered env)", "DDPG.metadata"),
+    Key("config", "", "object", "every DDPGConfig field (config.toml's [ddpg])", "DDPG.metadata"),
+    Key("obs_dim", "", "int", "observation size", "DDPG.metadata"),
+    Key("act_dim", "", "int", "action size", "DDPG.metadata"),
+    Key("action_low", "(act_dim,)", "list[float]", "the action space's lower bounds", "DDPG.metadata"),
+    Key("action_high", "(act_dim,)", "list[float]", "the action space's upper bounds", "DDPG.metadata"),
+    Key("num_updates", "", "int", "gradient updates done", "DDPG.metadata"),
+    Key("step", "", "int", "environment steps done", "DDPG.metadata"),
+    Key("training.learner.actor_optimizer.param_groups", "", "list", "Adam's settings (lr, betas, ...)", _LEARNER),
+    Key("training.learner.actor_optimizer.state", "", "object", "per parameter index, the names of its state "
+        "tensors in training.safetensors", _LEARNER),
+    Key("training.learner.critic_optimizer.param_groups", "", "list", "as the actor's", _LEARNER),
+    Key("training.learner.critic_optimizer.state", "", "object", "as the actor's", _LEARNER),
+    *(Key(f"training.buffer.{k}", "", "int", what, "ReplayBuffer.state_dict") for k, what in (
+        ("capacity", "rows the buffer holds at most"), ("obs_dim", "observation size"), ("act_dim", "action size"),
+        ("pos", "the next row to write"), ("size", "rows filled"), ("added", "transitions ever added"),
+        ("chunk_rows", "rows per chunk file"))),
+    Key("training.buffer.chunk_files", "", "list[str]", "the chunk file of every chunk, in order",
+        "storage.checkpoint.BufferChunks"),
+    Key("training.numpy_rng", "", "object", "numpy's global generator (MT19937 state)", "training.state"),
+    Key("training.python_rng", "", "list", "Python's random module's state", "training.state"),
+    Key("training.env_rng", "", "object", "the env's generator (its bit generator's state)", "training.state"),
+    Key("training.action_space_rng", "", "object", "the action space's generator", "training.state"),
+    Key("training.trainer", "", "object | null", "the training loop's state (null: never trained)",
+        "Trainer.state_dict"),
+    *(Key(f"training.trainer.{k}", "", t, what, "Trainer.state_dict") for k, t, what in (
+        ("step", "int", "environment steps done"), ("episodes", "int", "episodes finished"),
+        ("episode_return", "float", "the current episode's return so far"),
+        ("episode_length", "int", "the current episode's steps so far"),
+        ("mid_episode", "bool", "saved inside an episode (resumes with a fresh one)"),
+        ("last_eval", "[float, float] | null", "the last evaluation's mean and std"),
+        ("last_eval_step", "int", "its step (−1: none yet)"), ("wall_s", "float", "training seconds so far"),
+        ("acc_n", "int", "updates summed in trainer.acc"), ("seeded", "bool", "the action space was seeded"),
+        ("history", "list[object]", "every metrics row so far (metrics.csv's columns)"))),
+)
+
+
+def key_pattern(name: str) -> re.Pattern[str]:
+    """The regular expression of a :class:`Key` name: ``{i}``, ``{p}`` and ``{k}`` stand for an index."""
+    return re.compile("^" + re.escape(name).replace(r"\{i\}", r"\d+").replace(r"\{p\}", r"\d+")
+                      .replace(r"\{k\}", r"\d+") + "$")
+
+
+def _tree(paths: list[str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path in paths:
+        node = tree
+        for part in path.split("."):
+            node = node.setdefault(part, {})
+    return tree
+
+
+_META_TREE = _tree([k.name for k in META])
+# JSON objects whose own keys are values, not this format's: checked by their readers
+_OPAQUE = {"config", "training.learner.actor_optimizer.state", "training.learner.critic_optimizer.state",
+           "training.numpy_rng", "training.env_rng", "training.action_space_rng"}
+_OPTIONAL = {"training"}
+
+
+def check_meta(meta: Any, where: str) -> None:
+    """Refuse (CheckpointError) a manifest's meta with a key this page does not describe, or without one it does,
+    down to the objects whose keys are data (the config, the optimisers' state lists, generator states), which
+    their readers check. ``training.trainer`` may be null."""
+
+    def walk(node: Any, tree: dict[str, Any], path: str) -> None:
+        if not isinstance(node, dict):
+            raise CheckpointError(f"{where}: meta{'.' + path if path else ''} must be a JSON object")
+        for key in node:
+            if key not in tree:
+                raise CheckpointError(f"{where}: meta.{path + '.' if path else ''}{key} is not a key of checkpoint "
+                                      f"format {VERSION}")
+        for key, sub in tree.items():
+            full = f"{path}.{key}" if path else key
+            if key not in node:
+                if full in _OPTIONAL:
+                    continue
+                raise CheckpointError(f"{where}: meta.{full} is missing")
+            if sub and full not in _OPAQUE and not (full == "training.trainer" and node[key] is None):
+                walk(node[key], sub, full)
+
+    walk(meta, _META_TREE, "")
+
+
+def _upgrade_1(meta: dict[str, Any], files: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Version 1 -> 2, in place (the module doc lists what changed)."""
+    training = meta.get("training")
+    if training is None:
+        return
+    if not isinstance(training, dict) or training.get("version", 1) != 1:
+        raise CheckpointError(f"training state version {training.get('version')!r} is not one of format 1")
+    training.pop("version", None)
+    training["learner"] = {k: training.pop(k) for k in ("actor_optimizer", "critic_optimizer") if k in training}
+    tensors = files.get("training", {})
+    for old in [k for k in tensors if k.startswith(("actor_optimizer.", "critic_optimizer."))]:
+        tensors[f"learner.{old}"] = tensors.pop(old)
+    health = tensors.pop("trainer.health", None)  # early checkpoints had none: an empty record
+    tensors["learner.health"] = health if health is not None else new_health((), "cpu")
+    tensors["learner.last_actor_loss"] = torch.zeros(())  # what version 1 restored
+    tensors.setdefault("noise.drawn", torch.zeros(2, dtype=torch.float64))  # none before the noise_rms signal
+    buffer = training.get("buffer")
+    if isinstance(buffer, dict) and all(isinstance(buffer.get(k), int) for k in ("capacity", "size", "pos")):
+        capacity, size, pos = buffer["capacity"], buffer["size"], buffer["pos"]
+        buffer.setdefault("added", size if size < capacity else capacity + pos)  # the least count that fits
+        if isinstance(buffer.get("obs_dim"), int) and isinstance(buffer.get("act_dim"), int):
+            buffer.setdefault("chunk_rows", chunk_rows_for(2 * buffer["obs_dim"] + buffer["act_dim"] + 3))
+        data = tensors.pop("buffer.data", None)
+        if "chunk_files" not in buffer and data is not None and isinstance(buffer.get("chunk_rows"), int):
+            # before chunks: the rows inside training.safetensors, served as chunk files held in memory
+            rows, names = buffer["chunk_rows"], []
+            for k in range(-(-data.shape[0] // max(rows, 1))):
+                names.append(f"buffer_{k:05d}.safetensors")
+                files[f"buffer_{k:05d}"] = {"rows": data[k * rows:(k + 1) * rows]}
+            buffer["chunk_files"] = names
+
+
+_UPGRADES = {1: _upgrade_1}
+
+
+def upgrade(version: Any, meta: Mapping[str, Any], files: Mapping[str, Mapping[str, torch.Tensor]]
+            ) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]]:
+    """A checkpoint of format ``version`` as this version's: (meta, {file name: {tensor name: tensor}}), each
+    step of the version list applied in turn (the arguments are not modified). Files a step makes (an early
+    version-1 buffer's chunks) are among the returned ones. CheckpointError for a version this ddpgkit cannot
+    read."""
+    if type(version) is not int or not 1 <= version <= VERSION:
+        raise CheckpointError(f"checkpoint format version {version!r} is not supported (this ddpgkit reads 1 to "
+                              f"{VERSION})")
+    out_meta = _copy(meta)
+    out_files = {name: dict(tensors) for name, tensors in files.items()}
+    for v in range(version, VERSION):
+        _UPGRADES[v](out_meta, out_files)
+    return out_meta, out_files
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value

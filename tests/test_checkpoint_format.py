@@ -1,0 +1,182 @@
+"""The checkpoint format (storage/schema.py): every saved key is on its page, nothing on it is missing, and
+checkpoints of format 1 (tests/fixtures/checkpoints-v1, written before issue 22) load through the one
+upgrade, losslessly, and resume exactly."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ddpgkit import DDPG, DDPGConfig, resume_experiment, run_experiment
+from ddpgkit.errors import CheckpointError
+from ddpgkit.storage.manifest import VERSION, read_manifest
+from ddpgkit.storage.schema import CHUNK, META, MODEL, TRAINING, check_meta, key_pattern, upgrade
+
+FIXTURES = Path(__file__).parent / "fixtures" / "checkpoints-v1"
+TINY = DDPGConfig(hidden=(16, 16), batch_size=32, learning_starts=100, total_steps=400, checkpoint_interval=200,
+                  eval_interval=200, eval_episodes=2, buffer_size=1000)
+
+
+def _match(keys, table, where):
+    """Every key matches one entry of ``table``; returns the entries matched."""
+    patterns = [(k, key_pattern(k.name)) for k in table]
+    used = set()
+    for name in keys:
+        hits = [k for k, p in patterns if p.match(name)]
+        assert len(hits) == 1, f"{where}: {name} matches {len(hits)} entries of the format's page"
+        used.add(hits[0].name)
+    return used
+
+
+def _dtype(t):
+    return str(t.dtype).removeprefix("torch.")
+
+
+@pytest.mark.parametrize("kind", ["ou, action at the critic's second layer", "a member of a group"])
+def test_every_key_a_checkpoint_holds_is_on_the_formats_page_and_nothing_it_lists_is_missing(tmp_path, kind):
+    if kind.startswith("ou"):
+        [result] = run_experiment("Pendulum-v1", TINY.replace(noise="ou", critic_action_layer=1), tmp_path / "r")
+        results = [result]
+    else:
+        results = run_experiment("Pendulum-v1", TINY, [tmp_path / "a", tmp_path / "b"], seeds=[0, 1])
+    ckpt = results[0].checkpoint
+    manifest = read_manifest(ckpt)
+    assert manifest["version"] == VERSION
+    check_meta(manifest["meta"], str(ckpt))
+    model, training = load_file(ckpt / "model.safetensors"), load_file(ckpt / "training.safetensors")
+    used = _match(model, MODEL, "model") | _match(training, TRAINING, "training")
+    for table, tensors in ((MODEL, model), (TRAINING, training)):
+        for key in table:
+            hits = [t for n, t in tensors.items() if key_pattern(key.name).match(n)]
+            assert all(_dtype(t) == key.dtype for t in hits), key.name
+    optional = {"critic.obs_net.linear{i}.weight", "critic.obs_net.linear{i}.bias", "noise.x",
+                "critic_target.obs_net.linear{i}.weight", "critic_target.obs_net.linear{i}.bias"}
+    needed = {k.name for k in (*MODEL, *TRAINING)} - (optional if kind.startswith("a member") else set())
+    assert needed <= used, f"listed but not saved: {sorted(needed - used)}"
+    chunk = manifest["meta"]["training"]["buffer"]["chunk_files"][0]
+    rows = load_file(ckpt.parent / ".chunks" / chunk)
+    assert set(rows) == {CHUNK.name} and rows["rows"].dtype == torch.float32
+    best = read_manifest(results[0].run_dir / "checkpoints" / "best")  # model only
+    check_meta(best["meta"], "best")
+    assert "training" not in best["meta"] and set(best["files"]) == {"model.safetensors"}
+    assert {k.name.split(".")[0] for k in META} == {"algorithm", "env_id", "config", "obs_dim", "act_dim", "action_low",
+                                                    "action_high", "num_updates", "step", "training"}
+
+
+def test_check_meta_refuses_what_the_page_does_not_list_and_misses_what_it_does(tmp_path):
+    [result] = run_experiment("Pendulum-v1", TINY, tmp_path / "r")
+    meta = read_manifest(result.checkpoint)["meta"]
+    check_meta(meta, "ok")
+    for path, value in ((("bogus",), 1), (("training", "version"), 1), (("training", "buffer", "extra"), 0),
+                        (("training", "trainer", "spare"), None)):
+        edited = json.loads(json.dumps(meta))
+        node = edited
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        with pytest.raises(CheckpointError, match="is not a key of checkpoint format"):
+            check_meta(edited, "edited")
+    edited = json.loads(json.dumps(meta))
+    del edited["training"]["learner"]["critic_optimizer"]
+    with pytest.raises(CheckpointError, match="meta.training.learner.critic_optimizer is missing"):
+        check_meta(edited, "edited")
+    with pytest.raises(CheckpointError, match="version 7 is not supported"):
+        upgrade(7, meta, {})
+
+
+V1_NAMES = {"trainer.health": "learner.health"}
+
+
+def _v2_name(v1):
+    if v1.startswith(("actor_optimizer.", "critic_optimizer.")):
+        return "learner." + v1
+    return V1_NAMES.get(v1, v1)
+
+
+@pytest.mark.parametrize("run", ["single", "group-s0", "group-s1"])
+@pytest.mark.parametrize("step", [200, 400])
+def test_a_format_1_checkpoint_loads_losslessly(tmp_path, run, step):
+    """Load a checkpoint written before issue 22, save it again: every tensor and value it held is in the new
+    checkpoint under its new name, bit for bit; what version 2 adds is what version 1 restored."""
+    old = FIXTURES / run / "checkpoints" / str(step)
+    assert read_manifest(old)["version"] == 1
+    again = DDPG.load(old).save(tmp_path / "again", training_state=True)
+    assert read_manifest(again)["version"] == VERSION
+    old_model, new_model = load_file(old / "model.safetensors"), load_file(again / "model.safetensors")
+    assert old_model.keys() == new_model.keys() and all(torch.equal(old_model[k], new_model[k]) for k in old_model)
+    old_training, new_training = load_file(old / "training.safetensors"), load_file(again / "training.safetensors")
+    assert {_v2_name(k) for k in old_training} | {"learner.last_actor_loss"} == set(new_training)
+    for k, t in old_training.items():
+        assert torch.equal(t, new_training[_v2_name(k)]), k
+    assert float(new_training["learner.last_actor_loss"]) == 0.0
+    old_meta, new_meta = read_manifest(old)["meta"], read_manifest(again)["meta"]
+    old_t, new_t = old_meta.pop("training"), new_meta.pop("training")
+    assert old_meta == new_meta
+    assert old_t.pop("version") == 1
+    assert {k: old_t.pop(k) for k in ("actor_optimizer", "critic_optimizer")} == new_t.pop("learner")
+    old_chunks, new_chunks = old_t["buffer"].pop("chunk_files"), new_t["buffer"].pop("chunk_files")
+    assert old_t == new_t
+    for a, b in zip(old_chunks, new_chunks, strict=True):  # the rows: shared files then, inside the copy now
+        assert torch.equal(load_file(old.parent / ".chunks" / a)["rows"], load_file(again / b)["rows"])
+
+
+def _fingerprint(agent):
+    h = hashlib.sha256()
+    for name, t in sorted(agent.model_tensors().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _resume_fixtures(root):
+    shutil.copytree(FIXTURES, root)
+    [single] = resume_experiment(root / "single", total_steps=600).run()
+    group = resume_experiment([root / "group-s0", root / "group-s1"], total_steps=600).run()
+    return [single, *group]
+
+
+def _machine():
+    vendor = next((line.split(":")[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("vendor_id")), "unknown") if Path("/proc/cpuinfo").exists() else "unknown"
+    return f"{vendor} {torch.backends.cpu.get_cpu_capability()}"
+
+
+@pytest.fixture(scope="module")
+def resumed_fixtures(tmp_path_factory):
+    return _resume_fixtures(tmp_path_factory.mktemp("v1") / "runs")
+
+
+def test_format_1_runs_resume_as_their_upgraded_checkpoints_do(resumed_fixtures, tmp_path):
+    """Machine-independent: the format-1 run directories, resumed to 600 steps, train exactly what the same
+    checkpoints upgraded and saved as version 2 train."""
+    root = tmp_path / "v2"
+    shutil.copytree(FIXTURES, root)
+    for run in ("single", "group-s0", "group-s1"):
+        ckpt = root / run / "checkpoints" / "400"
+        agent = DDPG.load(ckpt)
+        shutil.rmtree(ckpt)
+        agent.save(ckpt, training_state=True, share_buffer=True)
+        assert read_manifest(ckpt)["version"] == VERSION
+    [single] = resume_experiment(root / "single", total_steps=600).run()
+    group = resume_experiment([root / "group-s0", root / "group-s1"], total_steps=600).run()
+    for a, b in zip(resumed_fixtures, [single, *group]):
+        assert _fingerprint(a.agent) == _fingerprint(b.agent)
+        assert a.summary["final_eval_mean"] == b.summary["final_eval_mean"]
+        assert a.summary["resumed"] and a.summary["steps"] == 600
+
+
+def test_format_1_runs_resume_bit_identically_to_the_code_that_wrote_them(resumed_fixtures):
+    """What d91091f computed from these checkpoints (expected.json, per kind of CPU: float products round
+    differently on others), computed again today."""
+    expected = json.loads((FIXTURES / "expected.json").read_text()).get(_machine())
+    if expected is None:
+        pytest.skip(f"expected.json has no numbers of this kind of CPU ({_machine()}); the machine-independent "
+                    "tests above still ran")
+    single, *group = resumed_fixtures
+    for got, want in zip([single, *group], [expected["single"], *expected["group"]]):
+        assert _fingerprint(got.agent) == want["fingerprint"]
+        assert got.summary["final_eval_mean"] == want["final_eval_mean"]
