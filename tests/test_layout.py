@@ -112,6 +112,43 @@ def test_the_import_graph_is_a_dag():
     assert find_cycle(edges) is None, " -> ".join(find_cycle(edges))
 
 
+# The package's rooms, bottom up: a module imports only from its own folder (as the DAG above allows) or from
+# folders before it here. docs/ARCHITECTURE.md draws the same order.
+LAYERS = ("_version", "errors", "runtime", "storage", "nn", "config", "data", "envs", "algo", "training", "agents",
+          "analysis", "experiments", "cli")
+
+
+def layer(mod: str) -> str:
+    """The room of a module: its folder, or the module itself for the few beside the folders."""
+    return mod.split(".")[1] if "." in mod else "root"
+
+
+def against_layers(edges: dict[str, set[str]]) -> list[str]:
+    """The imports that go from a room to a later one (or to the package root)."""
+    wrong = []
+    for mod, targets in edges.items():
+        for target in targets:
+            here, there = layer(mod), layer(target)
+            if here == "root" or here == there:
+                continue
+            if there == "root" or LAYERS.index(there) > LAYERS.index(here):
+                wrong.append(f"{mod} ({here}) imports {target} ({there})")
+    return wrong
+
+
+def test_the_folders_are_layers_imported_one_way():
+    rooms = {layer(m) for m in MODULES} - {"root"}
+    assert rooms == set(LAYERS), f"a folder or loose module not in LAYERS: {sorted(rooms ^ set(LAYERS))}"
+    wrong = against_layers(graph())
+    assert not wrong, "imports against the layers' order:\n" + "\n".join(wrong)
+
+
+def test_the_layer_check_finds_an_import_against_the_order():
+    assert against_layers({"ddpgkit.algo.learner": {"ddpgkit.storage.atomic", "ddpgkit.algo.ddpg"}}) == []
+    assert against_layers({"ddpgkit.storage.schema": {"ddpgkit.algo.health"}}) == [
+        "ddpgkit.storage.schema (storage) imports ddpgkit.algo.health (algo)"]
+
+
 def test_no_module_imports_the_package_root():
     for mod, path in MODULES.items():
         if mod == "ddpgkit":

@@ -45,8 +45,6 @@ from typing import Any
 
 import torch
 
-from ..algo.health import new_health
-from ..data.buffer import chunk_rows_for
 from ..errors import CheckpointError
 from .manifest import VERSION
 
@@ -210,6 +208,17 @@ def check_meta(meta: Any, where: str) -> None:
     walk(meta, _META_TREE, "")
 
 
+# An upgrade step is history: it writes the format of its version with the values that version had, whatever
+# the code does today. Format 1's empty health record (its layout: algo/health.py at d91091f) and its default
+# rows per buffer chunk (data/buffer.py's chunk_rows_for at d91091f):
+_V1_EMPTY_HEALTH = (0.0, 0.0, 0.0, -float("inf"), -float("inf"), -float("inf"), 0.0, 0.0, 0.0)
+
+
+def _v1_chunk_rows(width: int) -> int:
+    rows = max(256, 4 * 2**20 // (4 * width))  # the power of two keeping a chunk at or below 4 MB
+    return 1 << (rows.bit_length() - 1)
+
+
 def _upgrade_1(meta: dict[str, Any], files: dict[str, dict[str, torch.Tensor]]) -> None:
     """Version 1 -> 2, in place (the module doc lists what changed)."""
     training = meta.get("training")
@@ -223,7 +232,7 @@ def _upgrade_1(meta: dict[str, Any], files: dict[str, dict[str, torch.Tensor]]) 
     for old in [k for k in tensors if k.startswith(("actor_optimizer.", "critic_optimizer."))]:
         tensors[f"learner.{old}"] = tensors.pop(old)
     health = tensors.pop("trainer.health", None)  # early checkpoints had none: an empty record
-    tensors["learner.health"] = health if health is not None else new_health((), "cpu")
+    tensors["learner.health"] = health if health is not None else torch.tensor(_V1_EMPTY_HEALTH)
     tensors["learner.last_actor_loss"] = torch.zeros(())  # what version 1 restored
     tensors.setdefault("noise.drawn", torch.zeros(2, dtype=torch.float64))  # none before the noise_rms signal
     buffer = training.get("buffer")
@@ -231,7 +240,7 @@ def _upgrade_1(meta: dict[str, Any], files: dict[str, dict[str, torch.Tensor]]) 
         capacity, size, pos = buffer["capacity"], buffer["size"], buffer["pos"]
         buffer.setdefault("added", size if size < capacity else capacity + pos)  # the least count that fits
         if isinstance(buffer.get("obs_dim"), int) and isinstance(buffer.get("act_dim"), int):
-            buffer.setdefault("chunk_rows", chunk_rows_for(2 * buffer["obs_dim"] + buffer["act_dim"] + 3))
+            buffer.setdefault("chunk_rows", _v1_chunk_rows(2 * buffer["obs_dim"] + buffer["act_dim"] + 3))
         data = tensors.pop("buffer.data", None)
         if "chunk_files" not in buffer and data is not None and isinstance(buffer.get("chunk_rows"), int):
             # before chunks: the rows inside training.safetensors, served as chunk files held in memory
