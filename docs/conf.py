@@ -49,7 +49,7 @@ napoleon_google_docstring = True
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(torch|np|numpy|gym|gymnasium|pathlib|collections|typing|typing_extensions|matplotlib|plt|"
-               r"safetensors|ray|typer|rich|dataclasses|enum|abc|os|io|csv|json|argparse|datetime|concurrent)\b.*"),
+               r"safetensors|ray|typer|rich|dataclasses|enum|abc|os|io|csv|json|argparse|datetime|concurrent|re)\b.*"),
     (r"py:.*", r"(Path|Any|Callable|Iterable|Iterator|Sequence|Mapping|Protocol|NamedTuple|TypeVar|Self|"
                r"Literal|Optional|Union)"),
     (r"py:class", r"(Tensor|Generator|Module|Env|ndarray|Figure|Axes|optim\..*|nn\..*)"),

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import CheckpointError, one_line
 
 FORMAT = "ddpgkit-checkpoint"
-#: The checkpoint format's version: what this ddpgkit writes; it reads 1 to this (:mod:`ddpgkit.storage.schema`).
+#: The version of the checkpoint format this ddpgkit writes; it reads 1 to this (:mod:`ddpgkit.storage.schema`).
 VERSION = 2
 MANIFEST = "manifest.json"
 CHUNKS = ".chunks"  # beside the checkpoints: the immutable files they share (io.checkpoint.put_chunk)

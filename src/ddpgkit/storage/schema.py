@@ -71,7 +71,7 @@ def _net(prefix: str, what: str, writer: str) -> tuple[Key, ...]:
 
 _MODEL_WRITER = "DDPG.model_tensors (the modules' state_dict)"
 
-#: model.safetensors: the four networks; the targets' keys are the online networks' with ``_target``.
+#: The keys of model.safetensors, the four networks (the targets' are the online networks' with ``_target``).
 MODEL: tuple[Key, ...] = (
     *_net("actor.net", "the actor μ_θ(s) = scale · tanh(f_θ(s)) + bias, its MLP f_θ", _MODEL_WRITER),
     Key("actor.action_scale", "(act_dim,)", "float32", "scale = (high − low) / 2 of the action bounds", _MODEL_WRITER),
@@ -87,7 +87,7 @@ MODEL: tuple[Key, ...] = (
 )
 
 _LEARNER = "training.state.learner_state"
-#: training.safetensors: everything beyond the networks that continues training exactly.
+#: The keys of training.safetensors, everything beyond the networks that continues training exactly.
 TRAINING: tuple[Key, ...] = (
     Key("learner.actor_optimizer.{p}.step", "()", "float32", "Adam's step count for the actor's parameter p",
         _LEARNER + " (torch.optim.Adam.state_dict)"),
@@ -118,11 +118,11 @@ TRAINING: tuple[Key, ...] = (
         "row", "Trainer.state_dict"),
 )
 
-#: A buffer chunk file: rows [k · chunk_rows, min((k + 1) · chunk_rows, size)) of the replay buffer.
+#: The one key of a buffer chunk file, rows [k · chunk_rows, min((k + 1) · chunk_rows, size)) of the buffer.
 CHUNK = Key("rows", "(n, width)", "float32", "transitions, one a row: [obs | action | reward | next_obs | "
             "terminated | truncated]", "ReplayBuffer.chunk (written by storage.checkpoint.BufferChunks)")
 
-#: manifest.json's "meta": its JSON keys (dotted paths); ``training`` only in training checkpoints.
+#: The JSON keys (dotted paths) of manifest.json's "meta"; ``training`` only in training checkpoints.
 META: tuple[Key, ...] = (
     Key("algorithm", "", "str", '"DDPG"', "DDPG.metadata"),
     Key("env_id", "", "str | null", "the Gymnasium id trained on (null: an unregistered env)", "DDPG.metadata"),
