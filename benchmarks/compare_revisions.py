@@ -4,14 +4,15 @@ Checks out REF (default: the previous commit) into a temporary git worktree and 
 in fresh processes, alternating base / this tree, each pinned to one core with one torch thread:
 
 * env steps/s of the training loop on Pendulum-v1 (batch 256, one update per step, 500 warm-up
-  steps, Gaussian noise 0.05 of the action scale), per network size;
+  steps, Gaussian noise 0.05 of the action scale), per network size; and of a group of ``--group`` seeds
+  trained together (64-64, env steps/s of all seeds together);
 * the update alone on a fixed batch (µs) and one Adam step (µs), 64-64;
 * a fingerprint of a short training run (SHA-256 of the four networks' final tensors and of its metrics rows
   but their wall times) with the default update, autograd's, ``policy_frequency = 2``, bf16 where the CPU has
   it, and a group of three seeds: equal fingerprints mean the two revisions compute bit-identical training.
 
     .venv/bin/python benchmarks/compare_revisions.py [--base HEAD~1] [--sizes 64,64 256,256 400,300]
-        [--reps 3] [--steps 1500] [--fingerprints-only]
+        [--reps 3] [--steps 1500] [--group 5] [--fingerprints-only]
 
 Works with every layout ddpgkit has had (the child script tries the old and the new import paths).
 """
@@ -61,6 +62,22 @@ if what == "loop":
                      noise_scale=0.05, eval_interval=0, eval_episodes=1, total_steps=LS + steps, seed=0)
     DDPG("Pendulum-v1", cfg).learn(LS + steps, callback=Clock())  # from 0: the old absolute and new additive agree
     print(steps / (marks[LS + steps] - marks[LS]))
+elif what == "grouploop":
+    from ddpgkit import DDPGGroup
+    n, marks = int(arg), {}
+    class Clock(Callback):
+        def on_step(self, t):
+            if t.step in (LS, LS + steps):
+                marks[t.step] = time.perf_counter()
+    cfg = DDPGConfig(hidden=(64, 64), batch_size=256, learning_starts=LS, buffer_size=100_000, gamma=0.99, tau=0.005,
+                     noise_scale=0.05, eval_interval=0, eval_episodes=1, total_steps=LS + steps, seed=0)
+    group = DDPGGroup.create("Pendulum-v1", cfg, seeds=range(n))
+    cbs = [Clock()] + [None] * (n - 1)
+    try:
+        group.learn_until(LS + steps, member_callbacks=cbs)
+    except TypeError:  # before issue 22: one callback entry per member, positional
+        group.learn_until(LS + steps, cbs)
+    print(n * steps / (marks[LS + steps] - marks[LS]))
 elif what == "update":
     agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(64, 64), batch_size=256, learning_starts=0))
     rows = torch.randn(256, agent.buffer.width, generator=torch.Generator().manual_seed(0))
@@ -121,6 +138,7 @@ def main() -> None:
     p.add_argument("--sizes", nargs="+", default=["64,64", "256,256", "400,300"])
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--steps", type=int, default=1500, help="timed env steps per loop run")
+    p.add_argument("--group", type=int, default=5, help="seeds of the group loop measured (0: none)")
     p.add_argument("--fingerprints-only", action="store_true", help="only the final weights, no timing")
     a = p.parse_args()
     base_rev = subprocess.run(["git", "rev-parse", "--short", a.base], cwd=ROOT, capture_output=True, text=True,
@@ -144,6 +162,15 @@ def main() -> None:
                     res[name].append(float(run(tree, "loop", size, str(a.steps))))
             ratio = [t / b for t, b in zip(res["this"], res["base"])]
             rows.append([size.replace(",", "-") + " env steps/s", spread(res["base"]), spread(res["this"]),
+                         spread(ratio, "{:.2f}")])
+            print(table(["measure", "base", "this", "this / base"], rows[-1:]).splitlines()[-1], flush=True)
+        if a.group and not a.fingerprints_only:
+            res = {"base": [], "this": []}
+            for _ in range(a.reps):
+                for name, tree in trees.items():
+                    res[name].append(float(run(tree, "grouploop", str(a.group), str(a.steps))))
+            ratio = [t / b for t, b in zip(res["this"], res["base"])]
+            rows.append([f"group of {a.group}, 64-64, env steps/s", spread(res["base"]), spread(res["this"]),
                          spread(ratio, "{:.2f}")])
             print(table(["measure", "base", "this", "this / base"], rows[-1:]).splitlines()[-1], flush=True)
         upd: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}

@@ -399,20 +399,24 @@ def test_resume_on_a_missing_device_is_refused(uninterrupted, tmp_path, capsys):
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
 
 
-def test_a_resume_between_two_actor_steps_logs_what_the_uninterrupted_run_logs(tmp_path):
+@pytest.mark.parametrize("seeds", [[3], [3, 4]])
+def test_a_resume_between_two_actor_steps_logs_what_the_uninterrupted_run_logs(tmp_path, seeds):
     """policy_frequency 2, a checkpoint after an odd number of updates: the next update has no actor step and
-    reports the last actor loss, which the checkpoint holds (learner.last_actor_loss; format 1 restored 0)."""
+    reports the last actor loss, which the checkpoint holds (learner.last_actor_loss; format 1 restored 0) —
+    for a single run and for each member of a group."""
     from ddpgkit import resume_experiment, run_experiment
     from ddpgkit.config.ddpg import DDPGConfig
 
     cfg = DDPGConfig(hidden=(16, 16), batch_size=32, learning_starts=101, total_steps=400, policy_frequency=2,
                      checkpoint_interval=200, eval_interval=200, eval_episodes=2, buffer_size=1000)
-    [full] = run_experiment("Pendulum-v1", cfg, tmp_path / "full")
-    [first] = run_experiment("Pendulum-v1", cfg.replace(total_steps=200), tmp_path / "part")
-    assert first.agent.learner.num_updates % 2 == 1  # the checkpoint falls between two actor steps
-    [resumed] = resume_experiment(tmp_path / "part", total_steps=400).run()
+    full = run_experiment("Pendulum-v1", cfg, [tmp_path / f"full{s}" for s in seeds], seeds=seeds)
+    parts = [tmp_path / f"part{s}" for s in seeds]
+    first = run_experiment("Pendulum-v1", cfg.replace(total_steps=200), parts, seeds=seeds)
+    assert first[0].agent.learner.num_updates % 2 == 1  # the checkpoint falls between two actor steps
+    resumed = resume_experiment(parts, total_steps=400).run()
     timing = {"steps_per_s", "wall_s"}
-    rows = [[{k: v for k, v in r.items() if k not in timing} for r in x.agent.trainer.history] for x in (full, resumed)]
-    assert rows[0] == rows[1]
-    assert all(torch.equal(a, b) for a, b in zip(full.agent.model_tensors().values(),
-                                                 resumed.agent.model_tensors().values()))
+    for a, b in zip(full, resumed, strict=True):
+        rows = [[{k: v for k, v in r.items() if k not in timing} for r in x.agent.trainer.history] for x in (a, b)]
+        assert rows[0] == rows[1]
+        mine, theirs = a.agent.model_tensors(), b.agent.model_tensors()
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine)

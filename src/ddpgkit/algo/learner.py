@@ -193,14 +193,16 @@ class Learner:
             self._apply(grads, self._actor_params, self.actor_optimizer)
             # targets: θ' ← τ θ + (1 − τ) θ', critic and actor in one call
             soft_update(self._target_params, self._online_params, cfg.tau)
-            self.last_actor_loss.copy_(loss_pi)  # in place: a member's is a view of its group's
+            if self._cuda_graphs:  # a CUDA graph overwrites its outputs at its next replay; these are kept
+                loss_q, loss_pi, q_mean = loss_q.clone(), loss_pi.clone(), q_mean.clone()
+            self.last_actor_loss = loss_pi
         else:
-            loss_pi = self.last_actor_loss.clone()
+            if self._cuda_graphs:
+                loss_q, q_mean = loss_q.clone(), q_mean.clone()
+            loss_pi = self.last_actor_loss
         self.num_updates += 1
         if self._stacked_from:
             self._sync_members()
-        if self._cuda_graphs:  # a CUDA graph overwrites its outputs at its next replay; the caller keeps these
-            loss_q, loss_pi, q_mean = loss_q.clone(), loss_pi.clone(), q_mean.clone()
         return loss_q, loss_pi, q_mean
 
     @staticmethod
@@ -238,10 +240,12 @@ class Learner:
         raise NonFiniteUpdate(signal, batch, member=member)
 
     def _sync_members(self) -> None:
-        """After an update of stacked agents: each member's count, and (once the first step has made it) its
-        Adam state as a view of its slice of the stacked one."""
-        for lr in self._stacked_from:
+        """After an update of stacked agents: each member's count and last actor loss (a view of its slice), and
+        (once the first step has made it) its Adam state as a view of its slice of the stacked one."""
+        last = self.last_actor_loss  # (N,)
+        for k, lr in enumerate(self._stacked_from):
             lr.num_updates = self.num_updates
+            lr.last_actor_loss = last[k]
         if not self._linked:
             members = self._stacked_from
             self._linked = (link_adam_state(self.critic_optimizer, [lr.critic_optimizer for lr in members])

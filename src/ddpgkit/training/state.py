@@ -116,7 +116,7 @@ def restore_learner(learner: Learner, tensors: dict[str, torch.Tensor], meta: di
         raise ValueError(f"learner.last_actor_loss must be a finite float32 scalar, got {tuple(last.shape)} "
                          f"{last.dtype}")
     learner.health.copy_(health)
-    learner.last_actor_loss.copy_(last)
+    learner.last_actor_loss = last.to(learner.device)
 
 
 def training_state(agent: TrainableAgent) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
