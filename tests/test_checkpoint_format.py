@@ -180,3 +180,44 @@ def test_format_1_runs_resume_bit_identically_to_the_code_that_wrote_them(resume
     for got, want in zip([single, *group], [expected["single"], *expected["group"]]):
         assert _fingerprint(got.agent) == want["fingerprint"]
         assert got.summary["final_eval_mean"] == want["final_eval_mean"]
+
+
+def _rewrite(ckpt, fname, tensors):
+    """Replace one file of a checkpoint and make its manifest say so (as a writer of that file would)."""
+    from safetensors.torch import save
+
+    from ddpgkit.storage.manifest import manifest_checksum
+
+    blob = save(tensors)
+    (ckpt / fname).write_bytes(blob)
+    m = json.loads((ckpt / "manifest.json").read_text())
+    m["files"][fname] = {"size": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
+    m["checksum"] = manifest_checksum(m)
+    (ckpt / "manifest.json").write_text(json.dumps(m))
+
+
+def test_a_format_1_checkpoint_of_a_cuda_run_loads_and_resumes_on_the_cpu(tmp_path):
+    """Format 1 saved a CUDA buffer's CUDA generator (16 bytes: its seed and offset), which no CPU run could
+    restore: every checkpoint of a run moved off its GPU was 'inconsistent'. Simulated on the CPU by giving a
+    format-1 fixture the state a CUDA buffer writes; the upgrade seeds a CPU generator from it."""
+    run = tmp_path / "single"
+    shutil.copytree(FIXTURES / "single", run)
+    ckpt = run / "checkpoints" / "400"
+    training = load_file(ckpt / "training.safetensors")
+    cuda_state = torch.tensor(list((2026).to_bytes(8, "little") + (4096).to_bytes(8, "little")), dtype=torch.uint8)
+    training["buffer.generator"] = cuda_state
+    _rewrite(ckpt, "training.safetensors", training)
+    agent = DDPG.load(ckpt)
+    assert agent.buffer.generator.get_state().shape == torch.Generator().get_state().shape
+    [result] = resume_experiment(run, total_steps=600).run()
+    assert result.summary["steps"] == 600 and result.summary["resumed"]
+    again = DDPG.load(ckpt)  # the same state upgraded the same way: the same draws
+    assert torch.equal(again.buffer.sample_rows(8), DDPG.load(ckpt).buffer.sample_rows(8))
+
+
+def test_the_replay_buffer_samples_with_a_cpu_generator_whatever_its_device():
+    from ddpgkit.data.buffer import ReplayBuffer
+
+    buf = ReplayBuffer(10, 3, 1, seed=4)
+    assert buf.generator.device.type == "cpu"
+    assert buf.state_dict()[0]["generator"].numel() == torch.Generator().get_state().numel()

@@ -110,3 +110,16 @@ def test_compiled_training_on_cuda_runs_and_logs_finite_losses():
     agent = DDPG("Pendulum-v1", DDPGConfig(**SMALL, compile=True), seed=0).learn()
     rows = [r for r in agent.trainer.history if r["critic_loss"] is not None]
     assert rows and all(np.isfinite([r["critic_loss"], r["actor_loss"], r["q_mean"]]).all() for r in rows)
+
+
+def test_a_training_state_moves_cpu_to_cuda_to_cpu(tmp_path):
+    """--device may change on resume: a run saved on the CPU continues on the GPU and back (the buffer samples
+    with a CPU generator on every device, so its state is the same everywhere)."""
+    cfg = DDPGConfig(**{**SMALL, "device": "cpu", "total_steps": 600})
+    DDPG("Pendulum-v1", cfg, seed=5).learn(200).save(tmp_path / "a", training_state=True)
+    on_gpu = DDPG.load(tmp_path / "a", device="cuda").learn(200)
+    assert on_gpu.buffer.data.device.type == "cuda" and on_gpu.num_timesteps == 400
+    on_gpu.save(tmp_path / "b", training_state=True)
+    back = DDPG.load(tmp_path / "b", device="cpu").learn(200)
+    assert back.buffer.data.device.type == "cpu" and back.num_timesteps == 600
+    assert all(torch.isfinite(t).all() for t in back.model_tensors().values())

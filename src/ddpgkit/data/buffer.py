@@ -50,7 +50,9 @@ class ReplayBuffer:
         capacity: maximum number of transitions; the oldest is overwritten when full.
         obs_dim, act_dim: sizes of an observation and an action.
         device: where the storage (and every sampled batch) lives.
-        seed: seed of the buffer's own sampling generator.
+        seed: seed of the buffer's own sampling generator. It is a CPU generator wherever the buffer lives (the
+            indices are drawn on the CPU and moved), so its state — and a checkpoint's — is the same on every
+            device, and a run saved on one device resumes on another.
         chunk_rows: rows per checkpoint chunk (default: :func:`~ddpgkit.data.buffer.chunk_rows_for` the row width).
     """
 
@@ -79,7 +81,7 @@ class ReplayBuffer:
         self.chunk_rows = chunk_rows or chunk_rows_for(self.width)
         if self.chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
-        self.generator = torch.Generator(device=self.device)
+        self.generator = torch.Generator()  # on the CPU whatever the device: a state every device can restore
         self.generator.manual_seed(seed)
 
     def __len__(self) -> int:
@@ -109,7 +111,9 @@ class ReplayBuffer:
         """The rows of ``batch_size`` transitions drawn uniformly with replacement: (B, width)."""
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
-        idx = torch.randint(0, self.size, (batch_size,), generator=self.generator, device=self.device)
+        idx = torch.randint(0, self.size, (batch_size,), generator=self.generator)  # (B,) drawn on the CPU
+        if self.device.type != "cpu":
+            idx = idx.to(self.device, non_blocking=True)
         return self.data.index_select(0, idx)  # (B, width)
 
     def latest(self, n: int) -> Batch:

@@ -27,7 +27,9 @@ Versions:
 2. the learner's state under ``learner.``: its optimisers, its health record, and ``learner.last_actor_loss``
    (what an update without an actor step reports, with ``policy_frequency`` > 1; version 1 restored 0, so a
    run resumed between two actor steps logged another actor loss than the uninterrupted run); one version
-   number for the whole checkpoint.
+   number for the whole checkpoint; ``buffer.generator`` a CPU generator's state on every device (version 1
+   saved a CUDA buffer's CUDA generator, 16 bytes, which no CPU run could restore: its upgrade seeds a CPU
+   generator from that state, so such a run resumes anywhere, though not bit for bit).
 
 Shapes: ``units[i]`` and ``inputs[i]`` are layer i's output and input sizes (``config.hidden``, ``obs_dim``,
 ``act_dim``; the critic's first layer takes obs_dim + act_dim, or with ``critic_action_layer`` > 0 its
@@ -105,7 +107,8 @@ TRAINING: tuple[Key, ...] = (
         "sums and maxima laid out as algo/health.py's _LAYOUT", _LEARNER),
     Key("learner.last_actor_loss", "()", "float32", "the last actor step's J, which an update without an actor "
         "step reports (policy_frequency > 1)", _LEARNER),
-    Key("buffer.generator", "(G,)", "uint8", "the replay buffer's sampling generator", "ReplayBuffer.state_dict"),
+    Key("buffer.generator", "(G,)", "uint8", "the replay buffer's sampling generator (on the CPU whatever the "
+        "buffer's device)", "ReplayBuffer.state_dict"),
     Key("noise.generator", "(G,)", "uint8", "the exploration noise's generator", "ActionNoise.state_dict"),
     Key("noise.drawn", "(2,)", "float64", "Σ x² and the number of noise components drawn since the last metrics "
         "row (noise_rms)", "ActionNoise.state_dict"),
@@ -212,6 +215,7 @@ def check_meta(meta: Any, where: str) -> None:
 # the code does today. Format 1's empty health record (its layout: algo/health.py at d91091f) and its default
 # rows per buffer chunk (data/buffer.py's chunk_rows_for at d91091f):
 _V1_EMPTY_HEALTH = (0.0, 0.0, 0.0, -float("inf"), -float("inf"), -float("inf"), 0.0, 0.0, 0.0)
+_CUDA_GENERATOR_BYTES = 16  # a CUDA (Philox) generator's state: its seed and offset, 8 bytes each
 
 
 def _v1_chunk_rows(width: int) -> int:
@@ -235,6 +239,11 @@ def _upgrade_1(meta: dict[str, Any], files: dict[str, dict[str, torch.Tensor]]) 
     tensors["learner.health"] = health if health is not None else torch.tensor(_V1_EMPTY_HEALTH)
     tensors["learner.last_actor_loss"] = torch.zeros(())  # what version 1 restored
     tensors.setdefault("noise.drawn", torch.zeros(2, dtype=torch.float64))  # none before the noise_rms signal
+    generator = tensors.get("buffer.generator")
+    if generator is not None and generator.numel() == _CUDA_GENERATOR_BYTES:  # a CUDA buffer's: (seed, offset)
+        seed, offset = (int.from_bytes(bytes(generator[i:i + 8].tolist()), "little") for i in (0, 8))
+        tensors["buffer.generator"] = torch.Generator().manual_seed((seed ^ offset * 0x9E3779B97F4A7C15) % 2**63
+                                                                    ).get_state()
     buffer = training.get("buffer")
     if isinstance(buffer, dict) and all(isinstance(buffer.get(k), int) for k in ("capacity", "size", "pos")):
         capacity, size, pos = buffer["capacity"], buffer["size"], buffer["pos"]
