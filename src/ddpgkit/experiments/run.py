@@ -55,7 +55,7 @@ from ..storage.rundir import (
     checkpoints_by_step,
     list_checkpoints,
     prepare_run_dir,
-    prune_checkpoints,
+    read_committed,
     read_metrics,
     read_origin,
     read_summary,
@@ -63,7 +63,7 @@ from ..storage.rundir import (
     write_metrics,
     write_summary,
 )
-from ..training.callbacks import Checkpointer, MetricsCSV
+from ..training.callbacks import Checkpointer, GroupCommit, MetricsCSV
 from ..training.loop import METRIC_COLUMNS, Callback, Trainer
 from ..training.tensorboard import TensorBoardSink
 
@@ -118,7 +118,10 @@ def load_latest(run_dirs: str | Path | Sequence[str | Path], device: str | None 
         raise RunError(f"{where}: no {what} ({skipped[0]})")
     have = [str(d) for d, f in zip(dirs, found) if f]
     if have:
-        raise RunError(f"{where}: no checkpoint at a common step ({', '.join(have)} have some)")
+        why = "" if any(read_committed(d) for d in dirs) else (
+            "; the group's first checkpoint was interrupted before every run had saved it: `ddpgkit train ... "
+            "--resume` starts them again")
+        raise RunError(f"{where}: no checkpoint at a common step ({', '.join(have)} have some){why}")
     raise RunError(f"{where}: no checkpoints; is this a ddpgkit run directory?")
 
 
@@ -211,7 +214,8 @@ class Experiment:
             boundary = lambda trainer: group.at_episode_boundary  # noqa: E731 - one line, read once
             spec = self.runs[0].agent.env.spec
             patience = (spec.max_episode_steps if spec is not None and spec.max_episode_steps else None) or 1000
-        begun = [_begin(r, boundary, patience, sinks[i:i + 1]) for i, r in enumerate(self.runs)]
+        commit = GroupCommit(self.run_dirs, self.runs[0].agent.config.keep_checkpoints)  # one commit for all runs
+        begun = [_begin(r, boundary, patience, commit, sinks[i:i + 1]) for i, r in enumerate(self.runs)]
         checkpointers = [cp for _, cp, _ in begun]
         signals: list[int] = []
 
@@ -242,11 +246,14 @@ class Experiment:
                                  f"{cmd}", 128 + signals[0])
         wall = time.perf_counter() - start
         seeds = self.seeds if len(self.runs) > 1 else None
-        return [_finish(r, cp, wall, self.preset, seeds) for r, cp in zip(self.runs, checkpointers)]
+        # the final checkpoints first, committed as one (a periodic one of the same step is not written again),
+        # then each run's curve and summary: a run with a summary has its final checkpoint committed
+        finals = [cp.save(r.agent.trainer) for r, cp in zip(self.runs, checkpointers)]
+        return [_finish(r, cp, ckpt, wall, self.preset, seeds) for r, cp, ckpt in zip(self.runs, checkpointers, finals)]
 
 
-def _begin(run: Run, boundary: Callable[[Trainer], bool] | None, patience: int | None, extra: list[Callback]
-           ) -> tuple[MetricsCSV, Checkpointer, list[Callback]]:
+def _begin(run: Run, boundary: Callable[[Trainer], bool] | None, patience: int | None, commit: GroupCommit,
+           extra: list[Callback]) -> tuple[MetricsCSV, Checkpointer, list[Callback]]:
     """Write config.toml (and, resumed, the checkpoint's metrics rows); the run's own callbacks."""
     agent, directory = run.agent, run.run_dir
     cfg = agent.config
@@ -254,19 +261,17 @@ def _begin(run: Run, boundary: Callable[[Trainer], bool] | None, patience: int |
         write_metrics(directory / METRICS, METRIC_COLUMNS, agent.trainer.history if agent.trainer else [])
     cfg.save(directory / CONFIG, run.origin)
     metrics = MetricsCSV(directory / METRICS)
-    checkpointer = Checkpointer(directory, cfg.checkpoint_interval, cfg.keep_checkpoints, boundary, patience)
+    checkpointer = Checkpointer(directory, cfg.checkpoint_interval, cfg.keep_checkpoints, boundary, patience, commit)
     return metrics, checkpointer, [metrics, checkpointer, *extra]
 
 
-def _finish(run: Run, checkpointer: Checkpointer, wall: float, preset: str | None, group: list[int] | None
-            ) -> RunResult:
-    """The final checkpoint, the learning curve and summary.json, after training."""
+def _finish(run: Run, checkpointer: Checkpointer, ckpt: Path, wall: float, preset: str | None,
+            group: list[int] | None) -> RunResult:
+    """The learning curve and summary.json, after training and the final checkpoint ``ckpt``."""
     agent, directory, cfg = run.agent, run.run_dir, run.agent.config
     env_id = agent.env_id or "custom env"
     trainer = agent.trainer
     assert trainer is not None  # training made it
-    ckpt = checkpointer.save(trainer)  # the final state, unless the last periodic checkpoint is this step
-    prune_checkpoints(directory, cfg.keep_checkpoints)
     plot_learning_curves(directory / CURVE, [(env_id, read_metrics(directory / METRICS))], f"DDPG on {env_id}")
     mean, std = trainer.last_eval if trainer.last_eval is not None else (float("nan"), float("nan"))
     best_step, best_mean, best_std = checkpointer.best if checkpointer.best else (None, float("nan"), float("nan"))
@@ -307,6 +312,14 @@ def _keep_broken_batch(e: NonFiniteUpdate, run_dirs: list[Path], checkpointers: 
     saved = [s for s, _ in checkpointers[k].saved] or [int(p.name) for p in list_checkpoints(run) if p.name.isdigit()]
     last = f"the last checkpoint (step {max(saved):,}) is as it was" if saved else "no checkpoint was taken yet"
     return NonFiniteError(f"{e}; {last}; the batch: {path}")
+
+
+def _never_committed(dirs: list[Path]) -> bool:
+    """A group whose first checkpoint was interrupted before every run had saved it: some runs have checkpoints,
+    no step is common to all, and none has ever committed one (``checkpoints/committed.json``). It has nothing
+    to resume from; its runs start again (their uncommitted checkpoints go with the run files)."""
+    steps = [set(checkpoints_by_step(d)) for d in dirs]
+    return len(dirs) > 1 and not set.intersection(*steps) and not any(read_committed(d) for d in dirs)
 
 
 def _check_same_run(agent: DDPG, env_id: str, config: DDPGConfig) -> None:
@@ -369,7 +382,7 @@ def prepare_experiment(env: str, config: DDPGConfig | ResolvedConfig | None = No
     check_groupable(configs)
     dirs = run_dirs_for(env, seed_list, run_dirs)
     check_run_dirs(dirs, resume=resume, overwrite=overwrite)  # before any directory is touched
-    if resume and any(list_checkpoints(d) for d in dirs):
+    if resume and any(list_checkpoints(d) for d in dirs) and not _never_committed(dirs):
         agents, ckpts, skipped = load_latest(dirs, device=base.device)
         for agent, c in zip(agents, configs):
             _check_same_run(agent, env, c)

@@ -35,6 +35,7 @@ CURVE = "learning_curve.png"
 HEALTH = "health.png"
 CHECKPOINTS = "checkpoints"
 BEST = "best"  # checkpoints/best/: the networks of the best evaluation so far (model only)
+COMMITTED = "committed.json"  # checkpoints/committed.json: the newest step every run of the group has saved
 
 
 def config_table(data: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +154,21 @@ def best_checkpoint_dir(run: str | Path) -> Path:
 def checkpoint_dir(run: str | Path, step: int) -> Path:
     """``<run>/checkpoints/<step>/``: the checkpoint of that step."""
     return Path(run) / CHECKPOINTS / str(step)
+
+
+def committed_path(run: str | Path) -> Path:
+    """``<run>/checkpoints/committed.json``: the newest checkpoint step committed by the run's group (every run of
+    it had saved that step; ``training.callbacks.GroupCommit`` writes it) and the group's run directory names."""
+    return Path(run) / CHECKPOINTS / COMMITTED
+
+
+def read_committed(run: str | Path) -> dict[str, Any] | None:
+    """:func:`committed_path`'s record, or None where there is none (or it does not read)."""
+    try:
+        record = json.loads(committed_path(run).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("step"), int) else None
 
 
 def checkpoints_by_step(run: str | Path) -> dict[int, Path]:

@@ -1,4 +1,5 @@
-"""The callbacks that write a run directory while it trains: metrics.csv rows and checkpoints."""
+"""The callbacks that write a run directory while it trains: metrics.csv rows and checkpoints, and the commit
+that makes a group's checkpoints one (:class:`GroupCommit`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..storage.rundir import best_checkpoint_dir, checkpoint_dir, format_cell, prune_checkpoints
+from ..storage.atomic import atomic_write_json
+from ..storage.rundir import best_checkpoint_dir, checkpoint_dir, committed_path, format_cell, prune_checkpoints
 from .loop import METRIC_COLUMNS, Callback, Trainer
 
 
@@ -46,7 +48,9 @@ class Checkpointer(Callback):
     A checkpoint is due every ``interval`` steps and is taken at the first episode end after that
     (an exact resume point). :meth:`request_stop` (on SIGINT/SIGTERM) makes it save at the next
     episode end and stop training; ``force=True`` (a second signal) saves right away, mid-episode.
-    Old checkpoints are pruned to ``keep``. ``saved`` lists (step, path) of every save, in order.
+    A save is committed through ``commit`` (:class:`GroupCommit`, shared by the runs of one experiment), which
+    prunes old checkpoints to ``keep`` once every run has saved that step. ``saved`` lists (step, path) of every
+    save, in order.
 
     It also keeps the networks of the best evaluation so far in ``checkpoints/best/`` (model only, as
     SB3's EvalCallback and PFRL's save-best do: DDPG's returns can collapse between two evaluations);
@@ -60,8 +64,9 @@ class Checkpointer(Callback):
     """
 
     def __init__(self, run: str | Path, interval: int, keep: int, boundary: Callable[[Trainer], bool] | None = None,
-                 patience: int | None = None) -> None:
+                 patience: int | None = None, commit: GroupCommit | None = None) -> None:
         self.run, self.interval, self.keep = Path(run), interval, keep
+        self.commit = commit if commit is not None else GroupCommit([self.run], keep)
         self.boundary = boundary if boundary is not None else _between_episodes
         self.patience = patience
         self.next_due: int | None = None
@@ -103,7 +108,7 @@ class Checkpointer(Callback):
             return self.saved[-1][1]
         path = trainer.agent.save(checkpoint_dir(self.run, trainer.step), training_state=True, share_buffer=True)
         self.saved.append((trainer.step, path))
-        prune_checkpoints(self.run, self.keep)
+        self.commit.saved(self.run, trainer.step)
         return path
 
     def on_step(self, trainer: Trainer) -> bool | None:
@@ -124,3 +129,29 @@ class Checkpointer(Callback):
 
 def _between_episodes(trainer: Trainer) -> bool:
     return trainer.at_episode_boundary
+
+
+class GroupCommit:
+    """The checkpoints of a group's runs at one step, committed as one: every run saves its checkpoint of the
+    step, then each run directory's ``checkpoints/committed.json`` names the step and the group's runs, then
+    each is pruned to its ``keep`` newest checkpoints. Nothing is pruned before every run has saved, so at
+    every moment — a kill between two runs' saves included — the runs have a step in common to resume from:
+    the new one once all have it, else the one before. A single run is the group of one.
+    """
+
+    def __init__(self, runs: list[Path], keep: int) -> None:
+        self.runs, self.keep = [Path(r) for r in runs], keep
+        self._pending: dict[int, set[Path]] = {}
+
+    def saved(self, run: Path, step: int) -> None:
+        """``run`` has saved its checkpoint of ``step``; the last of the group to do so commits it."""
+        done = self._pending.setdefault(step, set())
+        done.add(Path(run))
+        if done != set(self.runs):
+            return
+        del self._pending[step]
+        record = {"step": step, "runs": [r.name for r in self.runs]}
+        for r in self.runs:
+            atomic_write_json(committed_path(r), record)
+        for r in self.runs:
+            prune_checkpoints(r, self.keep)
