@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 from ddpgkit import DDPG, DDPGConfig, resume_experiment, run_experiment
 from ddpgkit.errors import CheckpointError
 from ddpgkit.storage.manifest import VERSION, read_manifest
-from ddpgkit.storage.schema import CHUNK, META, MODEL, TRAINING, check_meta, key_pattern, upgrade
+from ddpgkit.storage.schema import CHUNK, HISTORY_CHUNK, META, MODEL, TRAINING, check_meta, key_pattern, upgrade
+from ddpgkit.training.state import history_rows
 
 FIXTURES = Path(__file__).parent / "fixtures" / "checkpoints-v1"
 TINY = DDPGConfig(hidden=(16, 16), batch_size=32, learning_starts=100, total_steps=400, checkpoint_interval=200,
@@ -60,6 +61,9 @@ def test_every_key_a_checkpoint_holds_is_on_the_formats_page_and_nothing_it_list
     chunk = manifest["meta"]["training"]["buffer"]["chunk_files"][0]
     rows = load_file(ckpt.parent / ".chunks" / chunk)
     assert set(rows) == {CHUNK.name} and rows["rows"].dtype == torch.float32
+    chunk = manifest["meta"]["training"]["history"]["chunk_files"][0]
+    rows = load_file(ckpt.parent / ".chunks" / chunk)
+    assert set(rows) == {HISTORY_CHUNK.name} and rows["rows"].dtype == torch.float64
     best = read_manifest(results[0].run_dir / "checkpoints" / "best")  # model only
     check_meta(best["meta"], "best")
     assert "training" not in best["meta"] and set(best["files"]) == {"model.safetensors"}
@@ -119,6 +123,9 @@ def test_a_format_1_checkpoint_loads_losslessly(tmp_path, run, step):
     assert old_t.pop("version") == 1
     assert {k: old_t.pop(k) for k in ("actor_optimizer", "critic_optimizer")} == new_t.pop("learner")
     old_chunks, new_chunks = old_t["buffer"].pop("chunk_files"), new_t["buffer"].pop("chunk_files")
+    history, where = old_t["trainer"].pop("history"), new_t.pop("history")  # out of the manifest, into chunk files
+    assert where["rows"] == len(history) > 0
+    assert history_rows(where["columns"], [load_file(again / f)["rows"] for f in where["chunk_files"]]) == history
     assert old_t == new_t
     for a, b in zip(old_chunks, new_chunks, strict=True):  # the rows: shared files then, inside the copy now
         assert torch.equal(load_file(old.parent / ".chunks" / a)["rows"], load_file(again / b)["rows"])

@@ -79,3 +79,38 @@ def test_a_group_killed_at_any_point_of_a_checkpoint_resumes_exactly(uninterrupt
     record = read_committed(dirs[0])
     assert record == {"step": 600, "runs": ["s0", "s1", "s2"]}
     assert all(sorted(checkpoints_by_step(d)) == [600] for d in dirs)  # keep_checkpoints 1, after the commit
+
+
+def test_a_run_of_100k_one_step_episodes_resumes(tmp_path):
+    """Every metrics row used to ride in every checkpoint's manifest (~0.85 kB a row): past ~79k rows it outgrew
+    the reader's 64 MiB cap, and a long run wrote checkpoints it could not load. The history is in chunk files
+    now; the manifest stays small however long the run."""
+    from ddpgkit import resume_experiment
+    from ddpgkit.storage.manifest import read_manifest
+
+    cfg = DDPGConfig(hidden=(8,), batch_size=16, buffer_size=1000, learning_starts=99_900, total_steps=100_000,
+                     eval_interval=0, eval_episodes=1, checkpoint_interval=0, health_interval=0)
+    run = tmp_path / "run"
+    [first] = run_experiment("ddpgkit/Mirror-v0", cfg, run)  # one-step episodes: a metrics row a step
+    assert len(first.agent.trainer.history) == 100_001  # and the final evaluation's
+    assert (first.checkpoint / "manifest.json").stat().st_size < 100_000
+    assert read_manifest(first.checkpoint)["meta"]["training"]["history"]["rows"] == 100_001
+    [second] = resume_experiment(run, total_steps=100_050).run()
+    history = second.agent.trainer.history
+    assert len(history) == 100_052 and history[:100_001] == first.agent.trainer.history
+    assert len(read_metrics(run)) == 100_052
+
+
+def test_a_checkpoint_whose_manifest_a_reader_would_refuse_is_not_written(tmp_path, monkeypatch):
+    import ddpgkit.storage.checkpoint as checkpoint
+    from ddpgkit.errors import CheckpointError
+
+    agent = DDPG("Pendulum-v1", TINY, seed=0).learn(150)
+    good = agent.save(tmp_path / "c", training_state=True)
+    before = sorted(p.name for p in good.iterdir())
+    monkeypatch.setattr(checkpoint, "MAX_MANIFEST_BYTES", 2_000)  # the reader's cap, made small
+    with pytest.raises(CheckpointError, match="over the 2,000 a reader accepts"):
+        agent.save(tmp_path / "c", training_state=True)
+    assert sorted(p.name for p in good.iterdir()) == before  # the good checkpoint is untouched
+    assert DDPG.load(good).num_timesteps == 150
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -33,10 +33,10 @@ from ..envs.make import make_env
 from ..errors import CheckpointError, DDPGKitError, one_line
 from ..nn.actor_critic import Actor, Critic, scale_action
 from ..runtime import check_precision, resolve_device
-from ..storage.checkpoint import BufferChunks, CheckpointFiles, load_checkpoint, save_checkpoint
+from ..storage.checkpoint import CheckpointFiles, ChunkFiles, load_checkpoint, save_checkpoint
 from ..storage.schema import check_meta, upgrade
 from ..training.loop import Callback, Trainer, learn_target, train_loop
-from ..training.state import restore_training_state
+from ..training.state import history_chunk, history_chunks, restore_training_state
 from ..training.state import training_state as collect_training_state
 
 
@@ -86,7 +86,8 @@ class DDPG:
         self.learner = Learner(Networks(self.actor, self.critic, self.actor_target, self.critic_target), config)
         self.buffer = ReplayBuffer(config.buffer_size, self.obs_dim, self.act_dim, self.device,
                                    seed=config.seed + BUFFER_SEED_OFFSET)
-        self.buffer_chunks = BufferChunks()  # which checkpoint files hold the buffer's chunks (save)
+        self.buffer_chunks = ChunkFiles("buffer")  # which checkpoint files hold the buffer's chunks (save)
+        self.history_chunks = ChunkFiles("history")  # and the metrics history's
         self.noise = make_noise(config.noise, config.noise_scale * self.actor.action_scale.cpu(),
                                 theta=config.ou_theta, dt=config.ou_dt, seed=config.seed + NOISE_SEED_OFFSET)
         self.explore_generator = torch.Generator().manual_seed(config.seed + EXPLORE_SEED_OFFSET)
@@ -249,6 +250,12 @@ class DDPG:
             inside, shared, names = self.buffer_chunks.save(path, self.buffer.chunks(), self.buffer.chunk, share_buffer)
             tensors.update(inside)
             meta["training"]["buffer"]["chunk_files"] = names
+            history = self.trainer.history if self.trainer is not None else []
+            inside, more, names = self.history_chunks.save(path, history_chunks(history),
+                                                           lambda k: history_chunk(history, k), share_buffer)
+            tensors.update(inside)
+            shared.update(more)
+            meta["training"]["history"]["chunk_files"] = names
         return save_checkpoint(path, tensors, meta, shared)
 
     @classmethod
@@ -291,6 +298,9 @@ class DDPG:
                 restore_training_state(agent, tensors["training"], meta["training"], str(path), read)
                 agent.buffer_chunks.remember(agent.buffer.chunks(), meta["training"]["buffer"]["chunk_files"],
                                              files.manifest["shared"])
+                history = agent.trainer.history if agent.trainer is not None else []
+                agent.history_chunks.remember(history_chunks(history), meta["training"]["history"]["chunk_files"],
+                                              files.manifest["shared"])
                 if meta["step"] != agent.num_timesteps or type(meta["step"]) is not int:
                     raise CheckpointError(f"{path}: the checkpoint says step {meta['step']!r}, its training state "
                                           f"{agent.num_timesteps}")

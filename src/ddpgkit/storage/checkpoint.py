@@ -50,6 +50,7 @@ from .atomic import default_mode, fsync_dir
 from .manifest import (
     FORMAT,
     MANIFEST,
+    MAX_MANIFEST_BYTES,
     VERSION,
     checkpoint_location,
     chunk_store,
@@ -98,17 +99,19 @@ def put_chunk(store: str | Path, prefix: str, tensors: dict[str, torch.Tensor]) 
     return name, entry
 
 
-class BufferChunks:
-    """Where a replay buffer's chunks (``ReplayBuffer.chunks``: ``(index, writes)``) go when a checkpoint is saved,
-    and which shared file already holds each, so that a save writes only the chunks that changed.
+class ChunkFiles:
+    """Where the chunks of something saved in pieces go when a checkpoint is saved — a replay buffer's rows
+    (``ReplayBuffer.chunks``: ``(index, writes)``), a run's metrics history — and which shared file already
+    holds each, so that a save writes only the chunks that changed.
 
-    Inside the checkpoint directory, each as ``buffer_<k>.safetensors``; or (``share=True``, what a run
+    Inside the checkpoint directory, each as ``<prefix>_<k>.safetensors``; or (``share=True``, what a run
     directory's checkpoints do) as immutable files in the checkpoint's chunk store (:func:`put_chunk`), named
-    ``buffer-<k>-w<writes>-<hash>``, written only when no file of this agent's already holds that chunk as it is
-    now. One object per agent: it remembers what it saved, and what a loaded checkpoint referenced.
+    ``<prefix>-<k>-w<writes>-<hash>``, written only when no file of this agent's already holds that chunk as it
+    is now. One object per agent and prefix: it remembers what it saved, and what a loaded checkpoint referenced.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
         self._known: dict[tuple[int, int], tuple[str, dict[str, Any]]] = {}  # (chunk, writes) -> (name, entry)
 
     def save(self, path: str | Path, chunks: list[tuple[int, int]], rows: Callable[[int], torch.Tensor],
@@ -121,12 +124,12 @@ class BufferChunks:
         names = []
         for k, writes in chunks:
             if not share:
-                inside[f"buffer_{k:05d}"] = {"rows": rows(k)}
-                names.append(f"buffer_{k:05d}.safetensors")
+                inside[f"{self.prefix}_{k:05d}"] = {"rows": rows(k)}
+                names.append(f"{self.prefix}_{k:05d}.safetensors")
                 continue
             ref = self._known.get((k, writes))
             if ref is None or not _is_file(store / ref[0], ref[1]["size"]):
-                ref = put_chunk(store, f"buffer-{k:05d}-w{writes}", {"rows": rows(k)})
+                ref = put_chunk(store, f"{self.prefix}-{k:05d}-w{writes}", {"rows": rows(k)})
                 self._known[(k, writes)] = ref
             shared[ref[0]] = ref[1]
             names.append(ref[0])
@@ -177,7 +180,11 @@ def save_checkpoint(path: str | Path, tensors: dict[str, dict[str, torch.Tensor]
         manifest = {"format": FORMAT, "version": VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "versions": versions(), "files": files, "shared": dict(shared or {}), "meta": meta}
         manifest["checksum"] = manifest_checksum(manifest)
-        _write_synced(tmp / MANIFEST, (json.dumps(manifest, indent=1, allow_nan=False) + "\n").encode())
+        body = (json.dumps(manifest, indent=1, allow_nan=False) + "\n").encode()
+        if len(body) > MAX_MANIFEST_BYTES:  # never write a checkpoint the reader would refuse
+            raise CheckpointError(f"{path}: its manifest would be {len(body):,} bytes, over the {MAX_MANIFEST_BYTES:,} "
+                                  "a reader accepts; keep large data in files of the checkpoint, not in its meta")
+        _write_synced(tmp / MANIFEST, body)
         fsync_dir(tmp)
         _move_into_place(tmp, path)
     except BaseException:

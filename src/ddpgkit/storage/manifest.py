@@ -20,7 +20,8 @@ FORMAT = "ddpgkit-checkpoint"
 VERSION = 2
 MANIFEST = "manifest.json"
 CHUNKS = ".chunks"  # beside the checkpoints: the immutable files they share (io.checkpoint.put_chunk)
-_MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+#: The largest manifest a reader accepts (and a writer writes).
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
 
 def replaced_name(path: Path) -> Path:
@@ -81,7 +82,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a checkpoint directory")
     try:
         size = mpath.stat().st_size
-        if size > _MAX_MANIFEST_BYTES:
+        if size > MAX_MANIFEST_BYTES:
             raise CheckpointError(f"{mpath}: manifest is implausibly large ({size} bytes)")
         manifest = json.loads(mpath.read_bytes().decode("utf-8"))
     except FileNotFoundError:

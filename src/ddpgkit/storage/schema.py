@@ -11,6 +11,8 @@ A checkpoint is a directory; :mod:`ddpgkit.storage.checkpoint` writes it atomica
     buffer chunks          the replay buffer's rows, ~4 MB each (:data:`CHUNK`): buffer_<k>.safetensors inside the
                            directory, or files shared by the checkpoints of a run in ../.chunks/, named
                            buffer-<k>-w<writes>-<hash>.safetensors, listed under the manifest's "shared"
+    history chunks         the run's metrics rows so far, 4096 a file (:data:`HISTORY_CHUNK`), as the buffer's:
+                           history_<k>.safetensors, or shared history-<k>-w<rows>-<hash>.safetensors
 
 Reading: :func:`upgrade` turns the files and meta of any supported version into this version's, then
 :func:`check_meta` refuses what this page does not describe; the loaders (``DDPG.load``,
@@ -29,7 +31,9 @@ Versions:
    run resumed between two actor steps logged another actor loss than the uninterrupted run); one version
    number for the whole checkpoint; ``buffer.generator`` a CPU generator's state on every device (version 1
    saved a CUDA buffer's CUDA generator, 16 bytes, which no CPU run could restore: its upgrade seeds a CPU
-   generator from that state, so such a run resumes anywhere, though not bit for bit).
+   generator from that state, so such a run resumes anywhere, though not bit for bit); the metrics history
+   out of the manifest into chunk files (version 1 carried every row in the manifest, ~0.85 kB a row: past
+   ~79k rows the manifest outgrew the reader's 64 MiB cap, and a long run wrote checkpoints it could not load).
 
 Shapes: ``units[i]`` and ``inputs[i]`` are layer i's output and input sizes (``config.hidden``, ``obs_dim``,
 ``act_dim``; the critic's first layer takes obs_dim + act_dim, or with ``critic_action_layer`` > 0 its
@@ -50,7 +54,8 @@ import torch
 from ..errors import CheckpointError
 from .manifest import VERSION
 
-__all__ = ["CHUNK", "MODEL", "META", "TRAINING", "VERSION", "Key", "check_meta", "key_pattern", "upgrade"]
+__all__ = ["CHUNK", "HISTORY_CHUNK", "MODEL", "META", "TRAINING", "VERSION", "Key", "check_meta", "key_pattern",
+           "upgrade"]
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,11 @@ TRAINING: tuple[Key, ...] = (
 
 #: The one key of a buffer chunk file, rows [k · chunk_rows, min((k + 1) · chunk_rows, size)) of the buffer.
 CHUNK = Key("rows", "(n, width)", "float32", "transitions, one a row: [obs | action | reward | next_obs | "
-            "terminated | truncated]", "ReplayBuffer.chunk (written by storage.checkpoint.BufferChunks)")
+            "terminated | truncated]", "ReplayBuffer.chunk (written by storage.checkpoint.ChunkFiles)")
+#: The one key of a metrics history chunk file, rows [k · 4096, (k + 1) · 4096) of the run's metrics rows.
+HISTORY_CHUNK = Key("rows", "(n, columns)", "float64", "metrics rows, one a row, in training.history.columns' "
+                    "order; NaN where a row has no value", "training.state.history_chunk (written by "
+                    "storage.checkpoint.ChunkFiles)")
 
 #: The JSON keys (dotted paths) of manifest.json's "meta"; ``training`` only in training checkpoints.
 META: tuple[Key, ...] = (
@@ -146,7 +155,7 @@ META: tuple[Key, ...] = (
         ("pos", "the next row to write"), ("size", "rows filled"), ("added", "transitions ever added"),
         ("chunk_rows", "rows per chunk file"))),
     Key("training.buffer.chunk_files", "", "list[str]", "the chunk file of every chunk, in order",
-        "storage.checkpoint.BufferChunks"),
+        "storage.checkpoint.ChunkFiles"),
     Key("training.numpy_rng", "", "object", "numpy's global generator (MT19937 state)", "training.state"),
     Key("training.python_rng", "", "list", "Python's random module's state", "training.state"),
     Key("training.env_rng", "", "object", "the env's generator (its bit generator's state)", "training.state"),
@@ -160,8 +169,14 @@ META: tuple[Key, ...] = (
         ("mid_episode", "bool", "saved inside an episode (resumes with a fresh one)"),
         ("last_eval", "[float, float] | null", "the last evaluation's mean and std"),
         ("last_eval_step", "int", "its step (−1: none yet)"), ("wall_s", "float", "training seconds so far"),
-        ("acc_n", "int", "updates summed in trainer.acc"), ("seeded", "bool", "the action space was seeded"),
-        ("history", "list[object]", "every metrics row so far (metrics.csv's columns)"))),
+        ("acc_n", "int", "updates summed in trainer.acc"), ("seeded", "bool", "the action space was seeded"))),
+    Key("training.history.columns", "", "list[str]", "the columns of the metrics history's chunks, in order "
+        "(metrics.csv's)", "training.state.training_state"),
+    Key("training.history.rows", "", "int", "metrics rows so far (one per finished episode and per evaluation)",
+        "training.state.training_state"),
+    Key("training.history.chunk_rows", "", "int", "rows per history chunk file (4096)", "training.state"),
+    Key("training.history.chunk_files", "", "list[str]", "the history's chunk files, in order",
+        "storage.checkpoint.ChunkFiles"),
 )
 
 
@@ -216,6 +231,12 @@ def check_meta(meta: Any, where: str) -> None:
 # rows per buffer chunk (data/buffer.py's chunk_rows_for at d91091f):
 _V1_EMPTY_HEALTH = (0.0, 0.0, 0.0, -float("inf"), -float("inf"), -float("inf"), 0.0, 0.0, 0.0)
 _CUDA_GENERATOR_BYTES = 16  # a CUDA (Philox) generator's state: its seed and offset, 8 bytes each
+# format 1's metrics columns (training/loop.py's METRIC_COLUMNS at d91091f) and format 2's rows per history chunk
+_V1_METRIC_COLUMNS = ("step", "episodes", "episode_return", "episode_length", "eval_mean", "eval_std", "eval_q_mean",
+                      "eval_mc_return", "eval_q_gap", "critic_loss", "actor_loss", "q_mean", "critic_grad_norm",
+                      "actor_grad_norm", "td_error_mean", "td_error_max", "q_max", "q_min", "tanh_saturated",
+                      "action_at_bound", "noise_rms", "steps_per_s", "wall_s")
+_V2_HISTORY_CHUNK_ROWS = 4096
 
 
 def _v1_chunk_rows(width: int) -> int:
@@ -244,6 +265,20 @@ def _upgrade_1(meta: dict[str, Any], files: dict[str, dict[str, torch.Tensor]]) 
         seed, offset = (int.from_bytes(bytes(generator[i:i + 8].tolist()), "little") for i in (0, 8))
         tensors["buffer.generator"] = torch.Generator().manual_seed((seed ^ offset * 0x9E3779B97F4A7C15) % 2**63
                                                                     ).get_state()
+    trainer = training.get("trainer")
+    history = trainer.pop("history", []) if isinstance(trainer, dict) else []
+    if isinstance(history, list):  # the rows out of the manifest, served as chunk files held in memory
+        names = []
+        for k in range(-(-len(history) // _V2_HISTORY_CHUNK_ROWS)):
+            rows = history[k * _V2_HISTORY_CHUNK_ROWS:(k + 1) * _V2_HISTORY_CHUNK_ROWS]
+            try:
+                table = [[float("nan") if r.get(c) is None else float(r[c]) for c in _V1_METRIC_COLUMNS] for r in rows]
+            except (AttributeError, TypeError, ValueError):
+                raise CheckpointError("the metrics history of this format-1 checkpoint is not a list of rows") from None
+            files[f"history_{k:05d}"] = {"rows": torch.tensor(table, dtype=torch.float64)}
+            names.append(f"history_{k:05d}.safetensors")
+        training["history"] = {"columns": list(_V1_METRIC_COLUMNS), "rows": len(history),
+                               "chunk_rows": _V2_HISTORY_CHUNK_ROWS, "chunk_files": names}
     buffer = training.get("buffer")
     if isinstance(buffer, dict) and all(isinstance(buffer.get(k), int) for k in ("capacity", "size", "pos")):
         capacity, size, pos = buffer["capacity"], buffer["size"], buffer["pos"]

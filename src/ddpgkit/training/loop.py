@@ -48,6 +48,10 @@ METRIC_COLUMNS = ("step", "episodes", "episode_return", "episode_length", "eval_
                   "critic_loss", "actor_loss", "q_mean", *UPDATE_SIGNALS, *ROW_SIGNALS, "steps_per_s", "wall_s")
 
 
+#: The columns of a metrics row that hold integers (the others hold floats, or None where not measured).
+INT_COLUMNS = ("step", "episodes", "episode_length")
+
+
 class Agent(Protocol):
     """What the loop needs of an agent (:class:`ddpgkit.DDPG` has it)."""
 
@@ -175,12 +179,14 @@ class Trainer:
             "episode_length": self.episode_length, "mid_episode": self.obs is not None,
             "last_eval": list(self.last_eval) if self.last_eval is not None else None,
             "last_eval_step": self.last_eval_step, "wall_s": self.elapsed_s, "acc_n": self._acc_n,
-            "seeded": self._seeded, "history": self.history,
+            "seeded": self._seeded,
         }
         return {"acc": torch.stack(self.acc).cpu()}, meta
 
-    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output; a value of the wrong type or range raises ValueError."""
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
+                        history: list[dict[str, Any]]) -> None:
+        """Restore :meth:`state_dict`'s output and the metrics rows so far (``history``, saved apart: a run's
+        history outgrows a manifest); a value of the wrong type or range raises ValueError."""
         step, episodes = _count(meta, "step"), _count(meta, "episodes")
         last_eval = meta["last_eval"]
         if last_eval is not None and not (isinstance(last_eval, list) and len(last_eval) == 2
@@ -192,11 +198,11 @@ class Trainer:
         wall_s = meta["wall_s"]
         if not (_is_number(wall_s) and wall_s >= 0):
             raise ValueError(f"trainer.wall_s must be a number >= 0, got {wall_s!r}")
-        acc_n, seeded, history = _count(meta, "acc_n"), meta["seeded"], meta["history"]
+        acc_n, seeded = _count(meta, "acc_n"), meta["seeded"]
         if not isinstance(seeded, bool):
             raise ValueError(f"trainer.seeded must be true or false, got {seeded!r}")
         if not isinstance(history, list) or not all(_is_metrics_row(r) for r in history):
-            raise ValueError("trainer.history must be a list of metrics rows")
+            raise ValueError("the metrics history must be a list of metrics rows")
         acc = tensors["acc"].to(self.agent.device)
         if acc.shape != (3,) or acc.dtype != torch.float32:
             raise ValueError(f"trainer.acc has shape {tuple(acc.shape)} {acc.dtype}, expected (3,) float32")

@@ -30,7 +30,7 @@ import torch
 
 from ..algo.learner import Learner
 from ..errors import CheckpointError, one_line
-from .loop import Agent, Trainer
+from .loop import INT_COLUMNS, METRIC_COLUMNS, Agent, Trainer
 
 
 class TrainableAgent(Agent):
@@ -119,6 +119,50 @@ def restore_learner(learner: Learner, tensors: dict[str, torch.Tensor], meta: di
     learner.last_actor_loss = last.to(learner.device)
 
 
+#: Metrics rows per chunk file of a checkpoint's history (~0.9 MB of float64 each).
+HISTORY_CHUNK_ROWS = 4096
+
+
+def history_chunks(history: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """``(index, rows)`` of every chunk of a metrics history: chunk ``k`` holds rows ``[k · R, (k + 1) · R)`` with
+    R = :data:`HISTORY_CHUNK_ROWS`. Rows are only ever appended, so a chunk changed iff its row count did."""
+    n, r = len(history), HISTORY_CHUNK_ROWS
+    return [(k, min(r, n - k * r)) for k in range(-(-n // r))]
+
+
+def history_chunk(history: list[dict[str, Any]], k: int) -> torch.Tensor:
+    """Chunk ``k`` of a metrics history as a (rows, len(METRIC_COLUMNS)) float64 tensor, NaN where a row has
+    None (a metrics value is never NaN: every one is finite or not measured)."""
+    rows = history[k * HISTORY_CHUNK_ROWS:(k + 1) * HISTORY_CHUNK_ROWS]
+    nan = float("nan")
+    return torch.tensor([[nan if (v := row.get(c)) is None else float(v) for c in METRIC_COLUMNS] for row in rows],
+                        dtype=torch.float64).reshape(len(rows), len(METRIC_COLUMNS))
+
+
+def history_rows(columns: Any, chunks: list[torch.Tensor]) -> list[dict[str, Any]]:
+    """The metrics rows of a history's chunk tensors (:func:`history_chunk`; ``columns``: theirs, in order); a
+    column this version does not know, a tensor of another shape or dtype, or a non-integral integer column
+    raises ValueError."""
+    if not isinstance(columns, list) or not set(columns) <= set(METRIC_COLUMNS) or len(set(columns)) != len(columns):
+        raise ValueError(f"the history's columns must be metrics.csv's, got {columns!r}")
+    rows = []
+    for t in chunks:
+        if t.dtype != torch.float64 or t.ndim != 2 or t.shape[1] != len(columns):
+            raise ValueError(f"a history chunk has shape {tuple(t.shape)} {t.dtype}, expected (rows, "
+                             f"{len(columns)}) float64")
+        for values in t.tolist():
+            row = dict.fromkeys(METRIC_COLUMNS)
+            for c, v in zip(columns, values):
+                if v == v:  # not NaN
+                    if c in INT_COLUMNS:
+                        if not float(v).is_integer():
+                            raise ValueError(f"the history's {c} must be integers, got {v!r}")
+                        v = int(v)
+                    row[c] = v
+            rows.append(row)
+    return rows
+
+
 def training_state(agent: TrainableAgent) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Everything beyond the networks that ``learn`` needs to continue exactly: (tensors, JSON), as
     training.safetensors and meta.training of :mod:`ddpgkit.storage.schema` hold them (the buffer's rows
@@ -140,6 +184,8 @@ def training_state(agent: TrainableAgent) -> tuple[dict[str, torch.Tensor], dict
         tensors.update({f"trainer.{k}": v for k, v in t_tensors.items()})
     else:
         meta["trainer"] = None
+    rows = len(agent.trainer.history) if agent.trainer is not None else 0  # the rows: DDPG.save, by chunk
+    meta["history"] = {"columns": list(METRIC_COLUMNS), "rows": rows, "chunk_rows": HISTORY_CHUNK_ROWS}
     return tensors, meta
 
 
@@ -153,6 +199,18 @@ def _chunk_reader(names: Any, read_file: Callable[[str], dict[str, torch.Tensor]
         return read_file(names[k])["rows"]
 
     return read_chunk
+
+
+def _read_history(meta: dict[str, Any], read_file: Callable[[str], dict[str, torch.Tensor]]) -> list[dict[str, Any]]:
+    names, n = meta["chunk_files"], meta["rows"]
+    if not isinstance(names, list) or not all(isinstance(x, str) for x in names) or not isinstance(n, int):
+        raise ValueError("history chunk_files must be a list of file names and rows an integer")
+    if meta["chunk_rows"] != HISTORY_CHUNK_ROWS:
+        raise ValueError(f"history chunk_rows must be {HISTORY_CHUNK_ROWS}, got {meta['chunk_rows']!r}")
+    rows = history_rows(meta["columns"], [read_file(name)["rows"] for name in names])
+    if len(rows) != n or len(names) != len(history_chunks(rows)):
+        raise ValueError(f"the history lists {n} rows in {len(names)} chunks, its chunks hold {len(rows)}")
+    return rows
 
 
 def restore_training_state(agent: TrainableAgent, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
@@ -177,10 +235,11 @@ def restore_training_state(agent: TrainableAgent, tensors: dict[str, torch.Tenso
         env = agent.env
         env.unwrapped.np_random.bit_generator.state = meta["env_rng"]
         env.action_space.np_random.bit_generator.state = meta["action_space_rng"]
+        history = _read_history(meta["history"], read_file)
         if meta["trainer"] is not None:
             trainer = Trainer(agent)
             trainer.load_state_dict({k[len("trainer."):]: v for k, v in tensors.items() if k.startswith("trainer.")},
-                                    meta["trainer"])
+                                    meta["trainer"], history)
             # every env step stores one transition
             if agent.buffer.size != min(trainer.step, agent.buffer.capacity):
                 raise ValueError(f"the replay buffer holds {agent.buffer.size} transitions after {trainer.step} steps")
