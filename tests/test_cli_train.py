@@ -160,7 +160,7 @@ def test_eval_refuses_corrupt_checkpoint(tmp_path, capsys, run_dir):
 
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
-    ckpt = next((copy / "checkpoints").iterdir())
+    ckpt = next(p for p in (copy / "checkpoints").iterdir() if p.name.isdigit())
     f = ckpt / "model.safetensors"
     f.write_bytes(f.read_bytes()[:100])
     assert_one_line_error(run_cli(capsys, "eval", copy), "model.safetensors", "truncated")

@@ -1,5 +1,8 @@
 """Nothing lost, whatever happens to a run (issue 23): each case here failed before it was fixed."""
 
+import json
+import os
+
 import pytest
 import torch
 
@@ -114,3 +117,100 @@ def test_a_checkpoint_whose_manifest_a_reader_would_refuse_is_not_written(tmp_pa
     assert sorted(p.name for p in good.iterdir()) == before  # the good checkpoint is untouched
     assert DDPG.load(good).num_timesteps == 150
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+FLAGS = ["--steps", "300", "--learning-starts", "100", "--hidden", "16,16", "--batch-size", "32", "--buffer-size",
+         "1000", "--eval-interval", "0", "--eval-episodes", "2"]
+
+
+def test_overwrite_refuses_a_folder_ddpgkit_did_not_make(tmp_path, capsys):
+    from tests.clihelp import assert_one_line_error, run_cli
+
+    mine = tmp_path / "my-project"
+    mine.mkdir()
+    (mine / "config.toml").write_text("[tool]\nname = 'mine'\n")
+    (mine / "notes.txt").write_text("keep me")
+    r = run_cli(capsys, "train", "Pendulum-v1", *FLAGS, "--out", mine, "--overwrite")
+    assert_one_line_error(r, str(mine), "not a run directory ddpgkit made")
+    assert (mine / "config.toml").read_text() == "[tool]\nname = 'mine'\n" and (mine / "notes.txt").exists()
+
+
+def test_overwrite_removes_everything_a_run_wrote_and_nothing_else(tmp_path, capsys):
+    from tests.clihelp import run_cli
+
+    run = tmp_path / "run"
+    assert run_cli(capsys, "train", "Pendulum-v1", *FLAGS, "--out", run, "--tensorboard").code == 0
+    assert run_cli(capsys, "inspect", run).code == 0
+    (run / "nonfinite_batch.safetensors").write_bytes(b"a batch an earlier run broke on")
+    (run / "notes.txt").write_text("mine")
+    for marker in (True, False):  # a run made before markers is recognised by what only ddpgkit writes
+        if not marker:
+            (run / ".ddpgkit-run").unlink()
+        (run / "tensorboard").mkdir(exist_ok=True)
+        r = run_cli(capsys, "train", "Pendulum-v1", *FLAGS, "--steps", "200", "--out", run, "--overwrite")
+        assert r.code == 0, r.err
+        left = sorted(p.name for p in run.iterdir())
+        assert "notes.txt" in left and "inspect" not in left and "nonfinite_batch.safetensors" not in left
+        assert "tensorboard" not in left and (run / ".ddpgkit-run").exists()
+        assert json.loads((run / "summary.json").read_text())["steps"] == 200
+
+
+def test_one_writer_per_run_directory(tmp_path):
+    from ddpgkit import prepare_experiment, resume_experiment
+    from ddpgkit.errors import RunError
+
+    run = tmp_path / "run"
+    first = prepare_experiment("Pendulum-v1", TINY.replace(total_steps=300), run)
+    pid = f"process {os.getpid()}"
+    with pytest.raises(RunError, match=f"{run} is in use by {pid} on .*: one process writes a run at a time"):
+        prepare_experiment("Pendulum-v1", TINY.replace(total_steps=300), run, resume=True)
+    with pytest.raises(RunError, match="is in use by"):
+        resume_experiment(run)
+    first.run()  # the lock goes with the run's end
+    [longer] = resume_experiment(run, total_steps=400).run()
+    assert longer.summary["steps"] == 400
+    with prepare_experiment("Pendulum-v1", TINY, tmp_path / "other") as prepared:  # prepared, never run: closed
+        assert prepared.run_dirs == [tmp_path / "other"]
+    prepare_experiment("Pendulum-v1", TINY, tmp_path / "other", overwrite=True).close()
+
+
+def test_a_second_train_resume_of_a_running_run_refuses_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from tests.clihelp import assert_one_line_error, run_subprocess
+
+    run = tmp_path / "run"
+    exe = [sys.executable, "-m", "ddpgkit.cli"]
+    args = ["train", "Pendulum-v1", *FLAGS, "--steps", "40000", "--checkpoint-interval", "200", "--out", str(run)]
+    proc = subprocess.Popen([*exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (run / "checkpoints" / "200").exists():
+            assert proc.poll() is None and time.time() < deadline, "the first run did not start"
+            time.sleep(0.2)
+        second = run_subprocess(*args, "--resume")
+        assert_one_line_error(second, f"{run} is in use by process {proc.pid}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=120)
+    assert proc.returncode == 128 + 15  # SIGTERM: it saved and stopped, untouched by the second
+    saved = max(checkpoints_by_step(run))
+    r = run_subprocess("resume", run, "--steps", saved + 200)  # the one writer gone, the run continues
+    assert r.code == 0, r.err
+
+
+def test_a_sweep_directory_has_one_driver(tmp_path):
+    from ddpgkit.errors import RunError
+    from ddpgkit.experiments.sweep import SweepSpec, run_sweep
+    from ddpgkit.storage.rundir import RunLock
+
+    out = tmp_path / "sweep"
+    held = RunLock(out, what="sweep")
+    try:
+        spec = SweepSpec.from_dict({"envs": ["Pendulum-v1"], "seeds": [0], "config": {"total_steps": 300}})
+        with pytest.raises(RunError, match="one process writes a sweep at a time"):
+            run_sweep(spec, out)
+    finally:
+        held.release()

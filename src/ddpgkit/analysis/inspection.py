@@ -32,7 +32,7 @@ from ..agents.ddpg import DDPG  # noqa: E402
 from ..envs.episodes import Episode  # noqa: E402
 from ..errors import CheckpointError, ConfigError, RunError, one_line  # noqa: E402
 from ..storage.atomic import atomic_write_bytes, ensure_writable_dir  # noqa: E402
-from ..storage.rundir import METRICS, checkpoints_by_step, read_metrics  # noqa: E402
+from ..storage.rundir import INSPECT, METRICS, checkpoints_by_step, read_metrics  # noqa: E402
 from .plots import plot_value_check  # noqa: E402
 
 PENDULUM_MAX_SPEED = 8.0  # Pendulum-v1's bound on θ̇ (rad/s)
@@ -255,7 +255,7 @@ def inspect_run(run_dir: str | Path, checkpoint: int | None = None, out: str | P
     step, agent = next((s, a) for s, a in agents if s == checkpoint) if checkpoint is not None else agents[-1]
     episode = evaluation_episode(agent)
     plane = slice_for(agent, episode, dims)
-    target = Path(out) if out is not None else run / "inspect"
+    target = Path(out) if out is not None else run / INSPECT
     ensure_writable_dir(target)
     maps = plot_value_maps(target / "value_maps.png", agent, plane, episode, step, resolution)
     animation = animate_value_maps(target / "value_maps.gif", agents, plane) if len(agents) > 1 else None

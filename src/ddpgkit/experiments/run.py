@@ -47,13 +47,17 @@ from ..errors import (
 from ..storage.atomic import atomic_write_bytes
 from ..storage.checkpoint import versions
 from ..storage.rundir import (
+    BROKEN_BATCH,
     CONFIG,
     CURVE,
     METRICS,
+    TENSORBOARD,
+    RunLock,
     best_checkpoint_dir,
     check_run_dirs,
     checkpoints_by_step,
     list_checkpoints,
+    mark_run_dir,
     prepare_run_dir,
     read_committed,
     read_metrics,
@@ -66,10 +70,6 @@ from ..storage.rundir import (
 from ..training.callbacks import Checkpointer, GroupCommit, MetricsCSV
 from ..training.loop import METRIC_COLUMNS, Callback, Trainer
 from ..training.tensorboard import TensorBoardSink
-
-TENSORBOARD = "tensorboard"  # <run>/tensorboard: the optional TensorBoard mirror of metrics.csv
-#: The file an update's non-finite batch is kept in, in the run directory of the seed it broke.
-BROKEN_BATCH = "nonfinite_batch.safetensors"
 
 #: What may differ between a run's own config and the one given to resume it.
 RESUMABLE_CHANGES = ("total_steps", "device", "threads")
@@ -156,6 +156,19 @@ class Experiment:
     runs: list[Run]
     preset: str | None = None
     skipped: list[str] = field(default_factory=list)
+    locks: list[RunLock] = field(default_factory=list, repr=False)  # one writer per run directory, until run() ends
+
+    def close(self) -> None:
+        """Let other processes write these run directories (what :meth:`run` does when it ends; for an
+        experiment prepared and not run)."""
+        for lock in self.locks:
+            lock.release()
+
+    def __enter__(self) -> Experiment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def agents(self) -> list[DDPG]:
@@ -229,7 +242,11 @@ class Experiment:
         try:
             group.learn_until(self.total_steps, shared, [own for _, _, own in begun])
         except NonFiniteUpdate as e:
+            self.close()
             raise _keep_broken_batch(e, self.run_dirs, checkpointers) from None
+        except BaseException:
+            self.close()
+            raise
         finally:
             for metrics, _, _ in begun:
                 metrics.close()
@@ -248,8 +265,12 @@ class Experiment:
         seeds = self.seeds if len(self.runs) > 1 else None
         # the final checkpoints first, committed as one (a periodic one of the same step is not written again),
         # then each run's curve and summary: a run with a summary has its final checkpoint committed
-        finals = [cp.save(r.agent.trainer) for r, cp in zip(self.runs, checkpointers)]
-        return [_finish(r, cp, ckpt, wall, self.preset, seeds) for r, cp, ckpt in zip(self.runs, checkpointers, finals)]
+        try:
+            finals = [cp.save(r.agent.trainer) for r, cp in zip(self.runs, checkpointers)]
+            return [_finish(r, cp, ckpt, wall, self.preset, seeds)
+                    for r, cp, ckpt in zip(self.runs, checkpointers, finals)]
+        finally:
+            self.close()
 
 
 def _begin(run: Run, boundary: Callable[[Trainer], bool] | None, patience: int | None, commit: GroupCommit,
@@ -259,6 +280,7 @@ def _begin(run: Run, boundary: Callable[[Trainer], bool] | None, patience: int |
     cfg = agent.config
     if run.resumed_from is not None:  # the metrics rows of the checkpoint, dropping any written after it
         write_metrics(directory / METRICS, METRIC_COLUMNS, agent.trainer.history if agent.trainer else [])
+    mark_run_dir(directory)
     cfg.save(directory / CONFIG, run.origin)
     metrics = MetricsCSV(directory / METRICS)
     checkpointer = Checkpointer(directory, cfg.checkpoint_interval, cfg.keep_checkpoints, boundary, patience, commit)
@@ -333,7 +355,7 @@ def _check_same_run(agent: DDPG, env_id: str, config: DDPGConfig) -> None:
 
 
 def _resumed(agents: list[DDPG], checkpoints: list[Path], dirs: list[Path], skipped: list[str], preset: str | None,
-             total_steps: int, threads: int | None) -> Experiment:
+             total_steps: int, threads: int | None, locks: list[RunLock]) -> Experiment:
     """The experiment that continues ``agents`` (loaded from ``checkpoints`` of ``dirs``) to ``total_steps``.
     RunFinished if every run has finished at that many steps already; RunError if one has trained past it."""
     for agent, ckpt in zip(agents, checkpoints):
@@ -352,7 +374,7 @@ def _resumed(agents: list[DDPG], checkpoints: list[Path], dirs: list[Path], skip
     for agent in agents:
         agent.config = agent.config.replace(**changes)
     runs = [Run(a, d, resumed_from=c, origin=read_origin(d)) for a, c, d in zip(agents, checkpoints, dirs)]
-    return Experiment(runs, preset, skipped)
+    return Experiment(runs, preset, skipped, locks)
 
 
 def prepare_experiment(env: str, config: DDPGConfig | ResolvedConfig | None = None,
@@ -382,16 +404,37 @@ def prepare_experiment(env: str, config: DDPGConfig | ResolvedConfig | None = No
     check_groupable(configs)
     dirs = run_dirs_for(env, seed_list, run_dirs)
     check_run_dirs(dirs, resume=resume, overwrite=overwrite)  # before any directory is touched
-    if resume and any(list_checkpoints(d) for d in dirs) and not _never_committed(dirs):
-        agents, ckpts, skipped = load_latest(dirs, device=base.device)
-        for agent, c in zip(agents, configs):
-            _check_same_run(agent, env, c)
-        return _resumed(agents, ckpts, dirs, skipped, preset, base.total_steps, base.threads)
-    agents = [DDPG(env, c) for c in configs]
-    for d in dirs:
-        prepare_run_dir(d, overwrite or resume)
+    locks = _lock(dirs)
+    try:
+        check_run_dirs(dirs, resume=resume, overwrite=overwrite)  # again, now that no one else can write them
+        if resume and any(list_checkpoints(d) for d in dirs) and not _never_committed(dirs):
+            agents, ckpts, skipped = load_latest(dirs, device=base.device)
+            for agent, c in zip(agents, configs):
+                _check_same_run(agent, env, c)
+            return _resumed(agents, ckpts, dirs, skipped, preset, base.total_steps, base.threads, locks)
+        agents = [DDPG(env, c) for c in configs]
+        for d in dirs:
+            prepare_run_dir(d, overwrite or resume)
+    except BaseException:
+        for lock in locks:
+            lock.release()
+        raise
     record = origin if origin is not None else resolved.origin
-    return Experiment([Run(a, d, origin=record) for a, d in zip(agents, dirs)], preset)
+    return Experiment([Run(a, d, origin=record) for a, d in zip(agents, dirs)], preset, locks=locks)
+
+
+def _lock(dirs: list[Path]) -> list[RunLock]:
+    """One writer per run directory: the lock of each (storage.rundir.RunLock), or none and a RunError naming the
+    holder of the first that another process holds."""
+    locks: list[RunLock] = []
+    try:
+        for d in dirs:
+            locks.append(RunLock(d))
+    except BaseException:
+        for lock in locks:
+            lock.release()
+        raise
+    return locks
 
 
 def resume_experiment(run_dirs: str | Path | Sequence[str | Path], total_steps: int | None = None,
@@ -404,10 +447,16 @@ def resume_experiment(run_dirs: str | Path | Sequence[str | Path], total_steps: 
     for d in dirs:
         if not d.is_dir():
             raise RunError(f"{d}: no such run directory")
-    agents, ckpts, skipped = load_latest(dirs, device)
-    check_groupable([a.config for a in agents])
-    steps = total_steps if total_steps is not None else agents[0].config.total_steps
-    return _resumed(agents, ckpts, dirs, skipped, None, steps, threads)
+    locks = _lock(dirs)
+    try:
+        agents, ckpts, skipped = load_latest(dirs, device)
+        check_groupable([a.config for a in agents])
+        steps = total_steps if total_steps is not None else agents[0].config.total_steps
+        return _resumed(agents, ckpts, dirs, skipped, None, steps, threads, locks)
+    except BaseException:
+        for lock in locks:
+            lock.release()
+        raise
 
 
 def run_experiment(env: str, config: DDPGConfig | ResolvedConfig | None = None,

@@ -66,7 +66,7 @@ from ..config.resolve import resolve_config
 from ..config.seeds import parse_seeds
 from ..errors import ConfigError, DDPGKitError, RunError, RunFinished, one_line
 from ..storage.atomic import atomic_write_text, ensure_writable_dir
-from ..storage.rundir import METRICS, read_metrics, read_summary, run_finished
+from ..storage.rundir import METRICS, RunLock, read_metrics, read_summary, run_finished
 from .run import prepare_experiment
 
 # Ray reads its environment once, when it is imported (an optional extra: imported by _import_ray):
@@ -406,6 +406,15 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None, n
     """Run every trial of ``spec`` under ``out`` on Ray (module doc) and write results.csv and
     results.md there. ``on_progress`` is called with every trial's status about every ``poll_s``."""
     out = ensure_writable_dir(Path(out).resolve())
+    lock = RunLock(out, what="sweep")  # one driver per sweep directory (its trials lock their run directories)
+    try:
+        return _run_sweep(spec, out, address, num_cpus, on_progress, poll_s)
+    finally:
+        lock.release()
+
+
+def _run_sweep(spec: SweepSpec, out: Path, address: str | None, num_cpus: int | None,
+               on_progress: Callable[[list[TrialStatus]], None] | None, poll_s: float) -> SweepResult:
     trials = spec.trials(out)
     statuses = [TrialStatus(t) for t in trials]
     todo = []

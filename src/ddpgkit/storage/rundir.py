@@ -18,13 +18,21 @@ import csv
 import io
 import json
 import math
+import os
 import shutil
+import socket
+import time
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, ConfigError, RunError
+
+try:  # POSIX: a run directory's lock (RunLock); elsewhere runs are not locked
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 from .atomic import atomic_write_json, atomic_write_text, ensure_writable_dir
 from .manifest import CHUNKS, read_manifest
 
@@ -36,6 +44,14 @@ HEALTH = "health.png"
 CHECKPOINTS = "checkpoints"
 BEST = "best"  # checkpoints/best/: the networks of the best evaluation so far (model only)
 COMMITTED = "committed.json"  # checkpoints/committed.json: the newest step every run of the group has saved
+TENSORBOARD = "tensorboard"  # <run>/tensorboard/: the optional TensorBoard mirror of metrics.csv
+BROKEN_BATCH = "nonfinite_batch.safetensors"  # the batch an update broke on, kept for a look
+INSPECT = "inspect"  # <run>/inspect/: the pictures of `ddpgkit inspect`
+MARKER = ".ddpgkit-run"  # written when ddpgkit makes a run directory: --overwrite removes only what it finds here
+LOCK = ".ddpgkit-lock"  # held by the one process writing the run (RunLock)
+#: What ddpgkit writes in a run directory, and so what --overwrite removes (files, then directories).
+RUN_FILES = (CONFIG, METRICS, SUMMARY, CURVE, HEALTH, BROKEN_BATCH)
+RUN_DIRS = (CHECKPOINTS, TENSORBOARD, INSPECT)
 
 
 def config_table(data: dict[str, Any]) -> dict[str, Any]:
@@ -94,19 +110,91 @@ def run_finished(run: str | Path, total_steps: int | None = None) -> bool:
             and steps >= total_steps)
 
 
+def is_run_dir(path: str | Path) -> bool:
+    """Whether ddpgkit made the directory ``path`` as a run directory: its marker (:data:`MARKER`), or for a run
+    made before markers existed, a file only ddpgkit writes (a summary.json naming ddpgkit's version, a
+    checkpoint manifest, a config.toml with both its ``[ddpg]`` and ``[origin]`` tables)."""
+    path = Path(path)
+    if (path / MARKER).is_file():
+        return True
+    try:
+        if "ddpgkit" in json.loads((path / SUMMARY).read_text()).get("versions", {}):
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        if {"ddpg", "origin"} <= set(tomllib.loads((path / CONFIG).read_text(encoding="utf-8"))):
+            return True
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        pass
+    for ckpt in list_checkpoints(path):
+        try:
+            read_manifest(ckpt)
+            return True
+        except CheckpointError:
+            continue
+    return False
+
+
 def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
-    """Create ``path`` for a new run. A directory that already holds a run is refused unless
-    ``overwrite``, in which case its run files (not other files) are removed."""
+    """Create ``path`` for a new run and mark it as a run directory (:data:`MARKER`). A directory that already
+    holds a run is refused unless ``overwrite``: then what ddpgkit writes in a run directory
+    (:data:`RUN_FILES`, :data:`RUN_DIRS`) is removed, and nothing else — and only if ddpgkit made it
+    (:func:`is_run_dir`): ``--overwrite`` on a folder of one's own that happens to hold a config.toml is
+    refused in one line, its files untouched."""
     path = Path(path)
     existing = [n for n in (CONFIG, METRICS, SUMMARY, CHECKPOINTS) if (path / n).exists()]
     if not overwrite:
         refuse_existing_run(path)
+    if existing and not is_run_dir(path):
+        raise RunError(f"{path} holds {', '.join(existing)} but is not a run directory ddpgkit made (no {MARKER}); "
+                       "--overwrite removes only ddpgkit's runs: choose another --out")
     ensure_writable_dir(path)
     if existing:
-        for n in (CONFIG, METRICS, SUMMARY, CURVE, HEALTH):
+        for n in RUN_FILES:
             (path / n).unlink(missing_ok=True)
-        shutil.rmtree(path / CHECKPOINTS, ignore_errors=True)
+        for n in RUN_DIRS:
+            shutil.rmtree(path / n, ignore_errors=True)
+    mark_run_dir(path)
     return path
+
+
+def mark_run_dir(path: str | Path) -> None:
+    """Mark ``path`` as a run directory ddpgkit made (:data:`MARKER`), if it is not marked yet."""
+    if not (Path(path) / MARKER).exists():
+        atomic_write_json(Path(path) / MARKER, {"ddpgkit_run": True})
+
+
+class RunLock:
+    """The one writer of a run directory (or a sweep directory): an exclusive ``flock`` on its :data:`LOCK` file,
+    held until :meth:`release` (or the process's end, a kill included: the system drops the lock). The holder
+    writes its process id, host and start time into the file; a second writer gets one RunError naming them."""
+
+    def __init__(self, path: str | Path, what: str = "run") -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path / LOCK, "a+")  # noqa: SIM115 - held open for the life of the lock
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.seek(0)
+            holder = self._fh.read().strip() or "another process"
+            self._fh.close()
+            raise RunError(f"{self.path} is in use by {holder}: one process writes a {what} at a time (wait for it "
+                           "to end, or stop it)") from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        self._fh.flush()
+
+    def release(self) -> None:
+        """Let the next writer in (the file stays: removing it would race with one that opened it)."""
+        if not self._fh.closed:
+            if fcntl is not None:
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
 
 
 def format_cell(v: Any) -> str:
