@@ -214,3 +214,31 @@ def test_a_sweep_directory_has_one_driver(tmp_path):
             run_sweep(spec, out)
     finally:
         held.release()
+
+
+def test_a_checkpoint_of_a_torch_with_other_adam_options_resumes_exactly(tmp_path):
+    """Adam's param groups had to match this torch's keys exactly: a release that adds an option would strand
+    every checkpoint. Only the settings that change a step are compared and restored now."""
+    import shutil
+
+    from ddpgkit import resume_experiment
+    from ddpgkit.storage.manifest import manifest_checksum
+
+    cfg = TINY.replace(total_steps=400)
+    [full] = run_experiment("Pendulum-v1", cfg, tmp_path / "full")
+    run = tmp_path / "run"
+    run_experiment("Pendulum-v1", cfg.replace(total_steps=200), run)
+    ckpt = run / "checkpoints" / "200"
+    m = json.loads((ckpt / "manifest.json").read_text())
+    for opt in ("actor_optimizer", "critic_optimizer"):
+        for group in m["meta"]["training"]["learner"][opt]["param_groups"]:
+            group["a_future_option"] = True  # a newer torch's
+            del group["differentiable"], group["decoupled_weight_decay"]  # an older torch's lacks these
+    m["checksum"] = manifest_checksum(m)
+    (ckpt / "manifest.json").write_text(json.dumps(m))
+    [resumed] = resume_experiment(run, total_steps=400).run()
+    ours, ref = resumed.agent.model_tensors(), full.agent.model_tensors()
+    assert all(torch.equal(ours[k], ref[k]) for k in ref)
+    group = resumed.agent.learner.actor_optimizer.param_groups[0]
+    assert "a_future_option" not in group and group["decoupled_weight_decay"] is False and group["fused"] is True
+    shutil.rmtree(run)

@@ -66,18 +66,28 @@ def _same_kind(saved: Any, current: Any) -> bool:
     return type(saved) is type(current)
 
 
+#: The Adam settings that change what a step computes: a checkpoint's values of these replace the optimiser's.
+#: The others (fused, foreach, capturable, differentiable, and any a later torch adds) choose how it runs:
+#: this agent's own are kept, and a checkpoint of another torch version that has more or fewer of them loads.
+ADAM_UPDATE_KEYS = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")
+
+
 def _load_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
                     meta: dict[str, Any]) -> None:
     current = opt.state_dict()["param_groups"]
     groups = meta["param_groups"]
     if (not isinstance(groups, list) or len(groups) != len(current)
-            or not all(isinstance(g, dict) and set(g) == set(c) and g["params"] == c["params"]
-                       and all(_same_kind(g[k], c[k]) for k in c if k != "params")
+            or not all(isinstance(g, dict) and g.get("params") == c["params"]
+                       and all(_same_kind(g[k], c[k]) for k in ADAM_UPDATE_KEYS if k in c and k in g)
                        for g, c in zip(groups, current))):
         raise ValueError(f"{prefix}: optimiser settings do not match this agent's optimiser")
+    missing = [k for k in ("lr", "betas", "eps", "weight_decay") if any(k not in g for g in groups)]
+    if missing:
+        raise ValueError(f"{prefix}: the optimiser's settings lack {', '.join(missing)}")
+    merged = [{**c, **{k: g[k] for k in ADAM_UPDATE_KEYS if k in c and k in g}} for g, c in zip(groups, current)]
     state = {int(idx): {name: tensors[f"{prefix}.{idx}.{name}"] for name in names}
              for idx, names in meta["state"].items()}
-    opt.load_state_dict({"state": state, "param_groups": groups})
+    opt.load_state_dict({"state": state, "param_groups": merged})
 
 
 def _np_global_state() -> dict[str, Any]:
