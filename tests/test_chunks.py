@@ -33,18 +33,21 @@ def test_a_checkpoint_writes_only_the_chunks_written_since_and_shares_the_rest(t
     assert [p.name for p in kept] == ["1400", "1200", "1000"]
     names = {int(p.name): read_manifest(p)["meta"]["training"]["buffer"]["chunk_files"] for p in kept}
     assert all(len(v) == 4 for v in names.values())
-    # steps 1200..1399 wrote rows 200..399 (1000-row buffer): chunks 0 and 1 changed, 2 and 3 did not
-    changed = {chunk_of(t % 1000) for t in range(1200, 1400)}
+    # consecutive checkpoints alternate between two generations of files (ChunkFiles): 1400 and 1000 share
+    # theirs, 1200 shares none with either (a damaged file cannot take every kept checkpoint down)
+    assert not set(names[1200]) & (set(names[1400]) | set(names[1000]))
+    # steps 1000..1399 wrote rows 0..399 (1000-row buffer): chunks 0 and 1 changed, 2 and 3 did not
+    changed = {chunk_of(t % 1000) for t in range(1000, 1400)}
     assert changed == {0, 1}
     for k in range(4):
-        assert (names[1400][k] == names[1200][k]) == (k not in changed)
+        assert (names[1400][k] == names[1000][k]) == (k not in changed)
     # the shared files are exactly those the kept checkpoints reference: older ones were collected
     store = run / "checkpoints" / ".chunks"
     referenced = set().union(*(read_manifest(p)["shared"] for p in kept))
     assert {f.name for f in store.iterdir()} == referenced
-    # an unchanged chunk was not written again: its file is older than the checkpoint at 1200
+    # an unchanged chunk was not written again: its file is older than the checkpoint at 1000
     unchanged = store / names[1400][3]
-    assert unchanged.stat().st_mtime_ns <= (kept[1] / "manifest.json").stat().st_mtime_ns
+    assert unchanged.stat().st_mtime_ns <= (kept[2] / "manifest.json").stat().st_mtime_ns
     # and what each checkpoint references restores its buffer: the rows of the latest equal the agent's
     [agent], [path], skipped = load_latest(run)
     assert path == kept[0] and not skipped and agent.buffer.chunk_rows == CHUNK_ROWS
@@ -83,6 +86,27 @@ def test_a_damaged_or_missing_chunk_is_named_and_an_older_checkpoint_is_used(tmp
     assert path == older and victim.name in skipped[0] and "missing" in skipped[0]
     # the model alone (eval) needs no chunk
     assert DDPG.load(latest, training_state=False).num_timesteps == 0
+
+
+def test_a_damaged_chunk_shared_by_kept_checkpoints_leaves_one_that_loads(tmp_path):
+    """Once the buffer is full, a chunk no transition reaches for a while is in every kept checkpoint: with
+    one set of files, damage to it invalidated them all. The other generation's copy keeps one loadable, and
+    the run resumes from it exactly."""
+    run = tmp_path / "run"
+    whole = train(run)
+    kept = list_checkpoints(run)
+    names = {int(p.name): read_manifest(p)["meta"]["training"]["buffer"]["chunk_files"] for p in kept}
+    shared = set(names[1400]) & set(names[1000])  # chunks 2 and 3: not written since step 1000
+    victim = run / "checkpoints" / ".chunks" / sorted(shared)[0]
+    blob = bytearray(victim.read_bytes())
+    blob[len(blob) // 2] ^= 0x40
+    victim.write_bytes(bytes(blob))
+    [agent], [path], skipped = load_latest(run)
+    assert path.name == "1200" and len(skipped) == 1 and victim.name in skipped[0]
+    (run / "summary.json").unlink()  # as if it stopped before its end: resume skips the damaged ones
+    resumed = train(run, steps=1400, resume=True)
+    a, b = whole.agent.model_tensors(), resumed.agent.model_tensors()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_a_checkpoint_saved_alone_holds_its_own_chunks(tmp_path):

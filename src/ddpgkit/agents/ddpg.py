@@ -237,22 +237,27 @@ class DDPG:
         With ``training_state=True`` the checkpoint also holds everything needed to continue
         training exactly: optimiser states, the replay buffer, the noise and every random state, and
         the training loop's counters and metrics (see :mod:`ddpgkit.training.state`). The replay
-        buffer is written in chunks of about 4 MB: inside the checkpoint directory, or with
-        ``share_buffer=True`` (what a run directory's checkpoints do) as immutable files in
-        ``<path>/../.chunks/`` shared by the checkpoints saved beside it, where only the chunks whose
-        contents changed since this agent last saved them there are written.
+        buffer (and the metrics history) is written in chunks of about 4 MB: inside the checkpoint directory, or
+        with ``share_buffer=True`` (what a run directory's checkpoints do) as immutable files in
+        ``<path>/../.chunks/`` shared by the checkpoints saved beside it, where only the chunks whose contents
+        changed since this agent last saved them there are written — with ``keep_checkpoints`` >= 2 in two
+        alternating generations of files, so that no file is in every kept checkpoint
+        (:class:`~ddpgkit.storage.checkpoint.ChunkFiles`).
         """
         tensors = {"model": self.model_tensors()}
         meta = self.metadata()
         shared: dict[str, dict[str, Any]] = {}
         if training_state:
             tensors["training"], meta["training"] = collect_training_state(self)
-            inside, shared, names = self.buffer_chunks.save(path, self.buffer.chunks(), self.buffer.chunk, share_buffer)
+            generations = 2 if self.config.keep_checkpoints >= 2 else 1  # kept checkpoints share no file (ChunkFiles)
+            inside, shared, names = self.buffer_chunks.save(path, self.buffer.chunks(), self.buffer.chunk, share_buffer,
+                                                            generations)
             tensors.update(inside)
             meta["training"]["buffer"]["chunk_files"] = names
             history = self.trainer.history if self.trainer is not None else []
             inside, more, names = self.history_chunks.save(path, history_chunks(history),
-                                                           lambda k: history_chunk(history, k), share_buffer)
+                                                           lambda k: history_chunk(history, k), share_buffer,
+                                                           generations)
             tensors.update(inside)
             shared.update(more)
             meta["training"]["history"]["chunk_files"] = names

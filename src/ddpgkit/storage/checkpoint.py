@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -106,42 +107,61 @@ class ChunkFiles:
 
     Inside the checkpoint directory, each as ``<prefix>_<k>.safetensors``; or (``share=True``, what a run
     directory's checkpoints do) as immutable files in the checkpoint's chunk store (:func:`put_chunk`), named
-    ``<prefix>-<k>-w<writes>-<hash>``, written only when no file of this agent's already holds that chunk as it
-    is now. One object per agent and prefix: it remembers what it saved, and what a loaded checkpoint referenced.
+    ``<prefix>-<k>-w<writes>[-g<generation>]-<hash>``, written only when no file of this agent's already holds
+    that chunk as it is now. One object per agent and prefix: it remembers what it saved, and what a loaded
+    checkpoint referenced.
+
+    Redundancy: a chunk no transition has reached for a while is shared by every checkpoint kept, so one damaged
+    file would invalidate them all. With ``generations=2`` consecutive saves alternate between two sets of
+    files (``-g0``, ``-g1``): each checkpoint references files of its own generation only, so a damaged file
+    invalidates at most the kept checkpoints of one generation, and the newest of the other loads. The price:
+    a chunk that changed is written once per generation, and the store holds up to two copies of the buffer.
     """
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self._known: dict[tuple[int, int], tuple[str, dict[str, Any]]] = {}  # (chunk, writes) -> (name, entry)
+        self._known: dict[tuple[int, int, int], tuple[str, dict[str, Any]]] = {}  # (chunk, writes, gen) -> file
+        self._generation = 0  # of the next shared save
 
     def save(self, path: str | Path, chunks: list[tuple[int, int]], rows: Callable[[int], torch.Tensor],
-             share: bool) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, dict[str, Any]], list[str]]:
+             share: bool, generations: int = 1) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, dict[str, Any]],
+                                                         list[str]]:
         """For a checkpoint at ``path``: (files to write inside it, shared files it references, the chunk file
-        of every chunk in order); ``rows(k)`` gives chunk ``k``'s rows."""
+        of every chunk in order); ``rows(k)`` gives chunk ``k``'s rows; ``generations`` (1 or 2): see the class."""
         store = chunk_store(path)
         inside: dict[str, dict[str, torch.Tensor]] = {}
         shared: dict[str, dict[str, Any]] = {}
         names = []
+        gen = self._generation % generations
         for k, writes in chunks:
             if not share:
                 inside[f"{self.prefix}_{k:05d}"] = {"rows": rows(k)}
                 names.append(f"{self.prefix}_{k:05d}.safetensors")
                 continue
-            ref = self._known.get((k, writes))
+            ref = self._known.get((k, writes, gen))
             if ref is None or not _is_file(store / ref[0], ref[1]["size"]):
-                ref = put_chunk(store, f"{self.prefix}-{k:05d}-w{writes}", {"rows": rows(k)})
-                self._known[(k, writes)] = ref
+                tag = f"-g{gen}" if generations > 1 else ""
+                ref = put_chunk(store, f"{self.prefix}-{k:05d}-w{writes}{tag}", {"rows": rows(k)})
+                self._known[(k, writes, gen)] = ref
             shared[ref[0]] = ref[1]
             names.append(ref[0])
+        if share:
+            self._generation = (gen + 1) % generations
         return inside, shared, names
 
     def remember(self, chunks: list[tuple[int, int]], names: list[str], shared: dict[str, dict[str, Any]]) -> None:
         """After a load: the shared files that hold the chunks as they are now (``names``: the checkpoint's chunk
         file of every chunk, ``shared``: its manifest's shared files), so that the next shared save beside that
-        checkpoint writes only what changes."""
+        checkpoint writes only what changes — in the other generation, if the loaded one had one."""
+        gens = {int(m.group(1)) for n in names if (m := _GENERATION.search(n))}
+        gen = gens.pop() if len(gens) == 1 else 0
         for (k, writes), name in zip(chunks, names):
             if name in shared:
-                self._known[(k, writes)] = (name, shared[name])
+                self._known[(k, writes, gen)] = (name, shared[name])
+        self._generation = gen + 1
+
+
+_GENERATION = re.compile(r"-g(\d)-[0-9a-f]{16}\.safetensors$")
 
 
 def _is_file(path: Path, size: int) -> bool:
