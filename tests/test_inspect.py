@@ -1,5 +1,6 @@
 """`ddpgkit inspect`: the learned policy and value over the state space, from a run directory alone."""
 
+import json
 import math
 
 import numpy as np
@@ -148,16 +149,30 @@ def test_a_non_finite_loss_stops_the_update_before_anything_is_applied():
     assert all(torch.equal(before[k], after[k]) for k in before) and agent.learner.num_updates == 0
 
 
-def test_a_group_names_the_seed_whose_update_broke():
+def test_a_group_retires_the_seed_whose_update_broke_and_the_others_step_as_without_it():
     from ddpgkit.agents.group import DDPGGroup
-    from ddpgkit.errors import NonFiniteUpdate
 
-    group = DDPGGroup.create("Pendulum-v1", TINY, seeds=[4, 7, 9])
-    rows = torch.randn(3, 32, group.members[0].buffer.width, generator=torch.Generator().manual_seed(1))
-    rows[1, 3, group.members[0].buffer._cols["reward"][0]] = float("inf")
-    with pytest.raises(NonFiniteUpdate, match="critic loss of seed 7") as info:
+    def updated(bad: bool):
+        group = DDPGGroup.create("Pendulum-v1", TINY, seeds=[4, 7, 9])
+        rows = torch.randn(3, 32, group.members[0].buffer.width, generator=torch.Generator().manual_seed(1))
+        if bad:
+            rows[1, 3, group.members[0].buffer._cols["reward"][0]] = float("inf")
+        before = group.members[1].model_tensors()
+        before = {k: v.clone() for k, v in before.items()}
         group.update(group.members[0].buffer.split(rows))
-    assert info.value.member == 1  # the index the run directories are chosen by
+        return group, before
+
+    group, before = updated(bad=True)
+    [event] = group.learner.pop_retired()
+    assert "critic loss of seed 7" in event.signal and event.member == 1  # the index run directories go by
+    assert torch.isinf(event.batch.reward).any() and event.batch.reward.shape == (32, 1)  # its own slice
+    assert group.learner.retired == {1}
+    frozen = group.members[1].model_tensors()
+    assert all(torch.equal(before[k], frozen[k]) for k in ("actor.net.linear0.weight", "critic.net.linear0.weight"))
+    reference, _ = updated(bad=False)
+    for k in (0, 2):  # the others: what they compute without the broken batch, bit for bit
+        ours, ref = group.members[k].model_tensors(), reference.members[k].model_tensors()
+        assert all(torch.equal(ours[n], ref[n]) for n in ref)
 
 
 def test_a_run_that_overflows_stops_in_one_line_and_keeps_its_checkpoint_and_the_batch(tmp_path, capsys):
@@ -168,6 +183,8 @@ def test_a_run_that_overflows_stops_in_one_line_and_keeps_its_checkpoint_and_the
                 "--batch-size", "64", "--hidden", "16,16", "--checkpoint-interval", "40", "--eval-interval", "0",
                 "--out", run)
     assert_one_line_error(r, "non-finite critic loss at step", "the last checkpoint (step", "nonfinite_batch")
+    summary = json.loads((run / "summary.json").read_text())  # a single run that diverged says so too
+    assert summary["status"] == "diverged" and summary["signal"] == "critic loss" and summary["checkpoint"]
     batch = load_file(run / "nonfinite_batch.safetensors")
     assert batch["reward"].max() == pytest.approx(1e30, rel=1e-6)  # the transition that broke it is in there
     e = run_cli(capsys, "eval", run, "--episodes", "1")  # the last checkpoint loads: finite weights

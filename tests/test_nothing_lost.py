@@ -242,3 +242,77 @@ def test_a_checkpoint_of_a_torch_with_other_adam_options_resumes_exactly(tmp_pat
     group = resumed.agent.learner.actor_optimizer.param_groups[0]
     assert "a_future_option" not in group and group["decoupled_weight_decay"] is False and group["fused"] is True
     shutil.rmtree(run)
+
+
+DIVERGE = DDPGConfig(hidden=(16, 16), batch_size=64, learning_starts=100, total_steps=800, checkpoint_interval=200,
+                     keep_checkpoints=3, eval_interval=200, eval_episodes=2, buffer_size=1000)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Seeds 0-2 on the env where the huge reward never comes."""
+    root = tmp_path_factory.mktemp("ref")
+    return run_experiment("ddpgkit/HugeRewardNever-v0", DIVERGE, [root / f"s{s}" for s in (0, 1, 2)], seeds=[0, 1, 2])
+
+
+def _same_as_reference(result, ref):
+    assert _rows(result.run_dir) == _rows(ref.run_dir)
+    ours, theirs = result.agent.model_tensors(), ref.agent.model_tensors()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_one_diverging_seed_does_not_take_its_group_down(reference, tmp_path):
+    from safetensors.torch import load_file
+
+    dirs = [tmp_path / f"s{s}" for s in (0, 1, 2)]
+    results = run_experiment("ddpgkit/HugeRewardForSeed1-v0", DIVERGE, dirs, seeds=[0, 1, 2])
+    gone = results[1].summary
+    assert gone["status"] == "diverged" and "critic loss of seed 1" in gone["signal"]
+    assert 300 < gone["diverged_at"] < 800 and gone["final_eval_mean"] is None
+    assert load_file(dirs[1] / gone["batch"])["reward"].max() == pytest.approx(1e30, rel=1e-6)
+    assert not (dirs[1] / "checkpoints" / "800").exists()  # it stopped where it diverged
+    for k in (0, 2):  # the others finished with exactly the numbers they have without it
+        assert results[k].summary["status"] == "finished" and results[k].summary["steps"] == 800
+        _same_as_reference(results[k], reference[k])
+    assert read_committed(dirs[0])["step"] == 800
+
+
+def test_a_group_killed_after_a_divergence_resumes_the_others_exactly(reference, tmp_path, monkeypatch):
+    dirs = [tmp_path / f"s{s}" for s in (0, 1, 2)]
+    with monkeypatch.context() as m:  # killed after seed 1 diverged (at step 309): at the first save of step 800
+        _kill_at(m, "save", 8)  # 200: 3 saves; 400 and 600: the other two runs' (seed 1 saves no more)
+        with pytest.raises(Killed):
+            run_experiment("ddpgkit/HugeRewardForSeed1-v0", DIVERGE, dirs, seeds=[0, 1, 2])
+    assert json.loads((dirs[1] / "summary.json").read_text())["status"] == "diverged"
+    results = run_experiment("ddpgkit/HugeRewardForSeed1-v0", DIVERGE, dirs, seeds=[0, 1, 2], resume=True)
+    assert results[1].summary["status"] == "diverged" and results[0].summary["resumed"]
+    for k in (0, 2):
+        _same_as_reference(results[k], reference[k])
+
+
+def test_a_report_counts_diverged_runs_as_failures(tmp_path):
+    from ddpgkit import make_report
+
+    dirs = [tmp_path / "runs" / f"s{s}" for s in (0, 1, 2)]
+    run_experiment("ddpgkit/HugeRewardForSeed1-v0", DIVERGE.replace(total_steps=600), dirs, seeds=[0, 1, 2])
+    report = make_report([tmp_path / "runs"], tmp_path / "report", reps=200)
+    [group] = report.groups
+    assert [r.seed for r in group.runs] == [0, 2] and [r.seed for r in group.diverged] == [1]
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert data["groups"][0]["diverged"][0]["seed"] == 1 and not data["skipped"]
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| 2 | 1 |" in md and "diverged at step" in md
+
+
+def test_train_seeds_reports_the_diverged_seed_in_one_line_and_finishes_the_others(tmp_path, capsys):
+    from tests.clihelp import run_cli
+
+    r = run_cli(capsys, "train", "ddpgkit/HugeRewardForSeed1-v0", "--seeds", "0-2", "--steps", "600",
+                "--learning-starts", "100", "--hidden", "16,16", "--batch-size", "64", "--buffer-size", "1000",
+                "--eval-interval", "200", "--eval-episodes", "2", "--out", tmp_path)
+    assert r.code == 0, r.err
+    [line] = [x for x in r.err.splitlines() if "diverged" in x]
+    assert line.startswith("warning: seed 1: diverged at step 309 (non-finite critic loss of seed 1)")
+    assert r.out.count("final evaluation: seed") == 2
+    assert json.loads((tmp_path / "ddpgkit_HugeRewardForSeed1-v0-s1" / "summary.json").read_text())["status"] == \
+        "diverged"

@@ -154,6 +154,18 @@ def test_two_trial_sweep_on_a_local_instance(tmp_path, capsys):
     assert [s.state for s in again.statuses] == ["skipped", "skipped"]
 
 
+def test_a_diverged_trial_is_shown_as_such_and_its_group_finishes(tmp_path, capsys):
+    spec = tmp_path / "diverging.toml"
+    spec.write_text('envs = ["ddpgkit/HugeRewardForSeed1-v0"]\nseeds = [0, 1]\n[config]\n'
+                    + "".join(f"{k} = {v}\n" for k, v in {**TINY, "total_steps": 600, "batch_size": 64}.items()))
+    r = run_cli(capsys, "sweep", spec, "--out", tmp_path / "o")
+    assert r.code == 0, r.err  # a diverged seed is a result of the sweep, not a failure of it
+    assert "| ddpgkit/HugeRewardForSeed1-v0 | - | 0 | done |" in r.out
+    assert "| ddpgkit/HugeRewardForSeed1-v0 | - | 1 | diverged |" in r.out
+    again = run_sweep(SweepSpec.load(spec), tmp_path / "o")
+    assert [s.state for s in again.statuses] == ["skipped", "diverged"]
+
+
 def test_a_failing_trial_is_reported_and_the_others_finish(tmp_path, capsys):
     spec = tmp_path / "mixed.toml"
     spec.write_text('envs = ["Pendulum-v1", "ddpgkit/NonFinite-v0"]\nseeds = [0]\n[config]\n'
@@ -263,7 +275,7 @@ def test_kill9_of_a_worker_mid_trial_resumes_to_the_uninterrupted_weights(tmp_pa
 
 def test_a_killed_driver_then_the_same_command_finishes_the_sweep(tmp_path):
     spec = tmp_path / "s.toml"
-    config = {**TINY, "total_steps": 4000}
+    config = {**TINY, "total_steps": 8000}  # long enough that the driver dies before its trials end
     spec.write_text('envs = ["Pendulum-v1"]\nseeds = [0, 1]\npreset = "pendulum"\n[config]\n'
                     + "".join(f"{k} = {v}\n" for k, v in config.items()))
     out = tmp_path / "sweep"
@@ -277,7 +289,8 @@ def test_a_killed_driver_then_the_same_command_finishes_the_sweep(tmp_path):
     proc.wait()
     end_sessions({proc.pid})  # what the dead driver's local Ray instance left
     assert not (out / "results.csv").exists()
-    started = [t for t in trials if _checkpoint_steps(t.run_dir)]
+    # interrupted: a checkpoint, no summary (a trial that had finished before the kill proves nothing here)
+    started = [t for t in trials if _checkpoint_steps(t.run_dir) and not (t.run_dir / "summary.json").exists()]
     assert started
     r = subprocess.run([str(DDPGKIT_BIN), "sweep", str(spec), "--out", str(out)], capture_output=True, text=True,
                        timeout=300, start_new_session=True)
@@ -286,7 +299,7 @@ def test_a_killed_driver_then_the_same_command_finishes_the_sweep(tmp_path):
                           preset="pendulum")
     for t, ref in zip(trials, refs):
         summary = read_summary(t.run_dir)
-        assert summary["steps"] == 4000
+        assert summary["steps"] == 8000
         if t in started:
             assert summary["resumed"] is True
         assert same(model(final_checkpoint(t.run_dir)), ref.agent.model_tensors())

@@ -35,7 +35,7 @@ from ..algo.ddpg import exploration_action
 from ..algo.learner import Learner
 from ..config.ddpg import DDPGConfig
 from ..data.buffer import Batch
-from ..errors import ConfigError
+from ..errors import ConfigError, NonFiniteUpdate
 from ..nn.actor_critic import scale_action
 from ..nn.backward import forward_with_cache
 from ..training.loop import Callback, Trainer, learn_target, train_loop
@@ -79,10 +79,18 @@ class DDPGGroup:
             or loaded (:meth:`DDPG.load <ddpgkit.agents.ddpg.DDPG.load>`) at the same training step. For
             N ≥ 2 their current weights and optimiser states are copied into the stacked tensors, and from
             then on the members' own tensors are views of those; train them through the group.
+        retired: indices of members that diverged earlier (a resumed group): they keep their place in the
+            stack, frozen, so that the others compute what they computed before (at any step of their own).
+
+    A member whose update turns non-finite is retired (:meth:`Learner._check_finite
+    <ddpgkit.algo.learner.Learner._check_finite>`): it stops learning and acting, its trainer hears of it
+    (``Callback.on_diverged``), and the others go on with exactly the numbers they would have had: every
+    batched product is per member, and a retired member's slice only ever sees a zero batch and zero gradients.
     """
 
-    def __init__(self, members: Sequence[DDPG]) -> None:
+    def __init__(self, members: Sequence[DDPG], retired: Iterable[int] = ()) -> None:
         members = list(members)
+        retired = sorted(set(retired))
         check_groupable([m.config for m in members])
         envs = {(m.env_id, m.obs_dim, m.act_dim, tuple(m.action_low.tolist()), tuple(m.action_high.tolist()))
                 for m in members}
@@ -92,9 +100,14 @@ class DDPGGroup:
             if m.trainer is None:
                 m.trainer = Trainer(m)
         trainers = [m.trainer for m in members]
-        if len({(t.step, m.learner.num_updates) for t, m in zip(trainers, members)}) != 1:
+        active = [k for k in range(len(members)) if k not in retired]
+        if not active:
+            raise ConfigError("a group needs a member that has not diverged")
+        if len({(trainers[k].step, members[k].learner.num_updates) for k in active}) != 1:
             raise ConfigError("a group's agents must be at the same step: "
                               + ", ".join(f"seed {m.config.seed} at {m.num_timesteps}" for m in members))
+        for k in retired:
+            trainers[k].retired = True
         self.members = members
         self.config = members[0].config
         self.device = members[0].device
@@ -104,7 +117,8 @@ class DDPGGroup:
             self.learner = members[0].learner
             return
         try:
-            self.learner = Learner.stacked([m.learner for m in members], [f"seed {m.config.seed}" for m in members])
+            self.learner = Learner.stacked([m.learner for m in members], [f"seed {m.config.seed}" for m in members],
+                                           retired)
         except ValueError as e:
             raise ConfigError(f"cannot group these agents: {e}") from None
         # the members' sums of (critic loss, actor loss, mean Q) since their last metrics row, stacked
@@ -138,8 +152,10 @@ class DDPGGroup:
 
     @property
     def at_episode_boundary(self) -> bool:
-        """True when every member is between two episodes (an exact resume point for all of them)."""
-        return all(m.trainer is not None and m.trainer.at_episode_boundary for m in self.members)
+        """True when every member still training is between two episodes (an exact resume point for all of them;
+        a retired member no longer steps)."""
+        return all(m.trainer is not None and (m.trainer.at_episode_boundary or m.trainer.retired)
+                   for m in self.members)
 
     # ---- acting and learning ------------------------------------------------------------------
 
@@ -170,12 +186,15 @@ class DDPGGroup:
         return self._policy(observations, noise=True)
 
     def sample(self, batch_size: int) -> Batch:
-        """One batch from each member's own buffer (with its own generator), stacked: (N, B, ·); a group of one:
-        its member's batch, (B, ·)."""
+        """One batch from each member's own buffer (with its own generator), stacked: (N, B, ·) — a retired
+        member's all zeros; a group of one: its member's batch, (B, ·)."""
         buffers = [m.buffer for m in self.members]
         if len(buffers) == 1:
             return buffers[0].sample(batch_size)
-        return buffers[0].split(torch.stack([b.sample_rows(batch_size) for b in buffers]))  # (N, B, width)
+        retired = self.learner.retired
+        rows = [torch.zeros(batch_size, b.width, device=b.device) if k in retired else b.sample_rows(batch_size)
+                for k, b in enumerate(buffers)]
+        return buffers[0].split(torch.stack(rows))  # (N, B, width)
 
     def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One DDPG update of every member on its slice of a stacked batch (:meth:`sample`); returns
@@ -207,3 +226,6 @@ class DDPGGroup:
 
     def _update_step(self) -> None:
         self._acc += torch.stack(self.learner.update(self.sample(self.config.batch_size)), dim=1)  # (N, 3)
+        for event in self.learner.pop_retired():  # a member whose update turned non-finite: retired, said once
+            trainer = self.members[event.member].trainer
+            trainer.retire(NonFiniteUpdate(event.signal, event.batch, trainer.step, event.member))

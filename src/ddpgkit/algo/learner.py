@@ -139,15 +139,24 @@ class Learner:
         self._finite_scratch = torch.tensor([0.0, 1.0], device=self.device)  # the sentinel's (all_finite)
         self._stacked_from: list[Learner] = []  # the members' own learners, when stacked
         self._linked = True
+        #: stacked agents that diverged: their slices no longer learn (their gradients are zeroed, their Adam
+        #: moments were), the others go on exactly as they would have (every batched product is per agent)
+        self.retired: set[int] = set()
+        self._newly_retired: list[NonFiniteUpdate] = []
 
     @classmethod
-    def stacked(cls, learners: Sequence[Learner], names: Sequence[str]) -> Learner:
+    def stacked(cls, learners: Sequence[Learner], names: Sequence[str], retired: Sequence[int] = ()) -> Learner:
         """One learner for N agents of one config: their networks stacked (N, ...), their Adam moments and
         step counts, update counts, last actor losses and health records too. Each member's learner is
         re-pointed to its slice (networks, Adam state, ``last_actor_loss``, ``health``), so that whatever
         reads a member — evaluation, its checkpoint — reads it as it is; train the members through this one.
-        Raises ValueError if their optimisers cannot be stacked (some have stepped and others not)."""
-        first = learners[0]
+        ``retired``: members that diverged before (a resumed group): their slices join frozen, their Adam state
+        replaced by the others' step count and zero moments. Raises ValueError if the others' optimisers
+        cannot be stacked (some have stepped and others not)."""
+        active = [lr for k, lr in enumerate(learners) if k not in set(retired)]
+        first = active[0] if active else learners[0]
+        for k in retired:
+            _adopt_adam_state(learners[k], first)
         nets = Networks(*(stack_modules([getattr(lr.nets, f) for lr in learners])
                           for f in ("actor", "critic", "actor_target", "critic_target")))
         group = cls(nets, first.config, names)
@@ -160,7 +169,14 @@ class Learner:
         group.health.copy_(torch.stack([lr.health for lr in learners]))
         for k, lr in enumerate(learners):
             lr.last_actor_loss, lr.health = group.last_actor_loss[k], group.health[k]
+        group.retired = set(retired)
         return group
+
+    def pop_retired(self) -> list[NonFiniteUpdate]:
+        """The members retired by the updates since the last call, each as the NonFiniteUpdate that retired it
+        (its signal, its slice of the batch, its index)."""
+        out, self._newly_retired = self._newly_retired, []
+        return out
 
     # ---- the update -------------------------------------------------------------------------------
 
@@ -178,6 +194,8 @@ class Learner:
         # critic: minimise L(φ) = 1/B Σ (Q(s, a) − y)²
         grads, loss_q, q, delta = self._critic_gradients(batch)  # q, delta: (B, 1)
         self._check_finite("critic", loss_q, grads, batch)
+        if self.retired:
+            _zero_rows(grads, self.retired)
         if self._measure_critic():
             record_critic(self.health, grads, q.float(), delta.float())
         q_mean = batch_mean(q)
@@ -187,6 +205,8 @@ class Learner:
             measure = self._measure_actor()
             grads, loss_pi, tanh_out = self._actor_gradients(batch.obs, measure)
             self._check_finite("actor", loss_pi, grads, batch)
+            if self.retired:
+                _zero_rows(grads, self.retired)
             if measure:
                 assert tanh_out is not None
                 record_actor(self.health, grads, tanh_out.float())
@@ -223,21 +243,41 @@ class Learner:
         return every > 0 and (self.num_updates // self.config.policy_frequency) % every == 0
 
     def _check_finite(self, what: str, loss: torch.Tensor, grads: Weights, batch: Batch) -> None:
-        """The sentinel: raise :class:`NonFiniteUpdate` if ``loss`` or any gradient holds NaN or inf, before
-        anything is applied (:func:`all_finite`; the culprit is looked up only then)."""
+        """The sentinel: NaN or inf in ``loss`` or a gradient, found before anything of this step is applied
+        (:func:`all_finite`; the culprit is looked up only then). One agent: raise :class:`NonFiniteUpdate`.
+        Stacked agents: retire each member whose slice is non-finite (:attr:`retired`; :meth:`pop_retired` says
+        which), and raise only when every member has. An actor step's failure comes after this update's critic
+        step was applied (the actor follows the critic as just updated, as in the paper); the message says so."""
         flat = [t for pair in grads for t in pair]
         if all_finite(loss, flat, self._finite_scratch):
             return
         bad_loss = ~torch.isfinite(loss.reshape(-1))  # (N,) or (1,)
-        signal = f"{what} loss" if bool(bad_loss.any()) else f"{what} gradient"
-        member = None
-        if self.members is not None:
-            per_member = bad_loss.clone()
-            for g in flat:
-                per_member |= ~torch.isfinite(g.reshape(len(self.members), -1)).all(dim=1)
-            member = int(per_member.nonzero()[0, 0])
-            signal = f"{signal} of {self.members[member]}"
-        raise NonFiniteUpdate(signal, batch, member=member)
+        applied = "" if what == "critic" else " (this update's critic step was applied)"
+        if self.members is None:
+            signal = f"{what} loss" if bool(bad_loss.any()) else f"{what} gradient"
+            raise NonFiniteUpdate(signal + applied, batch)
+        bad = bad_loss.clone()
+        for g in flat:
+            bad |= ~torch.isfinite(g.reshape(len(self.members), -1)).all(dim=1)
+        for k in bad.nonzero()[:, 0].tolist():
+            if k in self.retired:
+                continue
+            signal = f"{what} {'loss' if bool(bad_loss[k]) else 'gradient'} of {self.members[k]}{applied}"
+            self._newly_retired.append(NonFiniteUpdate(signal, type(batch)(*(f[k] for f in batch)), member=k))
+            self.retired.add(k)
+            self._freeze(k)
+        if len(self.retired) == len(self.members):
+            first = self._newly_retired[0] if self._newly_retired else NonFiniteUpdate(f"{what} loss", batch)
+            raise NonFiniteUpdate(f"{first.signal}; every member of the group has diverged", first.batch,
+                                  member=first.member)
+
+    def _freeze(self, k: int) -> None:
+        """Member ``k`` stops learning: its Adam moments zeroed, so that its zeroed gradients move nothing."""
+        for opt in (self.actor_optimizer, self.critic_optimizer):
+            for state in opt.state.values():
+                for name in ("exp_avg", "exp_avg_sq"):
+                    if name in state:
+                        state[name][k].zero_()
 
     def _sync_members(self) -> None:
         """After an update of stacked agents: each member's count and last actor loss (a view of its slice), and
@@ -250,3 +290,25 @@ class Learner:
             members = self._stacked_from
             self._linked = (link_adam_state(self.critic_optimizer, [lr.critic_optimizer for lr in members])
                             and link_adam_state(self.actor_optimizer, [lr.actor_optimizer for lr in members]))
+
+
+def _zero_rows(grads: Weights, rows: set[int]) -> None:
+    """Zero the retired members' slices of stacked gradients, in place (the others' slices are untouched)."""
+    index = torch.tensor(sorted(rows), device=grads[0][0].device)
+    for w, b in grads:
+        w.index_fill_(0, index, 0.0)
+        b.index_fill_(0, index, 0.0)
+
+
+def _adopt_adam_state(learner: Learner, like: Learner) -> None:
+    """Give a retired member's optimisers the state of ``like``'s (its step count, zero moments), so that its
+    slice stacks with the others whatever step it diverged at; what it learned is kept, it learns no more."""
+    pairs = ((learner.actor_optimizer, like.actor_optimizer), (learner.critic_optimizer, like.critic_optimizer))
+    for opt, ref in pairs:
+        params, ref_params = opt.param_groups[0]["params"], ref.param_groups[0]["params"]
+        opt.state.clear()
+        for p, q in zip(params, ref_params):
+            st = ref.state.get(q)
+            if st:
+                opt.state[p] = {"step": st["step"].clone(), "exp_avg": torch.zeros_like(p),
+                                "exp_avg_sq": torch.zeros_like(p)}

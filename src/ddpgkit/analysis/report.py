@@ -41,7 +41,7 @@ IGNORED_KEYS = ("seed", "device", "threads", "checkpoint_interval", "keep_checkp
 
 @dataclass
 class RunRecord:
-    """One finished run, as its files describe it."""
+    """One finished run, as its files describe it; or one that diverged (``diverged``: the step; ``final`` NaN)."""
 
     path: Path
     env_id: str
@@ -50,6 +50,7 @@ class RunRecord:
     final: float
     best: float
     curve: dict[int, float]  # evaluation step -> mean evaluation return
+    diverged: int | None = None
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Group:
     config: dict[str, Any]
     runs: list[RunRecord]
     label: str = ""
+    diverged: list[RunRecord] = field(default_factory=list)  # counted as failures beside the statistics
     stats: dict[str, Estimate] = field(default_factory=dict)
     curve_steps: list[int] = field(default_factory=list)
     curve: list[Estimate] = field(default_factory=list)
@@ -88,6 +90,11 @@ def read_run(run: str | Path) -> RunRecord:
     config = _read_config(run)
     rows = read_metrics(run)
     curve = {int(r["step"]): float(r["eval_mean"]) for r in rows if r.get("eval_mean") is not None}
+    if summary.get("status") == "diverged":
+        step = summary.get("diverged_at")
+        return RunRecord(run, str(summary.get("env_id")), config, int(config.get("seed", summary.get("seed", 0))),
+                         math.nan, max(curve.values()) if curve else math.nan, curve,
+                         diverged=step if isinstance(step, int) else -1)
     final = summary.get("final_eval_mean")
     if not isinstance(final, (int, float)) or not math.isfinite(final) or not curve:
         raise RunError(f"{run}: has no final evaluation")
@@ -126,13 +133,15 @@ def group_runs(runs: Sequence[RunRecord]) -> list[Group]:
     for run in runs:
         config = {k: v for k, v in run.config.items() if k not in IGNORED_KEYS}
         key = json.dumps([run.env_id, config], sort_keys=True)
-        groups.setdefault(key, Group(run.env_id, config, [])).runs.append(run)
+        group = groups.setdefault(key, Group(run.env_id, config, []))
+        (group.diverged if run.diverged is not None else group.runs).append(run)
     out = sorted(groups.values(), key=lambda g: json.dumps([g.env_id, g.config], sort_keys=True))
     differing = sorted({k for g in out for k in g.config if any(h.config.get(k) != g.config.get(k) for h in out)})
     for g in out:
         parts = [g.env_id] + [f"{k}={_short(g.config.get(k))}" for k in differing]
         g.label = " ".join(parts)
         g.runs.sort(key=lambda r: r.seed)
+        g.diverged.sort(key=lambda r: r.seed)
     return out
 
 
@@ -146,6 +155,8 @@ def analyse(groups: list[Group], reps: int = 10_000, seed: int = 0) -> list[tupl
     """Fill each group's statistics and IQM curve; return P(X > Y) for every ordered pair of groups on
     the same env."""
     for g in groups:
+        if not g.runs:  # every run of the group diverged: nothing to estimate
+            continue
         final = np.array([r.final for r in g.runs])
         best = np.array([r.best for r in g.runs])
         g.stats = {
@@ -161,7 +172,7 @@ def analyse(groups: list[Group], reps: int = 10_000, seed: int = 0) -> list[tupl
     pairs = []
     for x in groups:
         for y in groups:
-            if x is not y and x.env_id == y.env_id:
+            if x is not y and x.env_id == y.env_id and x.runs and y.runs:
                 est = probability_of_improvement_ci([r.final for r in x.runs], [r.final for r in y.runs],
                                                     min(reps, 2_000), seed=seed)
                 pairs.append((x.label, y.label, est))
@@ -169,6 +180,7 @@ def analyse(groups: list[Group], reps: int = 10_000, seed: int = 0) -> list[tupl
 
 
 def _interval_figure(path: Path, groups: list[Group]) -> Path:
+    groups = [g for g in groups if g.stats]
     keys = ["final IQM", "final mean", "best IQM", "best mean"]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 0.6 * len(groups) + 1.6), sharey=True)
     for ax, key in zip(axes, keys):
@@ -227,16 +239,22 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 def _markdown(groups: list[Group], pairs: list[tuple[str, str, Estimate]], skipped: list[str], reps: int,
               figures: list[Path]) -> str:
     lines = ["# ddpgkit report", "",
-             f"{sum(len(g.runs) for g in groups)} runs in {len(groups)} group(s) (same env and config except the "
-             f"seed). Estimates with 95% stratified-bootstrap confidence intervals ({reps:,} resamples, "
+             f"{sum(len(g.runs) for g in groups)} finished runs in {len(groups)} group(s) (same env and config except "
+             f"the seed). Estimates with 95% stratified-bootstrap confidence intervals ({reps:,} resamples, "
              "percentile method). *Final*: the run's last evaluation (summary.json). *Best*: the highest "
-             "evaluation during training (max over evaluations) — an optimistic number, reported by some papers.",
-             "", "| group | runs | final IQM | final mean | best IQM (max over evals) | best mean (max over evals) |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "evaluation during training (max over evaluations) — an optimistic number, reported by some papers. "
+             "Runs that *diverged* (an update turned non-finite; summary.json's status) are counted as failures "
+             "in their own column, not left out: the statistics are over the runs that finished.",
+             "", "| group | runs | diverged | final IQM | final mean | best IQM (max over evals) | "
+             "best mean (max over evals) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for g in groups:
         s = g.stats
-        lines.append(f"| {g.label} | {len(g.runs)} | {s['final IQM']} | {s['final mean']} | {s['best IQM']} | "
-                     f"{s['best mean']} |")
+        if not s:
+            lines.append(f"| {g.label} | {len(g.runs)} | {len(g.diverged)} | — | — | — | — |")
+            continue
+        lines.append(f"| {g.label} | {len(g.runs)} | {len(g.diverged)} | {s['final IQM']} | {s['final mean']} | "
+                     f"{s['best IQM']} | {s['best mean']} |")
     if pairs:
         lines += ["", "Probability of improvement on the final return, P(X > Y):", "", "| X | Y | P(X > Y) |",
                   "|---|---|---:|"]
@@ -244,6 +262,7 @@ def _markdown(groups: list[Group], pairs: list[tuple[str, str, Estimate]], skipp
     lines += ["", "Runs:", "", "| group | seed | final | best | run directory |", "|---|---:|---:|---:|---|"]
     for g in groups:
         lines += [f"| {g.label} | {r.seed} | {r.final:.1f} | {r.best:.1f} | {r.path} |" for r in g.runs]
+        lines += [f"| {g.label} | {r.seed} | diverged at step {r.diverged:,} | — | {r.path} |" for r in g.diverged]
     lines += [""] + [f"![{f.stem}]({f.name})" for f in figures]
     if skipped:
         lines += ["", "Skipped:", ""] + [f"* {s}" for s in skipped]
@@ -257,6 +276,8 @@ def make_report(paths: Iterable[str | Path], out_dir: str | Path, reps: int = 10
     runs, skipped = find_runs(paths)
     if not runs:
         raise RunError("no finished runs found" + (f" ({skipped[0]})" if skipped else ""))
+    if all(r.diverged is not None for r in runs):
+        raise RunError(f"every run found diverged ({len(runs)}); there is nothing to estimate")
     if reps < 100:
         raise ValueError(f"reps must be >= 100, got {reps}")
     groups = group_runs(runs)
@@ -271,6 +292,7 @@ def make_report(paths: Iterable[str | Path], out_dir: str | Path, reps: int = 10
         "groups": [{"label": g.label, "env_id": g.env_id, "config": g.config, "runs": [str(r.path) for r in g.runs],
                     "seeds": [r.seed for r in g.runs], "final": [r.final for r in g.runs],
                     "best": [r.best for r in g.runs],
+                    "diverged": [{"run": str(r.path), "seed": r.seed, "step": r.diverged} for r in g.diverged],
                     "stats": {k: vars(e) for k, e in g.stats.items()},
                     "curve": [{"step": s, **vars(e)} for s, e in zip(g.curve_steps, g.curve)]} for g in groups],
         "probability_of_improvement": [{"x": x, "y": y, **vars(e)} for x, y, e in pairs],

@@ -13,15 +13,17 @@ from .app import UserError, app, err, out, print_kv
 
 
 def _table(statuses: list[TrialStatus]) -> Table:
-    counts = {k: sum(s.state == k for s in statuses) for k in ("done", "skipped", "running", "pending", "failed")}
+    states = ("done", "skipped", "running", "pending", "failed", "diverged")
+    counts = {k: sum(s.state == k for s in statuses) for k in states}
     rate = sum(s.steps_per_s or 0.0 for s in statuses if s.state == "running")
     finished = counts["done"] + counts["skipped"]
     table = Table(title=f"sweep: {finished}/{len(statuses)} done, {counts['running']} running, "
-                        f"{counts['pending']} pending, {counts['failed']} failed; {rate:.0f} env steps/s")
+                        f"{counts['pending']} pending, {counts['failed']} failed, {counts['diverged']} diverged; "
+                        f"{rate:.0f} env steps/s")
     for col in ("trial", "state", "steps", "steps/s", "latest eval"):
         table.add_column(col)
     for s in statuses:
-        if s.state in ("running", "failed"):
+        if s.state in ("running", "failed", "diverged"):
             table.add_row(s.trial.name, s.state if s.state != "failed" else f"failed: {s.error}", f"{s.steps:,}",
                           f"{s.steps_per_s:.0f}" if s.steps_per_s else "",
                           f"{s.last_eval:.1f}" if s.last_eval is not None else "")

@@ -151,7 +151,7 @@ def _run(exp: Experiment, tensorboard: bool = False) -> None:
     with TrainingProgress(cfg.total_steps, exp.step) as progress:
         results = exp.run(progress, handle_signals=True, tensorboard=tensorboard)
     _print_finals(results)
-    s = results[0].summary
+    s = next(r.summary for r in results if r.summary.get("status") != "diverged")
     rate = f"{s['steps_per_s']:.0f} steps/s" + ("" if n == 1 else f" a seed, {s['steps_per_s'] * n:.0f} in all")
     print_kv("time", f"{s['wall_s']:.1f} s ({rate})")
     if n == 1:
@@ -166,6 +166,10 @@ def _print_finals(results: list[RunResult]) -> None:
     for r in results:
         s = r.summary
         who = "" if len(results) == 1 else f"seed {s['seed']}: "
+        if s.get("status") == "diverged":  # a group's member; the others went on
+            warn(f"{who}diverged at step {s['diverged_at']:,} (non-finite {s['signal']}), the others went on; "
+                 f"its batch: {r.run_dir / s['batch']}")
+            continue
         print_kv("final evaluation", f"{who}{s['final_eval_mean']:.1f} ± {s['final_eval_std']:.1f} over "
                  f"{s['eval_episodes']} episodes")
         for sign in s.get("health_warnings") or []:

@@ -4,7 +4,9 @@
 * ``ddpgkit/NonFinite-v0`` (:class:`NonFiniteEnv`): emits NaN or inf at a chosen step, to exercise the error path;
 * ``ddpgkit/HugeReward-v0``: a reward of 1e30 at step 300: finite, but the critic's loss overflows (the
   update's NaN sentinel);
-* ``ddpgkit/Unbounded-v0`` (:class:`UnboundedEnv`): an unbounded action space, which DDPG must refuse.
+* ``ddpgkit/Unbounded-v0`` (:class:`UnboundedEnv`): an unbounded action space, which DDPG must refuse;
+* ``ddpgkit/HugeRewardForSeed1-v0``: HugeReward-v0's reward for the env first reset with seed 1 only (one seed
+  of a group diverges), and ``ddpgkit/HugeRewardNever-v0``, the same env for no seed (its reference).
 
 They are registered with Gymnasium under the ``ddpgkit/`` namespace by :func:`register_test_envs`, which
 :func:`ddpgkit.envs.make.make_env` calls when it is asked for an id in that namespace (importing ddpgkit
@@ -49,19 +51,24 @@ class MirrorEnv(gym.Env):
 class NonFiniteEnv(gym.Env):
     """Emits a non-finite observation or reward at step ``bad_step`` (counted over the env's life),
     a stand-in for a misbehaving simulator. ``kind`` is ``"obs"`` or ``"reward"``; ``value`` is
-    ``nan`` or ``inf``."""
+    ``nan`` or ``inf`` (or a finite value too large to learn from, 1e30). With ``only_seed`` >= 0 only an env
+    first reset with that seed misbehaves (one seed of a group diverges, the others do not)."""
 
     metadata = {"render_modes": []}
 
-    def __init__(self, bad_step: int = 50, kind: str = "obs", value: str = "nan") -> None:
+    def __init__(self, bad_step: int = 50, kind: str = "obs", value: str = "nan", only_seed: int = -1) -> None:
         self.bad_step, self.kind = bad_step, kind
         self.value = float(value)
+        self.only_seed = only_seed
+        self.armed = only_seed < 0
         self.observation_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         self.steps = 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start an episode (Gymnasium's ``reset``)."""
+        if seed is not None and self.steps == 0:
+            self.armed = self.only_seed < 0 or seed == self.only_seed
         super().reset(seed=seed)
         return self.np_random.uniform(-1, 1, 3).astype(np.float32), {}
 
@@ -71,7 +78,7 @@ class NonFiniteEnv(gym.Env):
         self.steps += 1
         obs = self.np_random.uniform(-1, 1, 3).astype(np.float32)
         reward = -float(np.square(action).sum())
-        if self.steps == self.bad_step:
+        if self.steps == self.bad_step and self.armed:
             if self.kind == "obs":
                 obs[1] = self.value
             else:
@@ -95,6 +102,11 @@ ENTRIES: dict[str, tuple[str, int, dict[str, str | int]]] = {
     "ddpgkit/HugeReward-v0": ("ddpgkit.envs.testing:NonFiniteEnv", 200,
                               {"kind": "reward", "value": "1e30", "bad_step": 300}),
     "ddpgkit/Unbounded-v0": ("ddpgkit.envs.testing:UnboundedEnv", 10, {}),
+    # the same huge reward for the seed 1 only, and the same env where it never comes (a reference)
+    "ddpgkit/HugeRewardForSeed1-v0": ("ddpgkit.envs.testing:NonFiniteEnv", 200,
+                                      {"kind": "reward", "value": "1e30", "bad_step": 300, "only_seed": 1}),
+    "ddpgkit/HugeRewardNever-v0": ("ddpgkit.envs.testing:NonFiniteEnv", 200,
+                                   {"kind": "reward", "value": "1e30", "bad_step": 300, "only_seed": 10**9}),
 }
 
 

@@ -55,6 +55,7 @@ from ..storage.rundir import (
     RunLock,
     best_checkpoint_dir,
     check_run_dirs,
+    checkpoint_dir,
     checkpoints_by_step,
     list_checkpoints,
     mark_run_dir,
@@ -63,6 +64,7 @@ from ..storage.rundir import (
     read_metrics,
     read_origin,
     read_summary,
+    run_diverged,
     run_finished,
     write_metrics,
     write_summary,
@@ -133,7 +135,7 @@ class RunResult:
     run_dir: Path
     agent: DDPG
     summary: dict[str, Any]
-    checkpoint: Path
+    checkpoint: Path | None  # None: a run that diverged before its first checkpoint
     saved: list[tuple[int, Path]] = field(default_factory=list)
 
 
@@ -145,6 +147,7 @@ class Run:
     run_dir: Path
     resumed_from: Path | None = None
     origin: dict[str, str] | None = None  # config.toml's [origin]: where the hyperparameters came from
+    retired: bool = False  # it diverged before (summary.json says so): it keeps its place in the group, frozen
 
 
 @dataclass
@@ -191,14 +194,19 @@ class Experiment:
         return self.runs[0].agent.config.total_steps
 
     @property
+    def active(self) -> list[Run]:
+        """The runs that train (all but those that diverged before)."""
+        return [r for r in self.runs if not r.retired]
+
+    @property
     def step(self) -> int:
         """The step the runs start from (0, or their checkpoints')."""
-        return self.runs[0].agent.num_timesteps
+        return self.active[0].agent.num_timesteps
 
     @property
     def resumed_from(self) -> Path | None:
         """The first run's checkpoint when resumed (every run resumes from the same step), else None."""
-        return self.runs[0].resumed_from
+        return self.active[0].resumed_from
 
     @property
     def origin(self) -> dict[str, str] | None:
@@ -219,56 +227,63 @@ class Experiment:
         ``tensorboard``: also write every metrics row to ``<run>/tensorboard`` (the optional extra).
         """
         shared = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
-        sinks = [TensorBoardSink(r.run_dir / TENSORBOARD) for r in self.runs] if tensorboard else []
-        group = DDPGGroup(self.agents)
+        active = self.active
+        sinks = {r.run_dir: TensorBoardSink(r.run_dir / TENSORBOARD) for r in active} if tensorboard else {}
+        group = DDPGGroup(self.agents, retired=[k for k, r in enumerate(self.runs) if r.retired])
         boundary: Callable[[Trainer], bool] | None = None
         patience = None
         if len(self.runs) > 1:  # one agent is between episodes at every episode's end; a group may wait for it
             boundary = lambda trainer: group.at_episode_boundary  # noqa: E731 - one line, read once
             spec = self.runs[0].agent.env.spec
             patience = (spec.max_episode_steps if spec is not None and spec.max_episode_steps else None) or 1000
-        commit = GroupCommit(self.run_dirs, self.runs[0].agent.config.keep_checkpoints)  # one commit for all runs
-        begun = [_begin(r, boundary, patience, commit, sinks[i:i + 1]) for i, r in enumerate(self.runs)]
-        checkpointers = [cp for _, cp, _ in begun]
+        # one commit for all runs that train; a run that diverges leaves it (_Diverged)
+        commit = GroupCommit([r.run_dir for r in active], self.runs[0].agent.config.keep_checkpoints)
+        begun = {r.run_dir: _begin(r, boundary, patience, commit, [sinks[r.run_dir]] if sinks else []) for r in active}
+        checkpointers = {d: cp for d, (_, cp, _) in begun.items()}
+        diverged = {r.run_dir: _Diverged(r, self.preset, commit, checkpointers[r.run_dir],
+                                         self.seeds if len(self.runs) > 1 else None) for r in active}
         signals: list[int] = []
 
         def on_signal(signum: int, frame: Any) -> None:
             signals.append(signum)
-            for cp in checkpointers:
+            for cp in checkpointers.values():
                 cp.request_stop(force=len(signals) > 1)
 
         handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if handle_signals else {}
         start = time.perf_counter()
+        own = [None if r.retired else [*begun[r.run_dir][2], diverged[r.run_dir]] for r in self.runs]
         try:
-            group.learn_until(self.total_steps, shared, [own for _, _, own in begun])
-        except NonFiniteUpdate as e:
+            group.learn_until(self.total_steps, shared, own)
+        except NonFiniteUpdate as e:  # a single run's, or a group's last member's: the run ends here
             self.close()
-            raise _keep_broken_batch(e, self.run_dirs, checkpointers) from None
+            k = e.member if e.member is not None else 0
+            raise diverged[self.runs[k].run_dir].fail(e) from None
         except BaseException:
             self.close()
             raise
         finally:
-            for metrics, _, _ in begun:
+            for metrics, _, _ in begun.values():
                 metrics.close()
-            for sink in sinks:
+            for sink in sinks.values():
                 sink.close()
             for s, old in handlers.items():
                 signal.signal(s, old)
         if signals:
             name = signal.Signals(signals[0]).name
-            saved = [str(cp.saved[-1][1]) if cp.saved else "no checkpoint" for cp in checkpointers]
+            saved = [str(cp.saved[-1][1]) if cp.saved else "no checkpoint" for cp in checkpointers.values()]
             where = saved[0] if len(saved) == 1 else f"{len(saved)} checkpoints ({saved[0]}, ...)"
             cmd = "ddpgkit resume " + " ".join(str(d) for d in self.run_dirs)
-            raise RunInterrupted(f"{name} at step {self.agents[0].num_timesteps:,}: saved {where}; continue with: "
-                                 f"{cmd}", 128 + signals[0])
+            raise RunInterrupted(f"{name} at step {self.step:,}: saved {where}; continue with: {cmd}",
+                                 128 + signals[0])
         wall = time.perf_counter() - start
         seeds = self.seeds if len(self.runs) > 1 else None
         # the final checkpoints first, committed as one (a periodic one of the same step is not written again),
         # then each run's curve and summary: a run with a summary has its final checkpoint committed
         try:
-            finals = [cp.save(r.agent.trainer) for r, cp in zip(self.runs, checkpointers)]
-            return [_finish(r, cp, ckpt, wall, self.preset, seeds)
-                    for r, cp, ckpt in zip(self.runs, checkpointers, finals)]
+            training = [r for r in active if not r.agent.trainer.retired]
+            finals = {r.run_dir: checkpointers[r.run_dir].save(r.agent.trainer) for r in training}
+            return [_finish(r, checkpointers[r.run_dir], finals[r.run_dir], wall, self.preset, seeds)
+                    if r.run_dir in finals else _diverged_result(r) for r in self.runs]
         finally:
             self.close()
 
@@ -290,56 +305,107 @@ def _begin(run: Run, boundary: Callable[[Trainer], bool] | None, patience: int |
 def _finish(run: Run, checkpointer: Checkpointer, ckpt: Path, wall: float, preset: str | None,
             group: list[int] | None) -> RunResult:
     """The learning curve and summary.json, after training and the final checkpoint ``ckpt``."""
-    agent, directory, cfg = run.agent, run.run_dir, run.agent.config
+    agent, directory = run.agent, run.run_dir
     env_id = agent.env_id or "custom env"
     trainer = agent.trainer
     assert trainer is not None  # training made it
     plot_learning_curves(directory / CURVE, [(env_id, read_metrics(directory / METRICS))], f"DDPG on {env_id}")
-    mean, std = trainer.last_eval if trainer.last_eval is not None else (float("nan"), float("nan"))
-    best_step, best_mean, best_std = checkpointer.best if checkpointer.best else (None, float("nan"), float("nan"))
-    summary = {
-        "env_id": env_id, "seed": cfg.seed, "steps": trainer.step, "episodes": trainer.episodes,
-        "final_eval_mean": mean, "final_eval_std": std, "eval_episodes": cfg.eval_episodes,
-        "wall_s": wall, "train_s": trainer.wall_s, "steps_per_s": trainer.step / trainer.wall_s,
-        "best_eval_mean": best_mean, "best_eval_std": best_std, "best_step": best_step,
-        "best_checkpoint": (str(best_checkpoint_dir(directory).relative_to(directory)) if best_step is not None
-                            else None),
-        "checkpoint": str(ckpt.relative_to(directory)), "preset": preset,
-        "defaults": (run.origin or {}).get("defaults"), "resumed": run.resumed_from is not None,
-        "group_seeds": group, "health_warnings": health_warnings(trainer.history), "versions": versions(),
-    }
+    summary = _summary(run, trainer, preset, group, "finished", ckpt, checkpointer.best, wall)
     write_summary(directory, summary)
     return RunResult(directory, agent, summary, ckpt, list(checkpointer.saved))
 
 
+def _summary(run: Run, trainer: Trainer, preset: str | None, group: list[int] | None, status: str,
+             checkpoint: Path | None, best: tuple[int, float, float] | None, wall: float) -> dict[str, Any]:
+    """summary.json's content: ``status`` "finished" (trained to total_steps) or "diverged"."""
+    agent, directory, cfg = run.agent, run.run_dir, run.agent.config
+    mean, std = trainer.last_eval if trainer.last_eval is not None else (float("nan"), float("nan"))
+    if status != "finished":
+        mean, std = float("nan"), float("nan")  # no final evaluation of a run that did not finish
+    best_step, best_mean, best_std = best if best else (None, float("nan"), float("nan"))
+    return {
+        "env_id": agent.env_id or "custom env", "seed": cfg.seed, "status": status, "steps": trainer.step,
+        "episodes": trainer.episodes, "final_eval_mean": mean, "final_eval_std": std,
+        "eval_episodes": cfg.eval_episodes, "wall_s": wall, "train_s": trainer.wall_s,
+        "steps_per_s": trainer.step / trainer.wall_s if trainer.wall_s > 0 else None,
+        "best_eval_mean": best_mean, "best_eval_std": best_std, "best_step": best_step,
+        "best_checkpoint": (str(best_checkpoint_dir(directory).relative_to(directory)) if best_step is not None
+                            else None),
+        "checkpoint": str(checkpoint.relative_to(directory)) if checkpoint is not None else None, "preset": preset,
+        "defaults": (run.origin or {}).get("defaults"), "resumed": run.resumed_from is not None,
+        "group_seeds": group, "health_warnings": health_warnings(trainer.history), "versions": versions(),
+    }
+
+
+def result_of(run_dir: str | Path, saved: Sequence[tuple[int, Path]] = ()) -> RunResult:
+    """The result a finished or diverged run left in its directory: its summary.json and the agent of the
+    checkpoint it names (a run that diverged before its first checkpoint: an agent built from its config)."""
+    d = Path(run_dir)
+    summary = read_summary(d)
+    ckpt = d / summary["checkpoint"] if summary.get("checkpoint") else None
+    if ckpt is not None:
+        agent = DDPG.load(ckpt)
+    else:
+        agent = DDPG(summary["env_id"], DDPGConfig.load(d / CONFIG))
+    return RunResult(d, agent, summary, ckpt, list(saved))
+
+
 def finished_results(run_dirs: Sequence[str | Path]) -> list[RunResult]:
-    """The results finished runs left in their directories (summary.json and its final checkpoint), in order."""
-    results = []
-    for d in map(Path, run_dirs):
-        summary = read_summary(d)
-        ckpt = d / summary["checkpoint"]
-        results.append(RunResult(d, DDPG.load(ckpt), summary, ckpt))
-    return results
+    """The results finished (or diverged) runs left in their directories, in order (:func:`result_of`)."""
+    return [result_of(d) for d in run_dirs]
 
 
-def _keep_broken_batch(e: NonFiniteUpdate, run_dirs: list[Path], checkpointers: list[Checkpointer]
-                       ) -> NonFiniteError:
-    """Write the batch an update broke on into the run directory (a group: that seed's, and its slice),
-    and say in one line what happened and what was left."""
-    k = e.member if e.member is not None else 0
-    batch = e.batch if e.member is None else type(e.batch)(*(f[k] for f in e.batch))
-    run = run_dirs[k]
-    path = run / BROKEN_BATCH
-    atomic_write_bytes(path, st_save({name: t.detach().contiguous().cpu() for name, t in batch._asdict().items()}))
-    saved = [s for s, _ in checkpointers[k].saved] or [int(p.name) for p in list_checkpoints(run) if p.name.isdigit()]
-    last = f"the last checkpoint (step {max(saved):,}) is as it was" if saved else "no checkpoint was taken yet"
-    return NonFiniteError(f"{e}; {last}; the batch: {path}")
+class _Diverged(Callback):
+    """What a run that diverged leaves: the batch its update broke on (:data:`BROKEN_BATCH`) and a summary.json
+    whose ``status`` is ``diverged`` (with the step and the signal); in a group it also leaves the group's
+    checkpoint commit, and the others go on."""
+
+    def __init__(self, run: Run, preset: str | None, commit: GroupCommit, checkpointer: Checkpointer,
+                 group: list[int] | None) -> None:
+        self.run, self.preset, self.commit, self.checkpointer, self.group = run, preset, commit, checkpointer, group
+
+    def on_diverged(self, trainer: Trainer, error: NonFiniteUpdate) -> None:
+        """A group's member diverged: its files, and it leaves the commit."""
+        self._write(error)
+        self.commit.retire(self.run.run_dir)
+
+    def fail(self, error: NonFiniteUpdate) -> NonFiniteError:
+        """A single run (or a group's last member) diverged: its files, and the one line the run fails with."""
+        path = self._write(error)
+        saved = [s for s, _ in self.checkpointer.saved] or [int(p.name) for p in list_checkpoints(self.run.run_dir)
+                                                             if p.name.isdigit()]
+        last = f"the last checkpoint (step {max(saved):,}) is as it was" if saved else "no checkpoint was taken yet"
+        return NonFiniteError(f"{error}; {last}; the batch: {path}")
+
+    def _write(self, error: NonFiniteUpdate) -> Path:
+        run, agent = self.run.run_dir, self.run.agent
+        path = run / BROKEN_BATCH
+        atomic_write_bytes(path, st_save({name: t.detach().contiguous().cpu() for name, t in
+                                          error.batch._asdict().items()}))
+        trainer = agent.trainer
+        saved = [s for s, _ in self.checkpointer.saved] or sorted(checkpoints_by_step(run))
+        summary = _summary(self.run, trainer, self.preset, self.group, status="diverged",
+                           checkpoint=checkpoint_dir(run, max(saved)) if saved else None,
+                           best=self.checkpointer.best, wall=trainer.wall_s if trainer else 0.0)
+        summary.update(diverged_at=error.step, signal=error.signal, batch=BROKEN_BATCH)
+        write_summary(run, summary)
+        return path
+
+
+def _diverged_result(run: Run) -> RunResult:
+    """The result a run that diverged left (now or before): its summary, its last checkpoint if any, and the
+    agent as it was when it stopped."""
+    summary = read_summary(run.run_dir)
+    ckpt = summary.get("checkpoint")
+    return RunResult(run.run_dir, run.agent, summary, run.run_dir / ckpt if ckpt else None)
 
 
 def _never_committed(dirs: list[Path]) -> bool:
     """A group whose first checkpoint was interrupted before every run had saved it: some runs have checkpoints,
-    no step is common to all, and none has ever committed one (``checkpoints/committed.json``). It has nothing
-    to resume from; its runs start again (their uncommitted checkpoints go with the run files)."""
+    no step is common to all (that still train), and none has ever committed one
+    (``checkpoints/committed.json``). It has nothing to resume from; its runs start again (their uncommitted
+    checkpoints go with the run files)."""
+    dirs = [d for d in dirs if not run_diverged(d)] or dirs
     steps = [set(checkpoints_by_step(d)) for d in dirs]
     return len(dirs) > 1 and not set.intersection(*steps) and not any(read_committed(d) for d in dirs)
 
@@ -354,16 +420,56 @@ def _check_same_run(agent: DDPG, env_id: str, config: DDPGConfig) -> None:
                               f"(run: {saved[key]!r}, given: {given[key]!r})")
 
 
-def _resumed(agents: list[DDPG], checkpoints: list[Path], dirs: list[Path], skipped: list[str], preset: str | None,
-             total_steps: int, threads: int | None, locks: list[RunLock]) -> Experiment:
+def _load_for_resume(dirs: list[Path], device: str | None, env: str | None = None,
+                     configs: list[DDPGConfig] | None = None
+                     ) -> tuple[list[DDPG], list[Path | None], list[str], list[bool]]:
+    """The agents a group resumes with: those still training from their newest common checkpoint
+    (:func:`load_latest`), and each run that diverged before (its summary.json says so) retired, from its own
+    newest checkpoint that loads or, without one, built afresh — its slice only keeps its place in the stack.
+    (agents, their checkpoints, why newer checkpoints were skipped, which are retired.)"""
+    retired = [run_diverged(d) for d in dirs]
+    active = [d for d, gone in zip(dirs, retired) if not gone]
+    if not active:
+        raise RunFinished(f"{dirs[0] if len(dirs) == 1 else 'every run'} diverged: nothing left to train", dirs)
+    loaded, ckpts, skipped = load_latest(active, device)
+    by_dir = dict(zip(active, zip(loaded, ckpts)))
+    agents: list[DDPG] = []
+    checkpoints: list[Path | None] = []
+    for k, d in enumerate(dirs):
+        if d in by_dir:
+            agent, ckpt = by_dir[d]
+        else:
+            agent, ckpt = _retired_agent(d, device, env or loaded[0].env_id, configs[k] if configs else None)
+        agents.append(agent)
+        checkpoints.append(ckpt)
+    return agents, checkpoints, skipped, retired
+
+
+def _retired_agent(run: Path, device: str | None, env: str | None, config: DDPGConfig | None
+                   ) -> tuple[DDPG, Path | None]:
+    for ckpt in list_checkpoints(run):
+        try:
+            return DDPG.load(ckpt, device=device), ckpt
+        except CheckpointError:
+            continue
+    config = config if config is not None else DDPGConfig.load(run / CONFIG)
+    if env is None:
+        raise RunError(f"{run}: diverged before its first checkpoint, and no other run says which env it trained")
+    return DDPG(env, config.replace(device=device) if device else config), None
+
+
+def _resumed(agents: list[DDPG], checkpoints: list[Path | None], dirs: list[Path], skipped: list[str],
+             preset: str | None, total_steps: int, threads: int | None, locks: list[RunLock],
+             retired: list[bool]) -> Experiment:
     """The experiment that continues ``agents`` (loaded from ``checkpoints`` of ``dirs``) to ``total_steps``.
-    RunFinished if every run has finished at that many steps already; RunError if one has trained past it."""
-    for agent, ckpt in zip(agents, checkpoints):
-        if agent.trainer is None:
+    RunFinished if every run has finished (or diverged) already; RunError if one has trained past it."""
+    for agent, ckpt, gone in zip(agents, checkpoints, retired):
+        if agent.trainer is None and not gone:
             raise RunError(f"{ckpt}: holds no training state (saved with training_state=False); cannot resume")
-    done = agents[0].num_timesteps
+    active = [(a, d) for a, d, gone in zip(agents, dirs, retired) if not gone]
+    done = active[0][0].num_timesteps
     where = str(dirs[0]) if len(dirs) == 1 else f"the {len(dirs)} runs ({dirs[0]}, ...)"
-    if total_steps < done or all(run_finished(d, total_steps) for d in dirs):
+    if total_steps < done or all(run_finished(d, total_steps) for _, d in active):
         message = f"{where} already has {done:,} steps; ask for more than that to train further"
         if total_steps < done:
             raise RunError(message)
@@ -373,7 +479,8 @@ def _resumed(agents: list[DDPG], checkpoints: list[Path], dirs: list[Path], skip
         changes["threads"] = threads
     for agent in agents:
         agent.config = agent.config.replace(**changes)
-    runs = [Run(a, d, resumed_from=c, origin=read_origin(d)) for a, c, d in zip(agents, checkpoints, dirs)]
+    runs = [Run(a, d, resumed_from=c, origin=read_origin(d), retired=gone)
+            for a, c, d, gone in zip(agents, checkpoints, dirs, retired)]
     return Experiment(runs, preset, skipped, locks)
 
 
@@ -408,10 +515,11 @@ def prepare_experiment(env: str, config: DDPGConfig | ResolvedConfig | None = No
     try:
         check_run_dirs(dirs, resume=resume, overwrite=overwrite)  # again, now that no one else can write them
         if resume and any(list_checkpoints(d) for d in dirs) and not _never_committed(dirs):
-            agents, ckpts, skipped = load_latest(dirs, device=base.device)
-            for agent, c in zip(agents, configs):
-                _check_same_run(agent, env, c)
-            return _resumed(agents, ckpts, dirs, skipped, preset, base.total_steps, base.threads, locks)
+            agents, ckpts, skipped, retired = _load_for_resume(dirs, base.device, env, configs)
+            for agent, c, gone in zip(agents, configs, retired):
+                if not gone:
+                    _check_same_run(agent, env, c)
+            return _resumed(agents, ckpts, dirs, skipped, preset, base.total_steps, base.threads, locks, retired)
         agents = [DDPG(env, c) for c in configs]
         for d in dirs:
             prepare_run_dir(d, overwrite or resume)
@@ -449,10 +557,11 @@ def resume_experiment(run_dirs: str | Path | Sequence[str | Path], total_steps: 
             raise RunError(f"{d}: no such run directory")
     locks = _lock(dirs)
     try:
-        agents, ckpts, skipped = load_latest(dirs, device)
+        agents, ckpts, skipped, retired = _load_for_resume(dirs, device)
         check_groupable([a.config for a in agents])
-        steps = total_steps if total_steps is not None else agents[0].config.total_steps
-        return _resumed(agents, ckpts, dirs, skipped, None, steps, threads, locks)
+        active = [a for a, gone in zip(agents, retired) if not gone]
+        steps = total_steps if total_steps is not None else active[0].config.total_steps
+        return _resumed(agents, ckpts, dirs, skipped, None, steps, threads, locks, retired)
     except BaseException:
         for lock in locks:
             lock.release()

@@ -66,7 +66,7 @@ from ..config.resolve import resolve_config
 from ..config.seeds import parse_seeds
 from ..errors import ConfigError, DDPGKitError, RunError, RunFinished, one_line
 from ..storage.atomic import atomic_write_text, ensure_writable_dir
-from ..storage.rundir import METRICS, RunLock, read_metrics, read_summary, run_finished
+from ..storage.rundir import METRICS, RunLock, read_metrics, read_summary, run_diverged, run_finished
 from .run import prepare_experiment
 
 # Ray reads its environment once, when it is imported (an optional extra: imported by _import_ray):
@@ -266,8 +266,9 @@ def run_task(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 @dataclass
 class TrialStatus:
-    """What the driver knows of a trial: state pending/running/done/failed/skipped, and its progress
-    read from its run directory (steps, env steps/s, the latest evaluation)."""
+    """What the driver knows of a trial: state pending/running/done/failed/skipped (finished before), or diverged
+    (its update turned non-finite: it stopped, its group went on), and its progress read from its run directory
+    (steps, env steps/s, the latest evaluation)."""
 
     trial: Trial
     state: str = "pending"
@@ -420,7 +421,7 @@ def _run_sweep(spec: SweepSpec, out: Path, address: str | None, num_cpus: int | 
     todo = []
     for s in statuses:
         if _finished(s.trial):
-            s.state = "skipped"
+            s.state = "diverged" if run_diverged(s.trial.run_dir) else "skipped"
             _fill_from_summary(s)
         else:
             todo.append(s)
@@ -473,7 +474,7 @@ def _collect(ray: ModuleType, statuses: list[TrialStatus], ref: Any) -> None:
         return
     for status, result in zip(statuses, results):
         if result["status"] == "done":
-            status.state = "done"
+            status.state = "diverged" if result["summary"].get("status") == "diverged" else "done"
             _fill_from_summary(status, result["summary"])
         else:
             status.state, status.error = "failed", result["error"]

@@ -34,9 +34,9 @@ from ..config.ddpg import DDPGConfig
 from ..config.resolve import ResolvedConfig
 from ..config.seeds import seed_ranges
 from ..errors import ConfigError, DDPGKitError, RunError, RunFinished, RunInterrupted, one_line
-from ..storage.rundir import check_run_dirs, read_summary
+from ..storage.rundir import check_run_dirs
 from ..training.loop import Callback, Trainer
-from .run import RunResult, finished_results, prepare_experiment, resume_experiment, run_dirs_for
+from .run import RunResult, finished_results, prepare_experiment, result_of, resume_experiment, run_dirs_for
 
 REPORT_EVERY = 500  # a worker reports its step to the parent every this many steps
 
@@ -108,8 +108,8 @@ def _worker(channel: Connection, index: int, mode: str, env: str | None, config:
             _send(channel, ("start", index, exp.step, None if exp.resumed_from is None else str(exp.resumed_from)))
             results = exp.run(_Reporter(channel, index, parent), handle_signals=True,
                               tensorboard=options["tensorboard"])
-        final: tuple = ("done", index, [(str(r.run_dir), str(r.checkpoint), [(s, str(p)) for s, p in r.saved])
-                                        for r in results])
+        final: tuple = ("done", index, [(str(r.run_dir), str(r.checkpoint) if r.checkpoint else None,
+                                         [(s, str(p)) for s, p in r.saved]) for r in results])
     except RunInterrupted as e:
         final = ("interrupted", index, str(e), e.code)
     except DDPGKitError as e:
@@ -239,12 +239,8 @@ class WorkerGroups:
             name = signal.Signals(code - 128).name if 128 < code < 128 + 65 else "a signal"
             raise RunInterrupted(f"{name}: every worker saved a checkpoint; continue with: {self.resume_command()}",
                                  code)
-        results = []
-        for k in range(len(self.shares)):
-            for run, ckpt, saved in finals[k][1]:
-                results.append(RunResult(Path(run), DDPG.load(ckpt), read_summary(run), Path(ckpt),
-                                         [(s, Path(p)) for s, p in saved]))
-        return results
+        return [result_of(run, [(s, Path(p)) for s, p in saved])
+                for k in range(len(self.shares)) for run, _, saved in finals[k][1]]
 
 
 def prepare_workers(env: str, config: DDPGConfig | ResolvedConfig, seeds: Sequence[int],

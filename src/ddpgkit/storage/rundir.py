@@ -93,14 +93,26 @@ def check_run_dirs(paths: Sequence[str | Path], resume: bool = False, overwrite:
             refuse_existing_run(p)
 
 
-def run_finished(run: str | Path, total_steps: int | None = None) -> bool:
-    """Whether the run in ``run`` has finished training to ``total_steps`` (default: its config.toml's): its
-    summary.json, written last, records that many steps or more. The one test of "finished" (resume, sweeps,
-    workers); a run whose final checkpoint is written but not its summary has not finished."""
+def run_diverged(run: str | Path) -> bool:
+    """Whether the run in ``run`` diverged (its summary.json's ``status``): it has nothing more to train."""
     try:
-        steps = read_summary(run).get("steps")
+        return read_summary(run).get("status") == "diverged"
     except RunError:
         return False
+
+
+def run_finished(run: str | Path, total_steps: int | None = None) -> bool:
+    """Whether the run in ``run`` has finished training to ``total_steps`` (default: its config.toml's): its
+    summary.json, written last, records that many steps or more, or says it diverged (:func:`run_diverged`: it
+    has nothing more to train). The one test of "finished" (resume, sweeps, workers); a run whose final
+    checkpoint is written but not its summary has not finished."""
+    try:
+        summary = read_summary(run)
+    except RunError:
+        return False
+    if summary.get("status") == "diverged":
+        return True
+    steps = summary.get("steps")
     if total_steps is None:
         try:
             total_steps = config_table(tomllib.loads((Path(run) / CONFIG).read_text(encoding="utf-8")))["total_steps"]

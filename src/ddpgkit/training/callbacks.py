@@ -145,10 +145,20 @@ class GroupCommit:
 
     def saved(self, run: Path, step: int) -> None:
         """``run`` has saved its checkpoint of ``step``; the last of the group to do so commits it."""
-        done = self._pending.setdefault(step, set())
-        done.add(Path(run))
-        if done != set(self.runs):
-            return
+        self._pending.setdefault(step, set()).add(Path(run))
+        self._commit_ready()
+
+    def retire(self, run: Path) -> None:
+        """``run`` diverged: it saves no more, and the group commits without it."""
+        self.runs = [r for r in self.runs if r != Path(run)]
+        self._commit_ready()
+
+    def _commit_ready(self) -> None:
+        for step in sorted(self._pending):
+            if self.runs and set(self.runs) <= self._pending[step]:
+                self._commit(step)
+
+    def _commit(self, step: int) -> None:
         del self._pending[step]
         record = {"step": step, "runs": [r.name for r in self.runs]}
         for r in self.runs:

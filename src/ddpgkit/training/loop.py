@@ -96,6 +96,10 @@ class Callback:
     def on_training_end(self, trainer: Trainer) -> None:
         """After the last step of a ``run`` call (and the final evaluation)."""
 
+    def on_diverged(self, trainer: Trainer, error: NonFiniteUpdate) -> None:
+        """When this run's update turned non-finite in a group of seeds (``error``: the signal, the step and the
+        batch): the run stops there; the group's other runs go on. (A single run raises the error instead.)"""
+
 
 def _check_finite(step: int, obs: np.ndarray, reward: float) -> None:
     if not np.all(np.isfinite(obs)):
@@ -125,6 +129,9 @@ class Trainer:
         self._row_step = 0  # the step of the last metrics row (or of the current run() call's start)
         self._seeded = False
         self.callbacks: list[Callback] = []
+        #: a member of a group whose update turned non-finite: it no longer acts, learns or logs
+        self.retired = False
+        self.diverged: NonFiniteUpdate | None = None
 
     # ---- one step, in the phases train_loop calls ----------------------------------------------
 
@@ -150,6 +157,15 @@ class Trainer:
         self.episode_length += 1
         self.step = step + 1
         return terminated or truncated
+
+    def retire(self, error: NonFiniteUpdate) -> None:
+        """This run's update turned non-finite (``error``: the signal, the step, the batch): it stops here, its
+        callbacks hear of it (``on_diverged``); in a group, the others go on."""
+        self.retired, self.diverged = True, error
+        if self._start is not None:
+            self.wall_s += time.perf_counter() - self._start
+            self._start = None
+        self._emit("on_diverged", error)
 
     def _end_run(self, total_steps: int) -> None:
         if self.step >= total_steps and self.last_eval_step != self.step:
@@ -307,34 +323,44 @@ def train_loop(trainers: Sequence[Trainer], total_steps: int, callbacks: Sequenc
     for trainer, cbs in zip(trainers, callbacks):
         trainer._begin_run(cbs)
     learning_starts, batch_size, eval_interval = cfg.learning_starts, cfg.batch_size, cfg.eval_interval
-    for step in range(trainers[0].step, total_steps):
-        for t in trainers:
+    first = next(t for t in trainers if not t.retired)
+    for step in range(first.step, total_steps):
+        active = [t for t in trainers if not t.retired]  # a retired member (diverged) no longer acts
+        for t in active:
             if t.obs is None:
                 t.obs, _ = t.agent.env.reset(seed=t.agent.config.seed if step == 0 else None)
                 t.agent.noise.reset()
         if step < learning_starts:
-            actions: Sequence[np.ndarray] = [t.agent.random_action() for t in trainers]
+            actions: Sequence[np.ndarray | None] = [None if t.retired else t.agent.random_action() for t in trainers]
         else:
-            actions = explore([t.obs for t in trainers])
-        ended = [t._env_step(step, a) for t, a in zip(trainers, actions)]
-        if step >= learning_starts and all(len(t.agent.buffer) >= batch_size for t in trainers):
+            actions = explore([_zeros_like_obs(t) if t.retired else t.obs for t in trainers])
+        ended = [False if t.retired else t._env_step(step, a) for t, a in zip(trainers, actions)]
+        if step >= learning_starts and all(len(t.agent.buffer) >= batch_size for t in active):
             for _ in range(cfg.updates_per_step):
                 try:
                     update()
-                except NonFiniteUpdate as e:  # nothing was applied: name the step and stop
+                except NonFiniteUpdate as e:  # the last member has diverged: name the step and stop
                     raise NonFiniteUpdate(e.signal, e.batch, step + 1, e.member) from None
                 for t in trainers:
                     t._acc_n += 1
         for t, done in zip(trainers, ended):
+            if t.retired:
+                continue
             if done:
                 t._end_episode()
             if eval_interval and t.step % eval_interval == 0:
                 t._evaluate()
-        stops = [cb.on_step(t) is False for t in trainers for cb in t.callbacks]
+        stops = [cb.on_step(t) is False for t in trainers if not t.retired for cb in t.callbacks]
         if any(stops):
             break
     for t in trainers:
-        t._end_run(total_steps)
+        if not t.retired:
+            t._end_run(total_steps)
+
+
+def _zeros_like_obs(trainer: Trainer) -> np.ndarray:
+    """What a retired member is shown in a group's batched forward pass (its action is not used)."""
+    return np.zeros(trainer.agent.env.observation_space.shape, dtype=np.float32)
 
 
 def _is_int(v: Any) -> bool:
