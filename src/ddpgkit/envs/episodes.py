@@ -62,11 +62,13 @@ def run_episode(env: gym.Env, policy: Policy, seed: int | None = None, *, render
                    bool(terminated), bool(truncated), frames)
 
 
-def run_episodes(envs: Sequence[gym.Env], policy: BatchPolicy, seeds: Sequence[int | None]) -> list[Episode]:
+def run_episodes(envs: Sequence[gym.Env], policy: BatchPolicy, seeds: Sequence[int | None],
+                 max_steps: int | None = None) -> list[Episode]:
     """One episode on each env, side by side: env i starts from ``reset(seed=seeds[i])``; at every step the
     observations of the episodes still running go to ``policy`` as one (k, obs_dim) batch, and each of
     their envs steps with its row of the (k, act_dim) actions, until every episode has terminated or been
-    truncated. Episode i is what :func:`run_episode` on env i with that seed gives for a policy that maps each
+    truncated (or ran ``max_steps`` steps: an episode cut there has neither flag). Episode i is what
+    :func:`run_episode` on env i with that seed gives for a policy that maps each
     row alone to the same action (a network's product of a row inside a batch may round differently in
     the last bits from the same row alone); one forward pass per step for all of them instead of one
     per episode."""
@@ -93,7 +95,7 @@ def run_episodes(envs: Sequence[gym.Env], policy: BatchPolicy, seeds: Sequence[i
             rewards[i].append(reward)
             if terminated or truncated:
                 ends[i] = (bool(terminated), bool(truncated))
-            else:
+            elif max_steps is None or len(rewards[i]) < max_steps:
                 still.append(i)
         running = still
     return [Episode(totals[i], np.asarray(rewards[i], dtype=np.float64), np.asarray(observations[i]),

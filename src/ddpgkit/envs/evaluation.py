@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import gymnasium as gym
 
-from ..errors import EnvError
+from ..errors import EnvError, one_line
 from .episodes import BatchPolicy, Episode, run_episodes
 from .make import make_env
 
@@ -50,7 +50,18 @@ class EvalEnvs:
         if isinstance(self.arg, str):
             return make_env(self.arg)
         if self.arg is None and self.train_env.spec is not None:
-            return make_env(gym.make(self.train_env.spec))
+            stateful = [w for w in _wrappers(self.train_env) if isinstance(w, _STATEFUL)]
+            if stateful:
+                raise EnvError(f"the training env is wrapped with {type(stateful[0]).__name__}, whose statistics an "
+                               "evaluation env made anew from its spec would not share (its observations or rewards "
+                               "would be scaled otherwise); pass eval_env= an env to evaluate on")
+            try:
+                return make_env(gym.make(self.train_env.spec))
+            except EnvError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a spec Gymnasium cannot make again: one line, not a traceback
+                raise EnvError(f"{self.train_env.spec.id}: its spec does not make the env again "
+                               f"({type(e).__name__}: {one_line(e)}); pass eval_env=") from None
         try:
             return copy.deepcopy(self._envs[0] if self._envs else self.train_env)
         except (TypeError, copy.Error, AttributeError, ValueError):  # e.g. it holds a handle or a lock
@@ -59,7 +70,8 @@ class EvalEnvs:
     def copies(self, n: int) -> list[gym.Env]:
         """The evaluation env and enough more of its kind for ``n`` episodes side by side (kept for later
         evaluations); just ``[env]`` if it cannot be copied."""
-        envs = self._envs if self._envs else [self.env]
+        self.env  # noqa: B018 - made on first use, and kept in self._envs
+        envs = self._envs
         while len(envs) < n:
             extra = self._new()
             if extra is None:
@@ -67,11 +79,37 @@ class EvalEnvs:
             envs.append(extra)
         return envs[:n]
 
+    def max_steps(self) -> int:
+        """The longest an evaluation episode may run: the env's own time limit, else :data:`MAX_EPISODE_STEPS`."""
+        spec = self.env.spec
+        return spec.max_episode_steps if spec is not None and spec.max_episode_steps else MAX_EPISODE_STEPS
+
     def run(self, policy: BatchPolicy, seeds: Sequence[int]) -> list[Episode]:
         """One deterministic episode per seed (episode i from ``reset(seed=seeds[i])``), side by side on copies of
         the evaluation env (:func:`~ddpgkit.envs.episodes.run_episodes`: the policy called once per step for
         all running episodes), or one after another on the evaluation env when it cannot be copied."""
         envs = self.copies(len(seeds))
+        limit = self.max_steps()
         if len(envs) < len(seeds):
-            return [run_episodes(envs[:1], policy, [s])[0] for s in seeds]
-        return run_episodes(envs, policy, list(seeds))
+            episodes = [run_episodes(envs[:1], policy, [s], max_steps=limit)[0] for s in seeds]
+        else:
+            episodes = run_episodes(envs, policy, list(seeds), max_steps=limit)
+        endless = [e for e in episodes if not (e.terminated or e.truncated)]
+        if endless:
+            raise EnvError(f"an evaluation episode ran {limit:,} steps without ending: the env has no time limit "
+                           "(wrap it with gymnasium.wrappers.TimeLimit, or register it with max_episode_steps)")
+        return episodes
+
+
+#: An evaluation episode of an env without a time limit stops here, with an error, instead of running for ever.
+MAX_EPISODE_STEPS = 100_000
+# wrappers that learn statistics from the data they see: an evaluation env made anew would not share them
+_STATEFUL = (gym.wrappers.NormalizeObservation, gym.wrappers.NormalizeReward)
+
+
+def _wrappers(env: gym.Env) -> list[gym.Env]:
+    out = []
+    while isinstance(env, gym.Wrapper):
+        out.append(env)
+        env = env.env
+    return out

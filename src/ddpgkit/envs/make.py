@@ -71,6 +71,16 @@ def check_env(env: gym.Env, name: str | None = None) -> None:
         raise EnvError(f"{name}: DDPG needs a 1-D Box action space, got shape {act.shape}")
     if not (np.all(np.isfinite(act.low)) and np.all(np.isfinite(act.high))):
         raise EnvError(f"{name}: DDPG needs a bounded action space (finite low and high), got {act}")
+    low, high = act.low.astype(np.float32), act.high.astype(np.float32)
+    with np.errstate(over="ignore"):
+        span = high - low
+    if not np.all(np.isfinite(span)):  # e.g. ±3.4e38, a common way to write "unbounded"
+        raise EnvError(f"{name}: the action space's high − low overflows float32 ({act}): DDPG needs bounds it can "
+                       "scale its actions to; give the real bounds")
+    flat = [i for i in range(len(span)) if not span[i] > 0]
+    if flat:
+        raise EnvError(f"{name}: the action space has low == high (or low > high) in dimension(s) "
+                       f"{', '.join(map(str, flat))}: DDPG needs high > low in every dimension")
     if not isinstance(obs, spaces.Box) or len(obs.shape) != 1:
         raise EnvError(f"{name}: ddpgkit needs a 1-D Box observation space, got {obs}; "
                        "wrap the env with gymnasium.wrappers.FlattenObservation")
