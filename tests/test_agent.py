@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 from ddpgkit import DDPG, DDPGConfig
 from ddpgkit.errors import CheckpointError, NonFiniteError
@@ -164,3 +167,107 @@ def test_learn_counts_the_steps_to_add():
     assert agent.num_timesteps == SMALL["total_steps"]
     with pytest.raises(ValueError, match="total_timesteps must be an integer"):
         agent.learn(-5)
+
+
+# ---- issue 23, items 9 and 12: an agent's resources and what a model-only load says ----------------------------
+
+CLOSED: list[int] = []  # the numbers of the RecordedPendulum instances closed
+
+
+class RecordedPendulum(PendulumEnv):
+    """Pendulum, numbered, its close() recorded in CLOSED."""
+
+    made = 0
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        RecordedPendulum.made += 1
+        self.number = RecordedPendulum.made
+
+    def close(self):
+        CLOSED.append(self.number)
+        super().close()
+
+
+def test_close_closes_the_envs_the_agent_made_and_not_the_callers():
+    import gymnasium as gym
+
+    gym.register("ddpgkit-test/Recorded-v0", entry_point=RecordedPendulum, max_episode_steps=20)
+    try:
+        CLOSED.clear()
+        with DDPG("ddpgkit-test/Recorded-v0", DDPGConfig(**SMALL)) as agent:
+            own = agent.env.unwrapped.number
+            agent.evaluate(episodes=3)  # the evaluation env and two copies, made from the spec
+            copies = [e.unwrapped.number for e in agent.eval_envs.copies(3)]
+        assert sorted(CLOSED) == sorted([own, *copies]) and len(set(copies)) == 3
+
+        CLOSED.clear()
+        mine, my_eval = gym.make("ddpgkit-test/Recorded-v0"), gym.make("ddpgkit-test/Recorded-v0")
+        agent = DDPG(mine, DDPGConfig(**SMALL), eval_env=my_eval)
+        agent.evaluate(episodes=2)  # one more copy of my_eval's kind, made by the agent
+        made = [e.unwrapped.number for e in agent.eval_envs.copies(2)][1:]
+        agent.close()
+        assert CLOSED == made  # the caller's two envs stay open
+    finally:
+        gym.registry.pop("ddpgkit-test/Recorded-v0", None)
+
+
+def test_a_model_only_load_allocates_no_replay_buffer_and_says_its_step(tmp_path):
+    """A buffer of 10^11 transitions cannot be allocated on this machine (or any: 2.8 TB): the agent is built,
+    trained briefly on another config, saved, and loaded without its training state to act and evaluate."""
+    huge = DDPGConfig(**{**SMALL, "buffer_size": 10**11})
+    agent = DDPG("Pendulum-v1", huge, seed=0)  # nothing allocated yet
+    if Path("/proc/sys/vm/overcommit_memory").read_text().strip() == "0":  # Linux refuses what cannot fit
+        with pytest.raises(RuntimeError):
+            agent.buffer  # noqa: B018 - allocating it is what fails
+    trained = DDPG("Pendulum-v1", DDPGConfig(**SMALL), seed=0).learn(300)
+    path = trained.save(tmp_path / "ckpt", training_state=True)
+    loaded = DDPG.load(path, training_state=False)
+    assert loaded.num_timesteps == 300 and loaded.trainer is None  # Stable-Baselines3's num_timesteps
+    assert loaded._buffer is None  # noqa: SLF001 - loading, acting and evaluating allocate none
+    loaded.evaluate(episodes=1)
+    assert loaded._buffer is None  # noqa: SLF001
+    assert np.array_equal(loaded.act(np.zeros(3, np.float32)), trained.act(np.zeros(3, np.float32)))
+    # training it starts a run of its own from step 0 (SB3's learn with reset_num_timesteps)
+    loaded.learn(150)
+    assert loaded.num_timesteps == 150 and loaded.buffer.size == 150
+
+
+def test_explore_refuses_a_batch():
+    agent = DDPG("Pendulum-v1", DDPGConfig(**SMALL), seed=0)
+    assert agent.explore(np.zeros(3, np.float32)).shape == (1,)
+    with pytest.raises(ValueError, match=r"explore takes one observation \(obs_dim,\), got shape \(4, 3\)"):
+        agent.explore(np.zeros((4, 3), np.float32))
+    assert agent.act(np.zeros((4, 3), np.float32)).shape == (4, 1)  # act takes a batch
+
+
+# ---- issue 23, item 13: the settings no test ran ---------------------------------------------------------------
+
+def test_updates_per_step_makes_that_many_updates_on_consecutive_batches():
+    """updates_per_step = 2 is two gradient steps after every env step: the first learning step of such a run
+    equals a run of one update per step followed by one more update on the next batch drawn, bit for bit; and
+    K learning steps make 2K updates."""
+    cfg = DDPGConfig(**SMALL)
+    start = cfg.learning_starts
+    two = DDPG("Pendulum-v1", cfg.replace(updates_per_step=2), seed=4).learn_until(start + 1)
+    one = DDPG("Pendulum-v1", cfg, seed=4).learn_until(start + 1)
+    assert (two.learner.num_updates, one.learner.num_updates) == (2, 1)
+    one.update(one.buffer.sample(cfg.batch_size))  # the second update of that step, written out
+    assert same_weights(weights(two), weights(one))
+    two.learn_until(start + 50)
+    assert two.learner.num_updates == 2 * 50
+
+
+def test_no_noise_explores_with_the_policy_itself():
+    """noise = "none": the training action after the warm-up is μ(s) itself, and the noise metric is 0."""
+    cfg = DDPGConfig(**SMALL, noise="none")
+    agent = DDPG("Pendulum-v1", cfg, seed=2).learn_until(cfg.learning_starts)
+    obs = agent.trainer.obs
+    expected = agent.act(obs)  # μ(s) before the step's update
+    assert np.array_equal(agent.explore(obs), expected)
+    agent.learn_until(cfg.learning_starts + 1)
+    stored = agent.buffer.latest(1).action[0].numpy()
+    assert np.array_equal(stored, expected)
+    agent.learn_until(cfg.total_steps)
+    rows = [r for r in agent.trainer.history if r["noise_rms"] is not None]
+    assert rows and all(r["noise_rms"] == 0.0 for r in rows)

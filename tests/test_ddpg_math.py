@@ -198,7 +198,8 @@ def test_adam_step_equals_optimizer_step_bit_for_bit(weight_decay, kernel, monke
 
 def test_adam_fast_path_guard():
     """Only settings the fast call reproduces exactly take it: a param group without a key that only
-    newer torch releases have still does; an unknown key or a non-plain setting falls back."""
+    newer torch releases have still does (optimizer.step() is not called, and the numbers are step()'s); an
+    unknown key or a non-plain setting falls back to optimizer.step()."""
     from ddpgkit.algo.optim import adam_step, fast_path_applies, make_adam
 
     def fresh():
@@ -208,20 +209,36 @@ def test_adam_fast_path_guard():
         for p in net.parameters():
             p.grad = torch.ones_like(p)
         adam_step(opt)  # creates the state
+        for p in net.parameters():
+            p.grad = torch.linspace(-1.0, 2.0, p.numel()).reshape(p.shape)
         return net, opt
 
-    _, opt = fresh()
-    assert fast_path_applies(opt)
+    def counted(opt):  # optimizer.step, its calls counted
+        calls, step = [], opt.step
+        opt.step = lambda *a, **k: (calls.append(1), step(*a, **k))[1]
+        return calls
+
+    def same(a, a_opt, b, b_opt):
+        return all(torch.equal(p, q) and all(torch.equal(a_opt.state[p][k], b_opt.state[q][k])
+                                             for k in ("step", "exp_avg", "exp_avg_sq"))
+                   for p, q in zip(a.parameters(), b.parameters()))
+
+    net, opt = fresh()
+    reference, ref_opt = fresh()
     del opt.param_groups[0]["decoupled_weight_decay"]  # as in torch releases before the key existed
-    assert fast_path_applies(opt) and adam_step(opt)
+    calls = counted(opt)
+    assert fast_path_applies(opt) and adam_step(opt) and calls == []  # the fast call ran, not step()
+    ref_opt.step()
+    assert same(net, opt, reference, ref_opt)
     for change in ({"maximize": True}, {"brand_new_option": 1}, {"lr": torch.tensor(0.01)}):
         net, opt = fresh()
         reference, ref_opt = fresh()
         opt.param_groups[0].update(change)
         ref_opt.param_groups[0].update(change)
-        assert not fast_path_applies(opt) and adam_step(opt) is False
+        calls = counted(opt)
+        assert not fast_path_applies(opt) and adam_step(opt) is False and calls == [1]
         ref_opt.step()
-        assert all(torch.equal(p, q) for p, q in zip(net.parameters(), reference.parameters()))
+        assert same(net, opt, reference, ref_opt)
 
 
 def test_the_agents_update_takes_the_fast_adam_path():

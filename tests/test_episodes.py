@@ -113,3 +113,23 @@ def test_an_env_without_spec_or_copy_needs_an_eval_env_said_in_one_line():
         agent.evaluate()
     agent = DDPG(UncopyableMirror(), DDPGConfig(hidden=(8, 8), eval_episodes=2), eval_env=UncopyableMirror())
     assert agent.evaluate().shape == (2,)  # the given eval env, its episodes one after another
+
+
+def test_episode_returns_are_the_total_rewards_of_seeded_episodes():
+    from ddpgkit import episode_returns
+
+    def policy(obs):
+        return np.array([0.5 * float(obs[2])], dtype=np.float32)
+
+    env = gym.make("Pendulum-v1")
+    got = episode_returns(env, policy, 2, seed=3)
+    truth = []
+    for seed in (3, 4):  # written out: reset with seed + i, step until the time limit
+        ref = gym.make("Pendulum-v1")
+        obs, _ = ref.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            obs, r, term, trunc, _ = ref.step(policy(obs))
+            total, done = total + float(r), term or trunc
+        truth.append(total)
+    assert got.shape == (2,) and got.tolist() == truth

@@ -112,7 +112,7 @@ def test_the_best_evaluation_is_kept_beside_the_latest(tmp_path, capsys):
     assert (s["best_step"], s["best_eval_mean"]) == (best_step, best_mean)
     assert s["best_checkpoint"] == "checkpoints/best" and s["final_eval_mean"] == evals[-1][1]
     best = DDPG.load(tmp_path / "run" / "checkpoints" / "best")
-    assert best.trainer is None and best.num_timesteps == 0  # model only: not a resume point
+    assert best.trainer is None and best.num_timesteps == best_step  # model only: not a resume point
     assert best.evaluate().mean() == best_mean  # the networks that made that evaluation
     assert [p.name for p in list_checkpoints(tmp_path / "run")][0] == "1400"  # resume ignores it
     r = run_cli(capsys, "eval", tmp_path / "run", "--episodes", "2")

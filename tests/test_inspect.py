@@ -149,6 +149,27 @@ def test_a_non_finite_loss_stops_the_update_before_anything_is_applied():
     assert all(torch.equal(before[k], after[k]) for k in before) and agent.learner.num_updates == 0
 
 
+@pytest.mark.parametrize("backward", ["handwritten", "autograd"])
+def test_an_actor_step_that_breaks_after_the_critic_stepped_says_so(backward):
+    """The online actor enters only the actor step (the critic's target uses μ'), so a NaN in its weights lets
+    this update's critic step through and stops the actor's: the message says the critic step was applied,
+    the critic has moved, the actor and both targets have not, and the critic still takes gradients."""
+    from ddpgkit.errors import NonFiniteUpdate
+
+    agent = DDPG("Pendulum-v1", TINY.replace(backward=backward), seed=0)
+    rows = torch.randn(32, agent.buffer.width, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        agent.actor.net.linear0.weight[0, 0] = float("nan")
+    before = {k: v.clone() for k, v in agent.model_tensors().items()}
+    with pytest.raises(NonFiniteUpdate, match=r"non-finite actor (loss|gradient) \(this update's critic step was "
+                                              r"applied\) in an update"):
+        agent.update(agent.buffer.split(rows))
+    after = agent.model_tensors()
+    moved = {k for k in before if not torch.equal(before[k].nan_to_num(), after[k].nan_to_num())}  # NaN as 0
+    assert moved == {k for k in before if k.startswith("critic.")}
+    assert all(p.requires_grad for p in agent.critic.parameters())
+
+
 def test_a_group_retires_the_seed_whose_update_broke_and_the_others_step_as_without_it():
     from ddpgkit.agents.group import DDPGGroup
 

@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from ddpgkit import DDPG, DDPGConfig, run_experiment
+from ddpgkit import DDPG, Callback, DDPGConfig, run_experiment
 from ddpgkit.storage.rundir import checkpoints_by_step, read_committed, read_metrics
 
 TINY = DDPGConfig(hidden=(16, 16), batch_size=32, learning_starts=100, total_steps=600, checkpoint_interval=200,
@@ -316,3 +316,73 @@ def test_train_seeds_reports_the_diverged_seed_in_one_line_and_finishes_the_othe
     assert r.out.count("final evaluation: seed") == 2
     assert json.loads((tmp_path / "ddpgkit_HugeRewardForSeed1-v0-s1" / "summary.json").read_text())["status"] == \
         "diverged"
+
+
+# ---- item 9: leaks and what a resumed run shows ------------------------------------------------------------
+
+class _KillAtStep(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step(self, trainer):
+        if trainer.step == self.step:
+            raise Killed
+
+
+def test_a_resumed_runs_tensorboard_drops_the_abandoned_timeline(tmp_path):
+    """Killed at step 700 (its checkpoint: 400; rows at every 200), resumed: TensorBoard shows each step once, as
+    metrics.csv has it (without purge_step it showed the first attempt's row at 600 beside the resumed run's)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ddpgkit.experiments.run import prepare_experiment, resume_experiment
+
+    run = tmp_path / "run"
+    cfg = TINY.replace(total_steps=1000, checkpoint_interval=400)
+    with pytest.raises(Killed):
+        prepare_experiment("Pendulum-v1", cfg, run).run(_KillAtStep(700), tensorboard=True)
+    resume_experiment(run).run(tensorboard=True)
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert [r["step"] for r in read_metrics(run)] == [200, 200, 400, 400, 600, 600, 800, 800, 1000, 1000]
+    for tag, column in (("return/episode", "episode_return"), ("loss/critic", "critic_loss")):
+        expected = [(r["step"], r[column]) for r in read_metrics(run) if r[column] is not None]
+        got = [(e.step, e.value) for e in events.Scalars(tag)]
+        assert [s for s, _ in got] == [s for s, _ in expected]
+        assert [v for _, v in got] == pytest.approx([v for _, v in expected], rel=1e-6)  # float32 in the file
+
+
+def test_files_opened_before_a_failing_setup_are_closed(tmp_path, monkeypatch):
+    """The second run's config cannot be written: the first run's metrics.csv and both TensorBoard files,
+    opened already, are closed, and the run directories are unlocked."""
+    import ddpgkit.experiments.run as run_module
+    from ddpgkit.experiments.run import prepare_experiment
+    from ddpgkit.training.callbacks import MetricsCSV
+    from ddpgkit.training.tensorboard import TensorBoardSink
+
+    opened, closed = [], []
+    for cls in (MetricsCSV, TensorBoardSink):  # the real classes, recorded
+        def init(self, *a, _real=cls.__init__, **k):
+            _real(self, *a, **k)
+            opened.append(self)
+
+        def close(self, _real=cls.close):
+            _real(self)
+            closed.append(self)
+
+        monkeypatch.setattr(cls, "__init__", init)
+        monkeypatch.setattr(cls, "close", close)
+    real_begin = run_module._begin
+
+    def failing(run, *a, **k):
+        if run.agent.config.seed == 1:
+            raise OSError("disk full")
+        return real_begin(run, *a, **k)
+
+    monkeypatch.setattr(run_module, "_begin", failing)
+    dirs = [tmp_path / "s0", tmp_path / "s1"]
+    experiment = prepare_experiment("Pendulum-v1", TINY, dirs, seeds=[0, 1])
+    with pytest.raises(OSError, match="disk full"):
+        experiment.run(tensorboard=True)
+    assert [type(o).__name__ for o in opened] == ["TensorBoardSink", "TensorBoardSink", "MetricsCSV"]
+    assert sorted(map(id, closed)) == sorted(map(id, opened))
+    prepare_experiment("Pendulum-v1", TINY, dirs, seeds=[0, 1], overwrite=True).close()  # unlocked

@@ -356,7 +356,7 @@ def test_edited_metadata_with_a_recomputed_checksum_loads_exactly_or_fails_clean
     assert _same(read_manifest(again)["meta"], meta), f"{path} = {target[path[-1]]!r} loaded as something else"
 
 
-def test_train_resume_applies_device_and_threads(uninterrupted, tmp_path, capsys):
+def test_train_resume_applies_device_and_threads(uninterrupted, tmp_path, capsys, monkeypatch):
     """`train ... --resume --device X --threads N` continues on X with N threads (README: those flags
     are accepted on resume); the run's config.toml and new checkpoints record them."""
     import shutil
@@ -366,11 +366,18 @@ def test_train_resume_applies_device_and_threads(uninterrupted, tmp_path, capsys
     run = tmp_path / "run"
     shutil.copytree(uninterrupted, run)
     assert DDPGConfig.load(run / "config.toml").device == "auto"
+    calls, set_threads = [], torch.set_num_threads
+
+    def recorded(n):  # torch's own, recorded: the run sets 2, and 1 back when it ends
+        calls.append(n)
+        set_threads(n)
+
+    monkeypatch.setattr(torch, "set_num_threads", recorded)
     try:
         r = run_cli(capsys, "train", *CLI_FAST, "--steps", "1600", "--device", "cpu", "--threads", "2",
                     "--out", run, "--resume")
         assert r.code == 0, r.err
-        assert torch.get_num_threads() == 2  # the run really used them
+        assert calls == [2, 1] and torch.get_num_threads() == 1  # the run used them, and put torch's back
     finally:
         torch.set_num_threads(1)
     saved = DDPGConfig.load(run / "config.toml")

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -311,6 +312,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class Cluster:
+    address: str
+    token: str
+    worker_session: int  # the session of the worker node's processes (ray start, its raylet, its workers)
+
+
 @pytest.fixture
 def cluster(tmp_path):
     """A head node and a worker node on this machine (loopback address), token authentication on."""
@@ -341,14 +349,14 @@ def cluster(tmp_path):
             time.sleep(0.5)
         else:
             raise AssertionError("the two-node cluster did not come up")
-        yield address, token
+        yield Cluster(address, token, procs[1].pid)
     finally:
         end_sessions({p.pid for p in procs})
 
 
 def test_the_same_spec_runs_on_a_cluster_address_with_its_token(cluster, tmp_path):
     """One trial a task (seeds_per_task = 1), so that both nodes' CPUs are used."""
-    address, token = cluster
+    address, token = cluster.address, cluster.token
     spec = tmp_path / "two.toml"
     spec.write_text('envs = ["Pendulum-v1"]\nseeds = [0, 1]\npreset = "pendulum"\nseeds_per_task = 1\n[config]\n'
                     + "".join(f"{k} = {v}\n" for k, v in TINY.items()))
@@ -377,7 +385,7 @@ def test_the_same_spec_runs_on_a_cluster_address_with_its_token(cluster, tmp_pat
 
 def test_a_client_without_the_token_is_refused_by_the_cluster(cluster, tmp_path):
     """The cluster itself refuses a client that presents a wrong token, or none (auth disabled)."""
-    address, token = cluster
+    address, token = cluster.address, cluster.token
     home = tmp_path / "h"
     home.mkdir()
     base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
@@ -392,3 +400,56 @@ def test_a_client_without_the_token_is_refused_by_the_cluster(cluster, tmp_path)
                                                                      RAY_AUTH_TOKEN=token),
                           capture_output=True, text=True, timeout=120)
     assert "CONNECTED" in good.stdout
+
+
+def test_a_node_lost_mid_trial_its_group_finishes_on_the_other_with_the_uninterrupted_weights(cluster, tmp_path):
+    """Two groups of two seeds, one task on each node. Once the worker node's group has a checkpoint, every process
+    of that node (its raylet, its Ray worker) is killed at once: the node is lost. Ray retries the task on the head
+    node, which resumes the group from its common checkpoint; both groups end with the weights of uninterrupted
+    runs of their seeds."""
+    spec = tmp_path / "lost.toml"
+    config = {**TINY, "total_steps": 4000}
+    spec.write_text('envs = ["Pendulum-v1"]\nseeds = [0, 1, 2, 3]\npreset = "pendulum"\nseeds_per_task = 2\n'
+                    "[config]\n" + "".join(f"{k} = {v}\n" for k, v in config.items()))
+    home = tmp_path / "client-home"
+    home.mkdir()
+    env = dict({k: v for k, v in os.environ.items() if not k.startswith("RAY_")}, HOME=str(home),
+               RAY_AUTH_TOKEN=cluster.token)
+    out = tmp_path / "sweep"
+    trials = SweepSpec.load(spec).trials(out)
+    driver = subprocess.Popen([str(DDPGKIT_BIN), "sweep", str(spec), "--out", str(out), "--address", cluster.address],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lost = None
+    try:
+        deadline = time.time() + 240
+        while lost is None and time.time() < deadline and driver.poll() is None:
+            for t in trials:
+                pid = _worker_writing((t.run_dir / "metrics.csv").resolve()) if t.run_dir.exists() else None
+                steps = _checkpoint_steps(t.run_dir) if t.run_dir.exists() else []
+                if pid is not None and os.getsid(pid) == cluster.worker_session and steps and max(steps) >= 600:
+                    lost = t.run_dir
+                    for p in session_processes({cluster.worker_session}):  # the whole node at once
+                        try:
+                            os.kill(p, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                    break
+            time.sleep(0.05)
+        stdout, stderr = driver.communicate(timeout=420)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert lost is not None, "no group trained on the worker node long enough to lose it"
+    assert driver.returncode == 0, stderr
+    assert stdout.count("| done |") == 4, stdout
+    by_seed = {t.config.seed: t for t in trials}
+    for seeds in ([0, 1], [2, 3]):
+        runs = [by_seed[s].run_dir for s in seeds]
+        refs = run_experiment("Pendulum-v1", by_seed[seeds[0]].config, [tmp_path / f"ref{s}" for s in seeds],
+                              seeds=seeds, preset="pendulum")
+        for run, ref in zip(runs, refs):
+            summary = read_summary(run)
+            assert summary["steps"] == 4000
+            if lost in runs:  # the lost node's group continued from its checkpoint on the head node, not from 0
+                assert summary["resumed"] is True
+            assert same(model(final_checkpoint(run)), ref.agent.model_tensors()), run

@@ -207,3 +207,41 @@ def test_workers_bad_input_one_line(tmp_path, capsys):
     with pytest.raises(RunError, match="already holds a run"):
         run_workers("Pendulum-v1", TINY, [0, 1], [existing / "a", existing / "b"], workers=2)
     assert (existing / "a" / "metrics.csv").read_bytes() == before  # nothing started, nothing touched
+
+
+def _docstring_example() -> str:
+    import ddpgkit.experiments.workers as module
+
+    doc = module.__doc__
+    block = doc[doc.index("::\n") + 3:doc.index("\n\n", doc.index("run_workers(\"Pendulum"))]
+    return "\n".join(line[4:] for line in block.splitlines())
+
+
+def test_the_module_docstring_example_runs_as_a_script(tmp_path):
+    """The example, as a script (smaller: 2 seeds of a tiny config): spawned workers import it again, and its
+    `if __name__ == "__main__":` keeps them from starting workers of their own."""
+    code = _docstring_example()
+    big = 'DDPGConfig.preset("pendulum"), seeds=range(10)'
+    assert big in code and 'if __name__ == "__main__":' in code
+    small = ('DDPGConfig.preset("pendulum", total_steps=300, learning_starts=100, batch_size=32, hidden=(16, 16), '
+             'buffer_size=1000, eval_episodes=1), seeds=range(2)')
+    script = tmp_path / "example.py"
+    script.write_text(code.replace(big, small) + "\n    print(sorted(r.summary['seed'] for r in results))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[-2] == "[0, 1]"
+    assert (tmp_path / "runs" / "Pendulum-v1-s1" / "summary.json").is_file()
+
+
+def test_a_script_that_starts_workers_when_imported_gets_one_clear_error(tmp_path):
+    """Without the `__main__` guard every spawned worker would start workers again while it starts (Python's
+    own error is a page about bootstrapping, then "can only join a started process"); each says instead what to
+    do. This also guards the private multiprocessing flag the check reads."""
+    code = _docstring_example().replace('if __name__ == "__main__":', "if True:")
+    code = code.replace('DDPGConfig.preset("pendulum")',
+                        'DDPGConfig.preset("pendulum", total_steps=300, learning_starts=100)')
+    (tmp_path / "unguarded.py").write_text(code)
+    out = subprocess.run([sys.executable, "unguarded.py"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert out.returncode != 0
+    assert 'a script must start them under `if __name__ == "__main__":`' in out.stderr
+    assert "bootstrapping phase" not in out.stderr

@@ -23,7 +23,7 @@ _EXPORTS = {
     "resolve_config": "config.resolve", "ResolvedConfig": "config.resolve",
     "run_workers": "experiments.workers", "prepare_workers": "experiments.workers",
     "resume_workers": "experiments.workers",
-    "Episode": "envs.episodes", "evaluate_policy": "envs.episodes",
+    "Episode": "envs.episodes", "episode_returns": "envs.episodes",
     "SweepSpec": "experiments.sweep", "run_sweep": "experiments.sweep", "make_report": "analysis.report",
 }
 

@@ -35,7 +35,8 @@ class NonFiniteError(DDPGKitError, ArithmeticError):
 
 
 class NonFiniteUpdate(NonFiniteError):
-    """An update produced NaN or inf in a loss or a gradient; nothing was applied. ``signal`` names it
+    """An update produced NaN or inf in a loss or a gradient; that step was not applied (an actor step's
+    signal says that this update's critic step, which it follows, was). ``signal`` names it
     ("critic loss", "actor gradient", ...; with the seed for a group), ``batch`` is the batch that did
     it, ``member`` the index of the agent in a group whose update broke (None for one agent), and ``step``
     (set by the training loop) the environment step."""

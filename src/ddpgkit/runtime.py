@@ -1,5 +1,11 @@
-"""Process-wide torch settings and what this machine can do: the thread policy, denormal flushing,
-the device, and whether the CPU has bfloat16 instructions.
+"""Process-wide settings and what this machine can do: the thread policy, denormal flushing, the
+process's global random generators as a run sees them, the device, and whether the CPU has bfloat16
+instructions.
+
+ddpgkit leaves the host process as it found it: :func:`torch_settings` applies the thread policy and
+denormal flushing for the length of a training loop and puts torch's back afterwards, and
+:class:`GlobalGenerators` keeps each run's own state of the global generators, put into the process only
+while the run trains (:func:`generators_in_process`).
 
 On the project's 2-core machine torch's default of one intra-op thread per core was 1.05-1.7x faster
 when the machine was quiet, but 5-6x slower as soon as another busy process shared the cores, while
@@ -13,13 +19,18 @@ update, 300 page faults an update that cost 20% of a 10-seed group's time (bench
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
 import platform
+import random
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from .errors import ConfigError
@@ -45,6 +56,98 @@ def configure_torch(threads: int = DEFAULT_THREADS, flush_denormal: bool = True)
     if flush_denormal:
         torch.set_flush_denormal(True)
     keep_freed_memory()
+
+
+def denormals_flushed() -> bool:
+    """Whether torch flushes denormal floats to zero in this thread now (torch can set it,
+    ``torch.set_flush_denormal``, but not say it): a float32 denormal times one is zero only then."""
+    tiny = torch.tensor([1e-40], dtype=torch.float32)  # below float32's smallest normal number, 1.18e-38
+    return bool((tiny * 1.0)[0] == 0)
+
+
+@contextlib.contextmanager
+def torch_settings(threads: int = DEFAULT_THREADS, flush_denormal: bool = True) -> Iterator[None]:
+    """:func:`configure_torch` for the body of a ``with`` statement: afterwards torch's intra-op thread count
+    and denormal setting are what they were before (what a training loop does, so that ``learn`` leaves a
+    notebook's torch as it found it)."""
+    threads_before, flushed_before = torch.get_num_threads(), denormals_flushed()
+    configure_torch(threads, flush_denormal)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads_before:
+            torch.set_num_threads(threads_before)
+        if denormals_flushed() != flushed_before:
+            torch.set_flush_denormal(flushed_before)
+
+
+class GlobalGenerators:
+    """A run's own state of the process's global random generators: torch's default CPU generator, numpy's
+    legacy one (``np.random.*``) and Python's ``random``. ddpgkit draws from none of them while training (its
+    buffer, noise, warm-up and envs have generators of their own), but a user's env or callback may; the run
+    keeps their state as its own, saves it in its checkpoints, and puts it into the process only while it
+    trains (:func:`generators_in_process`). So creating, loading or training an agent leaves the host's
+    generators as they were, and a run draws the same numbers from them whatever the host drew before.
+
+    Attributes ``torch`` (a uint8 tensor), ``numpy`` (``np.random.get_state(legacy=False)``'s dict) and
+    ``python`` (``random.getstate()``'s tuple) hold the state; while the run trains the process holds it
+    (``live`` is True), and :meth:`get`/:meth:`set` read and write wherever it is."""
+
+    def __init__(self, torch_state: torch.Tensor, numpy_state: dict[str, Any], python_state: tuple[Any, ...]) -> None:
+        self.torch, self.numpy, self.python = torch_state, numpy_state, python_state
+        self.live = False
+
+    @classmethod
+    def seeded(cls, seed: int, torch_state: torch.Tensor) -> GlobalGenerators:
+        """numpy's and Python's generators as ``np.random.seed(seed)`` and ``random.seed(seed)`` leave them,
+        and torch's ``torch_state`` (after ``torch.manual_seed(seed)`` and building the networks)."""
+        return cls(torch_state, np.random.RandomState(seed).get_state(legacy=False), random.Random(seed).getstate())
+
+    def get(self) -> tuple[torch.Tensor, dict[str, Any], tuple[Any, ...]]:
+        """(torch, numpy, python) state: the process's while the run trains, else the held one."""
+        if self.live:
+            return _process_generators()
+        return self.torch.clone(), dict(self.numpy), self.python
+
+    def set(self, torch_state: torch.Tensor, numpy_state: dict[str, Any], python_state: tuple[Any, ...]) -> None:
+        """Restore a state (a checkpoint's): into the process while the run trains, else held."""
+        if self.live:
+            _set_process_generators(torch_state, numpy_state, python_state)
+        else:
+            self.torch, self.numpy, self.python = torch_state.clone(), dict(numpy_state), python_state
+
+
+def _process_generators() -> tuple[torch.Tensor, dict[str, Any], tuple[Any, ...]]:
+    return torch.random.get_rng_state(), np.random.get_state(legacy=False), random.getstate()
+
+
+def _set_process_generators(torch_state: torch.Tensor, numpy_state: dict[str, Any],
+                            python_state: tuple[Any, ...]) -> None:
+    torch.random.set_rng_state(torch_state)
+    np.random.set_state(numpy_state)
+    random.setstate(python_state)
+
+
+@contextlib.contextmanager
+def generators_in_process(runs: Sequence[GlobalGenerators]) -> Iterator[None]:
+    """For the body of a ``with`` statement the process's global generators are the first run's; afterwards
+    every one of ``runs`` holds the state they were left in (the runs of a group share the process, and so
+    these generators) and the host's generators are back as they were. Already in the process: nothing."""
+    if not runs or runs[0].live:
+        yield
+        return
+    host = _process_generators()
+    _set_process_generators(*runs[0].get())
+    for g in runs:
+        g.live = True
+    try:
+        yield
+    finally:
+        now = _process_generators()
+        for g in runs:
+            g.live = False
+            g.torch, g.numpy, g.python = now[0].clone(), dict(now[1]), now[2]
+        _set_process_generators(*host)
 
 
 # glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD

@@ -32,7 +32,7 @@ from ..envs.make import env_id as get_env_id
 from ..envs.make import make_env
 from ..errors import CheckpointError, DDPGKitError, one_line
 from ..nn.actor_critic import Actor, Critic, scale_action
-from ..runtime import check_precision, resolve_device
+from ..runtime import GlobalGenerators, check_precision, resolve_device
 from ..storage.checkpoint import CheckpointFiles, ChunkFiles, load_checkpoint, save_checkpoint
 from ..storage.schema import check_meta, upgrade
 from ..training.loop import Callback, Trainer, learn_target, train_loop
@@ -49,15 +49,17 @@ class DDPG:
         config: hyperparameters; when None, the entry of the env's id (of a Gymnasium env object: its
             spec's id) in the hyperparameter table (:func:`ddpgkit.config.hyperparams.defaults_for`), else
             the general defaults, :class:`~ddpgkit.config.ddpg.DDPGConfig`'s.
-        seed: overrides ``config.seed`` when given. The seed fixes torch's and numpy's global
-            generators (for the initial weights), the env, its action space, and the buffer's,
-            noise's and warm-up's own generators.
+        seed: overrides ``config.seed`` when given. The seed fixes the initial weights (drawn as after
+            ``torch.manual_seed(seed)``), the env, its action space, and the buffer's, noise's and warm-up's own
+            generators, and the state of the global torch, numpy and Python generators the run trains with
+            (:attr:`global_generators`); the host process's own generators are left as they were.
         eval_env: the env used for evaluation; a fresh instance of ``env`` when None.
     """
 
     def __init__(self, env: str | gym.Env, config: DDPGConfig | None = None, seed: int | None = None,
                  eval_env: str | gym.Env | None = None) -> None:
         self.env = make_env(env)
+        self._own_env = not isinstance(env, gym.Env)  # made here from an id: close() closes it
         self.env_id = get_env_id(self.env)
         if config is None:
             config = defaults_for(self.env_id).config
@@ -73,25 +75,50 @@ class DDPG:
         self.action_low = torch.as_tensor(act_space.low, dtype=torch.float32)  # (act_dim,)
         self.action_high = torch.as_tensor(act_space.high, dtype=torch.float32)  # (act_dim,)
 
-        torch.manual_seed(config.seed)
-        np.random.seed(config.seed)
         init = config.final_layer_init or None
-        self.actor = Actor(self.obs_dim, self.action_low, self.action_high, config.hidden, config.activation,
-                           init).to(self.device)
-        self.critic = Critic(self.obs_dim, self.act_dim, config.hidden, config.activation, init,
-                             config.critic_action_layer).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # the initial weights from the seed; the host's generator untouched
+            torch.manual_seed(config.seed)
+            actor = Actor(self.obs_dim, self.action_low, self.action_high, config.hidden, config.activation, init)
+            critic = Critic(self.obs_dim, self.act_dim, config.hidden, config.activation, init,
+                            config.critic_action_layer)
+            #: the run's own state of the process's global generators (:class:`~ddpgkit.runtime.GlobalGenerators`)
+            self.global_generators = GlobalGenerators.seeded(config.seed, torch.random.get_rng_state())
+        self.actor, self.critic = actor.to(self.device), critic.to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         #: the update of the four networks, with their optimisers (:class:`~ddpgkit.algo.learner.Learner`)
         self.learner = Learner(Networks(self.actor, self.critic, self.actor_target, self.critic_target), config)
-        self.buffer = ReplayBuffer(config.buffer_size, self.obs_dim, self.act_dim, self.device,
-                                   seed=config.seed + BUFFER_SEED_OFFSET)
+        self._buffer: ReplayBuffer | None = None  # allocated when first needed (training): see buffer
         self.buffer_chunks = ChunkFiles("buffer")  # which checkpoint files hold the buffer's chunks (save)
         self.history_chunks = ChunkFiles("history")  # and the metrics history's
         self.noise = make_noise(config.noise, config.noise_scale * self.actor.action_scale.cpu(),
                                 theta=config.ou_theta, dt=config.ou_dt, seed=config.seed + NOISE_SEED_OFFSET)
         self.explore_generator = torch.Generator().manual_seed(config.seed + EXPLORE_SEED_OFFSET)
         self.trainer: Trainer | None = None
+        self._saved_step = 0  # the step of the checkpoint a model-only load came from (num_timesteps)
+
+    @property
+    def buffer(self) -> ReplayBuffer:
+        """The replay buffer (``config.buffer_size`` transitions), allocated on first use: an agent that only
+        acts or evaluates (``DDPG.load(..., training_state=False)``: eval, inspect) never allocates it."""
+        if self._buffer is None:
+            cfg = self.config
+            self._buffer = ReplayBuffer(cfg.buffer_size, self.obs_dim, self.act_dim, self.device,
+                                        seed=cfg.seed + BUFFER_SEED_OFFSET)
+        return self._buffer
+
+    def close(self) -> None:
+        """Close the envs this agent made: the training env made from an id, and the evaluation env and its
+        copies (an env object passed in is the caller's to close). Also ``with DDPG(...) as agent:``."""
+        self.eval_envs.close()
+        if self._own_env:
+            self.env.close()
+
+    def __enter__(self) -> DDPG:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ---- acting -------------------------------------------------------------------------------
 
@@ -117,7 +144,12 @@ class DDPG:
         return self._policy(obs, noise=False)
 
     def explore(self, obs: np.ndarray) -> np.ndarray:
-        """The training action clip(μ(s) + noise, low, high), with the agent's exploration noise."""
+        """The training action clip(μ(s) + noise, low, high) for one observation (obs_dim,), with the agent's
+        exploration noise: one draw of one noise process (Ornstein-Uhlenbeck noise is a process in time, of one
+        episode), so a batch is refused with a ValueError. A group of seeds explores through its members'."""
+        if np.ndim(obs) != 1:
+            raise ValueError(f"explore takes one observation (obs_dim,), got shape {np.shape(obs)}: the exploration "
+                             "noise is one process; use act for a batch, or a DDPGGroup for several agents")
         return self._policy(obs, noise=True)
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
@@ -144,8 +176,9 @@ class DDPG:
 
     @property
     def num_timesteps(self) -> int:
-        """Environment steps trained so far (all ``learn`` calls together)."""
-        return self.trainer.step if self.trainer is not None else 0
+        """Environment steps trained so far (all ``learn`` calls together); of an agent loaded without its
+        training state, the checkpoint's step until it trains (as Stable-Baselines3's)."""
+        return self.trainer.step if self.trainer is not None else self._saved_step
 
     def learn(self, total_timesteps: int | None = None, callback: Callback | list[Callback] | None = None) -> DDPG:
         """Train for ``total_timesteps`` more environment steps, as Stable-Baselines3's ``learn`` does;
@@ -155,7 +188,8 @@ class DDPG:
         kept). ``callback`` receives every step, episode, evaluation and metrics row (see
         :class:`ddpgkit.training.loop.Callback`).
         """
-        until = learn_target(self.num_timesteps, self.config, total_timesteps)
+        # a model-only load's first learn starts a training run of its own from step 0 (SB3's reset_num_timesteps)
+        until = learn_target(self.trainer.step if self.trainer is not None else 0, self.config, total_timesteps)
         return self.learn_until(until, callback)
 
     def learn_until(self, total_steps: int, callback: Callback | list[Callback] | None = None) -> DDPG:
@@ -293,22 +327,30 @@ class DDPG:
                 raise CheckpointError(f"{path}: made with an unregistered env; pass env= to load it")
             _check_layer_sizes(config, tensors["model"], str(path))  # before building networks of those sizes
             agent = cls(env_arg, config)
-            agent._check_compatible(meta, str(path))
-            agent._load_model(tensors["model"], str(path))
-            num_updates = meta["num_updates"]
-            if type(num_updates) is not int or num_updates < 0:
-                raise CheckpointError(f"{path}: num_updates must be an integer >= 0, got {num_updates!r}")
-            agent.learner.num_updates = num_updates
-            if with_state:
-                restore_training_state(agent, tensors["training"], meta["training"], str(path), read)
-                agent.buffer_chunks.remember(agent.buffer.chunks(), meta["training"]["buffer"]["chunk_files"],
-                                             files.manifest["shared"])
-                history = agent.trainer.history if agent.trainer is not None else []
-                agent.history_chunks.remember(history_chunks(history), meta["training"]["history"]["chunk_files"],
-                                              files.manifest["shared"])
-                if meta["step"] != agent.num_timesteps or type(meta["step"]) is not int:
-                    raise CheckpointError(f"{path}: the checkpoint says step {meta['step']!r}, its training state "
-                                          f"{agent.num_timesteps}")
+            try:
+                agent._check_compatible(meta, str(path))
+                agent._load_model(tensors["model"], str(path))
+                num_updates = meta["num_updates"]
+                if type(num_updates) is not int or num_updates < 0:
+                    raise CheckpointError(f"{path}: num_updates must be an integer >= 0, got {num_updates!r}")
+                agent.learner.num_updates = num_updates
+                step = meta["step"]
+                if type(step) is not int or step < 0:
+                    raise CheckpointError(f"{path}: step must be an integer >= 0, got {step!r}")
+                agent._saved_step = step
+                if with_state:
+                    restore_training_state(agent, tensors["training"], meta["training"], str(path), read)
+                    agent.buffer_chunks.remember(agent.buffer.chunks(), meta["training"]["buffer"]["chunk_files"],
+                                                 files.manifest["shared"])
+                    history = agent.trainer.history if agent.trainer is not None else []
+                    agent.history_chunks.remember(history_chunks(history), meta["training"]["history"]["chunk_files"],
+                                                  files.manifest["shared"])
+                    if meta["step"] != agent.num_timesteps or type(meta["step"]) is not int:
+                        raise CheckpointError(f"{path}: the checkpoint says step {meta['step']!r}, its training state "
+                                              f"{agent.num_timesteps}")
+            except BaseException:
+                agent.close()  # the env made for it
+                raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             if isinstance(e, DDPGKitError):
                 raise

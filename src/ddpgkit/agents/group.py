@@ -82,8 +82,8 @@ class DDPGGroup:
         retired: indices of members that diverged earlier (a resumed group): they keep their place in the
             stack, frozen, so that the others compute what they computed before (at any step of their own).
 
-    A member whose update turns non-finite is retired (:meth:`Learner._check_finite
-    <ddpgkit.algo.learner.Learner._check_finite>`): it stops learning and acting, its trainer hears of it
+    A member whose update turns non-finite is retired (:attr:`Learner.retired
+    <ddpgkit.algo.learner.Learner.retired>`): it stops learning and acting, its trainer hears of it
     (``Callback.on_diverged``), and the others go on with exactly the numbers they would have had: every
     batched product is per member, and a retired member's slice only ever sees a zero batch and zero gradients.
     """
@@ -200,6 +200,17 @@ class DDPGGroup:
         """One DDPG update of every member on its slice of a stacked batch (:meth:`sample`); returns
         (critic loss, actor loss, mean Q) per member, each (N,) (a group of one: 0-d)."""
         return self.learner.update(batch)
+
+    def close(self) -> None:
+        """Close every member's envs (:meth:`DDPG.close <ddpgkit.agents.ddpg.DDPG.close>`); also ``with``."""
+        for m in self.members:
+            m.close()
+
+    def __enter__(self) -> DDPGGroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def learn(self, total_timesteps: int | None = None, callback: CallbackArg = None) -> DDPGGroup:
         """Train every member ``total_timesteps`` more environment steps, as :meth:`DDPG.learn

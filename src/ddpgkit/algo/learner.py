@@ -139,8 +139,8 @@ class Learner:
         self._finite_scratch = torch.tensor([0.0, 1.0], device=self.device)  # the sentinel's (all_finite)
         self._stacked_from: list[Learner] = []  # the members' own learners, when stacked
         self._linked = True
-        #: stacked agents that diverged: their slices no longer learn (their gradients are zeroed, their Adam
-        #: moments were), the others go on exactly as they would have (every batched product is per agent)
+        #: The indices of stacked agents that diverged. Their slices no longer learn (their gradients are zeroed,
+        #: their Adam moments were), and the others go on exactly as they would have (every product is per agent).
         self.retired: set[int] = set()
         self._newly_retired: list[NonFiniteUpdate] = []
 

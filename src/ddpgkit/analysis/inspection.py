@@ -20,20 +20,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image  # a dependency of matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402  (a dependency of matplotlib)
-
-from ..agents.ddpg import DDPG  # noqa: E402
-from ..envs.episodes import Episode  # noqa: E402
-from ..errors import CheckpointError, ConfigError, RunError, one_line  # noqa: E402
-from ..storage.atomic import atomic_write_bytes, ensure_writable_dir  # noqa: E402
-from ..storage.rundir import INSPECT, METRICS, checkpoints_by_step, read_metrics  # noqa: E402
-from .plots import plot_value_check  # noqa: E402
+from ..agents.ddpg import DDPG
+from ..envs.episodes import Episode
+from ..errors import CheckpointError, ConfigError, RunError, one_line
+from ..storage.atomic import atomic_write_bytes, ensure_writable_dir
+from ..storage.rundir import INSPECT, METRICS, checkpoints_by_step, read_metrics
+from .plots import plot_value_check
 
 PENDULUM_MAX_SPEED = 8.0  # Pendulum-v1's bound on θ̇ (rad/s)
 
@@ -136,7 +133,7 @@ def slice_for(agent: DDPG, episode: Episode, dims: Sequence[int] | None) -> Stat
     return observation_slice(dims, episode.observations)
 
 
-def _draw(fig: plt.Figure, maps: ValueMaps, plane: StateSlice, path_xy: np.ndarray, heading: str,
+def _draw(fig: Figure, maps: ValueMaps, plane: StateSlice, path_xy: np.ndarray, heading: str,
           action_label: str, limits: tuple[tuple[float, float], tuple[float, float]] | None = None) -> None:
     extent = (maps.xs[0], maps.xs[-1], maps.ys[0], maps.ys[-1])
     # a jump across half the plane is θ wrapping from π to −π: no line across the figure there
@@ -170,19 +167,18 @@ def plot_value_maps(path: str | Path, agent: DDPG, plane: StateSlice, episode: E
                     resolution: int = 81) -> Path:
     """One PNG: μ(s) and Q(s, μ(s)) over ``plane``, the episode's states on top."""
     maps = value_maps(agent, plane, resolution)
-    fig = plt.figure(figsize=(11, 4.4))
+    fig = Figure(figsize=(11, 4.4))
     heading = (f"What DDPG learned on {agent.env_id}, step {step:,}: over {plane.description}; "
                f"its hardest evaluation episode, return {episode.total_reward:.1f}")
     _draw(fig, maps, plane, plane.from_obs(episode.observations), heading, _action_label(agent))
     return _save_png(fig, path)
 
 
-def _save_png(fig: plt.Figure, path: str | Path) -> Path:
+def _save_png(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return path
 
@@ -196,7 +192,7 @@ def animate_value_maps(path: str | Path, agents: Sequence[tuple[int, DDPG]], pla
     q_lim = (min(float(m.q.min()) for _, _, m, _ in maps), max(float(m.q.max()) for _, _, m, _ in maps))
     frames = []
     for step, agent, m, episode in maps:
-        fig = plt.figure(figsize=(11, 4.4))
+        fig = Figure(figsize=(11, 4.4))
         heading = (f"{agent.env_id}, step {step:,}: μ(s) and Q(s, μ(s)) over {plane.description}; "
                    f"evaluation return {episode.total_reward:.1f}")
         _draw(fig, m, plane, plane.from_obs(episode.observations), heading, _action_label(agent),
@@ -204,7 +200,6 @@ def animate_value_maps(path: str | Path, agents: Sequence[tuple[int, DDPG]], pla
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=80)
-        plt.close(fig)
         frames.append(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
     out = io.BytesIO()
     frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)

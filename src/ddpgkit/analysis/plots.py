@@ -1,4 +1,5 @@
-"""Every figure ddpgkit draws. Matplotlib with the Agg backend; each function writes one PNG.
+"""Every figure ddpgkit draws; each function writes one PNG (figures of their own, without pyplot:
+:mod:`ddpgkit.analysis.figure`).
 
 Figures read only what they are given (a model and data, or the files of a run directory), so they
 can be redrawn later from a run's files alone.
@@ -12,15 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import torch
+from matplotlib import font_manager
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib import font_manager  # noqa: E402
-
-from ..errors import ConfigError  # noqa: E402
-from ..nn.fitting import Dataset, predict  # noqa: E402
-from ..nn.mlp import activation as make_activation  # noqa: E402
+from ..errors import ConfigError
+from ..nn.fitting import Dataset, predict
+from ..nn.mlp import activation as make_activation
+from .figure import subplots
 
 _DPI = 120
 
@@ -49,12 +50,11 @@ def use_japanese_font() -> str:
     return JAPANESE_FONT
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=_DPI)
-    plt.close(fig)
     return path
 
 
@@ -66,7 +66,7 @@ def plot_activation(path: str | Path, name: str = "relu", low: float = -1.0, hig
     """The activation g on x = arange(low, high, 0.01), as the chapter's first figure."""
     x = torch.arange(low, high, 0.01)
     y = make_activation(name)(x)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = subplots(figsize=(5, 3.5))
     ax.plot(x.numpy(), y.numpy(), color="C0")
     ax.axhline(0, color="0.8", lw=0.8, zorder=0)
     ax.axvline(0, color="0.8", lw=0.8, zorder=0)
@@ -82,7 +82,7 @@ def plot_function(path: str | Path, model: torch.nn.Module, title: str = "Untrai
         low, high = min(low, data.x.min().item()), max(high, data.x.max().item() + 0.01)
     x = _grid(low, high)
     y = predict(model, x)  # (N, out_dim)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for j in range(y.shape[1]):
         label = "f(x; ω)" if y.shape[1] == 1 else f"f(x; ω)[{j}]"
         ax.plot(x[:, 0].numpy(), y[:, j].numpy(), color=f"C{j}", label=label)
@@ -98,7 +98,7 @@ def plot_function(path: str | Path, model: torch.nn.Module, title: str = "Untrai
 
 def plot_data(path: str | Path, data: Dataset) -> Path:
     """Scatter of the training points (first input against each output)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for j in range(data.out_dim):
         ax.scatter(data.x[:, 0].numpy(), data.y[:, j].numpy(), color="red" if j == 0 else f"C{j}",
                    label=f"y{j}")
@@ -115,7 +115,7 @@ def plot_fit(path: str | Path, model: torch.nn.Module, data: Dataset, title: str
     if data.in_dim == 1:
         return plot_function(path, model, title, data)
     pred = predict(model, data.x)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = subplots(figsize=(5, 5))
     for j in range(data.out_dim):
         ax.scatter(data.y[:, j].numpy(), pred[:, j].numpy(), s=12, color=f"C{j}", label=f"y{j}")
     lo = min(data.y.min().item(), pred.min().item())
@@ -128,7 +128,7 @@ def plot_fit(path: str | Path, model: torch.nn.Module, data: Dataset, title: str
 
 def plot_loss(path: str | Path, losses: Sequence[float], title: str = "Training loss") -> Path:
     """Loss per step on a log scale."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ax.plot(range(len(losses)), losses, color="C0")
     ax.set_yscale("log")
     ax.set(xlabel="step", ylabel="MSE loss L(ω; D)", title=title)
@@ -141,7 +141,7 @@ def _value_rows(rows: Sequence[dict]) -> list[tuple[float, float, float]]:
             if r.get("eval_q_mean") is not None and r.get("eval_mc_return") is not None]
 
 
-def _draw_value_check(ax: plt.Axes, runs: Sequence[tuple[str, Sequence[dict]]]) -> None:
+def _draw_value_check(ax: Axes, runs: Sequence[tuple[str, Sequence[dict]]]) -> None:
     for k, (label, rows) in enumerate(runs):
         values = _value_rows(rows)
         if not values:
@@ -161,7 +161,7 @@ def plot_value_check(path: str | Path, runs: Sequence[tuple[str, Sequence[dict]]
     """The TD3 paper's Figure 1 for one or more runs: at every evaluation, the mean of the critic's
     Q(s_t, μ(s_t)) over the evaluation episodes' states against the mean discounted return obtained
     from them (metrics.csv's ``eval_q_mean`` and ``eval_mc_return``)."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     _draw_value_check(ax, runs)
     if title:
         fig.suptitle(title)
@@ -174,7 +174,7 @@ def plot_learning_curves(path: str | Path, runs: Sequence[tuple[str, Sequence[di
     training-episode returns as faint lines, deterministic evaluations as mean ± std; beside them,
     where the rows have it, the critic's estimate against the returns obtained (:func:`plot_value_check`)."""
     with_values = any(_value_rows(rows) for _, rows in runs)
-    fig, axes = plt.subplots(1, 2 if with_values else 1, figsize=(13 if with_values else 7, 4.5), squeeze=False)
+    fig, axes = subplots(1, 2 if with_values else 1, figsize=(13 if with_values else 7, 4.5), squeeze=False)
     ax = axes[0][0]
     for k, (label, rows) in enumerate(runs):
         color = f"C{k % 10}"
@@ -222,7 +222,7 @@ def plot_health(path: str | Path, runs: Sequence[tuple[str, Sequence[dict]]], ti
     where do its values go, are the actor's outputs pinned, how much does it explore. Rows without a
     signal (warm-up, evaluation rows) are skipped; runs written before the signals existed draw only
     their losses and Q."""
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8), squeeze=False)
+    fig, axes = subplots(2, 3, figsize=(15, 8), squeeze=False)
     for ax, (panel, ylabel, log, lines) in zip(axes.flat, _HEALTH_PANELS):
         drawn = False
         for k, (label, rows) in enumerate(runs):

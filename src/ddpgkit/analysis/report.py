@@ -24,16 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..errors import RunError  # noqa: E402
-from ..storage.atomic import atomic_write_json, atomic_write_text, ensure_writable_dir  # noqa: E402
-from ..storage.rundir import CONFIG, METRICS, SUMMARY, config_table, read_metrics, read_summary  # noqa: E402
-from .stats import Estimate, iqm, mean, probability_of_improvement_ci, stratified_bootstrap_ci  # noqa: E402
+from ..errors import RunError
+from ..storage.atomic import atomic_write_json, atomic_write_text, ensure_writable_dir
+from ..storage.rundir import CONFIG, METRICS, SUMMARY, config_table, read_metrics, read_summary
+from .figure import subplots
+from .stats import Estimate, iqm, mean, probability_of_improvement_ci, stratified_bootstrap_ci
 
 #: Config keys that do not change what is learned; runs differing only in these are one group.
 IGNORED_KEYS = ("seed", "device", "threads", "checkpoint_interval", "keep_checkpoints")
@@ -182,7 +180,7 @@ def analyse(groups: list[Group], reps: int = 10_000, seed: int = 0) -> list[tupl
 def _interval_figure(path: Path, groups: list[Group]) -> Path:
     groups = [g for g in groups if g.stats]
     keys = ["final IQM", "final mean", "best IQM", "best mean"]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 0.6 * len(groups) + 1.6), sharey=True)
+    fig, axes = subplots(1, len(keys), figsize=(3.2 * len(keys), 0.6 * len(groups) + 1.6), sharey=True)
     for ax, key in zip(axes, keys):
         for i, g in enumerate(groups):
             e = g.stats[key]
@@ -199,7 +197,7 @@ def _interval_figure(path: Path, groups: list[Group]) -> Path:
 
 def _curve_figure(path: Path, groups: list[Group]) -> Path:
     envs = sorted({g.env_id for g in groups})
-    fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4), squeeze=False)
+    fig, axes = subplots(1, len(envs), figsize=(6 * len(envs), 4), squeeze=False)
     for ax, env in zip(axes[0], envs):
         for i, g in enumerate(x for x in groups if x.env_id == env):
             if not g.curve_steps:
@@ -218,7 +216,7 @@ def _curve_figure(path: Path, groups: list[Group]) -> Path:
 
 
 def _improvement_figure(path: Path, pairs: list[tuple[str, str, Estimate]]) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(pairs) + 1.4))
+    fig, ax = subplots(figsize=(7, 0.5 * len(pairs) + 1.4))
     for i, (_, _, e) in enumerate(pairs):
         ax.plot([e.low, e.high], [i, i], linewidth=6, alpha=0.5, color="C0", solid_capstyle="butt")
         ax.plot([e.value], [i], marker="|", color="black", markersize=14)
@@ -230,9 +228,8 @@ def _improvement_figure(path: Path, pairs: list[tuple[str, str, Estimate]]) -> P
     return _save(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

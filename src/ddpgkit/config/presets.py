@@ -58,7 +58,10 @@ PRESET_SOURCES: dict[str, str] = {
     "pendulum": "own measurement: solves Pendulum-v1 in 2000-4000 steps on every seed (benchmarks/README.md)",
     "lillicrap2015": "Lillicrap et al. 2015, section 7 and supplement: 400-300, action at the critic's 2nd hidden "
                      "layer, critic L2 1e-2, last layers ±3e-3 (others: fan-in uniform, PyTorch's default), OU θ 0.15 "
-                     "σ 0.2, batch 64, τ 1e-3; batch normalisation is left out",
+                     "σ 0.2, batch 64, τ 1e-3; batch normalisation is left out. The paper gives no OU time step: "
+                     "dt 1e-2 is OpenAI baselines' and Stable-Baselines3's OrnsteinUhlenbeckActionNoise default (noise "
+                     "correlated over ~1/(θ dt) = 667 steps, from 0 at each episode's start); the paper's form "
+                     "x += θ(μ − x) + σε is dt = 1 (--ou-dt 1: ~7 steps, stationary std 1.9σ)",
     "fujimoto2018": "Fujimoto et al. 2018 (TD3 paper), 'OurDDPG': 400-300, action at the input, Adam 1e-3, batch 100, "
                     "τ 5e-3, Gaussian 0.1, 10k random steps (the paper used 1k on some tasks)",
     "sb3": "Stable-Baselines3 2.9 DDPG defaults (400-300, Adam 1e-3, batch 256, τ 5e-3, 100 random steps) with the "

@@ -115,6 +115,8 @@ def discounted_returns(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0
     return out
 
 
-def evaluate_policy(env: gym.Env, policy: Policy, episodes: int, seed: int) -> np.ndarray:
-    """Returns (episodes,) of ``episodes`` episodes; episode i starts from ``reset(seed=seed + i)``."""
+def episode_returns(env: gym.Env, policy: Policy, episodes: int, seed: int) -> np.ndarray:
+    """The total rewards (episodes,) of ``episodes`` episodes of ``policy`` on ``env``, one after another;
+    episode i starts from ``reset(seed=seed + i)``. (Not Stable-Baselines3's ``evaluate_policy``, which takes
+    a model and returns a mean and a standard deviation.)"""
     return np.array([run_episode(env, policy, seed + i).total_reward for i in range(episodes)], dtype=np.float64)

@@ -79,6 +79,13 @@ class EvalEnvs:
             envs.append(extra)
         return envs[:n]
 
+    def close(self) -> None:
+        """Close the envs made here (an ``eval_env`` object passed in is the caller's); made again if used."""
+        for env in self._envs:
+            if env is not self.arg:
+                env.close()
+        self._envs = []
+
     def max_steps(self) -> int:
         """The longest an evaluation episode may run: the env's own time limit, else :data:`MAX_EPISODE_STEPS`."""
         spec = self.env.spec

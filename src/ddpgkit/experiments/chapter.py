@@ -14,7 +14,7 @@ import torch
 from ..analysis.plots import plot_activation, plot_data, plot_fit, plot_function, plot_loss
 from ..nn.fitting import Dataset, FitResult, fit, load_csv, make_dataset
 from ..nn.mlp import MLP
-from ..runtime import configure_torch
+from ..runtime import torch_settings
 from ..storage.atomic import atomic_write_json, ensure_writable_dir
 
 
@@ -43,16 +43,16 @@ def run_fit(out_dir: str | Path = "runs/fit", *, target: str = "sin", points: in
     data, untrained network for 1-D input, fit, loss) and metrics.json in ``out_dir``."""
     dataset = load_csv(data) if data is not None else make_dataset(target, points)
     out = ensure_writable_dir(out_dir)
-    configure_torch(threads)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = MLP(dataset.in_dim, dataset.out_dim, tuple(hidden), activation)
-    figures = [plot_activation(out / "activation.png", activation), plot_data(out / "data.png", dataset)]
-    if dataset.in_dim == 1:
-        figures.append(plot_function(out / "untrained.png", model, "Untrained network"))
-    result = fit(dataset, steps=steps, lr=lr, seed=seed, lr_schedule=lr_schedule, model=model, on_step=on_step)
-    figures.append(plot_fit(out / "fit.png", result.model, dataset, f"Fitted network after {steps} steps"))
-    figures.append(plot_loss(out / "loss.png", result.losses))
+    with torch_settings(threads):  # torch's threads and denormal setting as they were afterwards
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = MLP(dataset.in_dim, dataset.out_dim, tuple(hidden), activation)
+        figures = [plot_activation(out / "activation.png", activation), plot_data(out / "data.png", dataset)]
+        if dataset.in_dim == 1:
+            figures.append(plot_function(out / "untrained.png", model, "Untrained network"))
+        result = fit(dataset, steps=steps, lr=lr, seed=seed, lr_schedule=lr_schedule, model=model, on_step=on_step)
+        figures.append(plot_fit(out / "fit.png", result.model, dataset, f"Fitted network after {steps} steps"))
+        figures.append(plot_loss(out / "loss.png", result.losses))
     metrics = {
         "initial_loss": result.initial_loss, "final_loss": result.final_loss, "steps": steps,
         "seconds": result.seconds, "seed": seed, "lr": lr, "lr_schedule": lr_schedule, "hidden": list(hidden),

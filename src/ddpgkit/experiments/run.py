@@ -150,6 +150,11 @@ class Run:
     retired: bool = False  # it diverged before (summary.json says so): it keeps its place in the group, frozen
 
 
+#: what a run of an experiment opens and makes before training: its metrics.csv writer, its checkpointer, and
+#: all its own callbacks (those two, and any sinks)
+_Begun = tuple[MetricsCSV, Checkpointer, list[Callback]]
+
+
 @dataclass
 class Experiment:
     """Runs of one config and env that differ only in the seed, ready to train together in this process
@@ -228,7 +233,27 @@ class Experiment:
         """
         shared = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
         active = self.active
-        sinks = {r.run_dir: TensorBoardSink(r.run_dir / TENSORBOARD) for r in active} if tensorboard else {}
+        # what is opened before training starts is closed if a later part of the setup fails
+        sinks: dict[Path, TensorBoardSink] = {}
+        begun: dict[Path, _Begun] = {}
+        try:
+            for r in active if tensorboard else []:  # a resumed run's TensorBoard drops what came after its checkpoint
+                purge = r.agent.num_timesteps + 1 if r.resumed_from is not None else None
+                sinks[r.run_dir] = TensorBoardSink(r.run_dir / TENSORBOARD, purge_step=purge)
+            group, commit = self._setup(sinks, begun)
+        except BaseException:
+            for metrics, _, _ in begun.values():
+                metrics.close()
+            for sink in sinks.values():
+                sink.close()
+            self.close()
+            raise
+        return self._train(group, begun, sinks, commit, shared, handle_signals)
+
+    def _setup(self, sinks: dict[Path, TensorBoardSink], begun: dict[Path, _Begun]) -> tuple[DDPGGroup, GroupCommit]:
+        """The group of the runs and their checkpoint commit; each run's files opened and callbacks made, added
+        to ``begun`` one by one (so that a failure closes what was opened)."""
+        active = self.active
         group = DDPGGroup(self.agents, retired=[k for k, r in enumerate(self.runs) if r.retired])
         boundary: Callable[[Trainer], bool] | None = None
         patience = None
@@ -238,7 +263,15 @@ class Experiment:
             patience = (spec.max_episode_steps if spec is not None and spec.max_episode_steps else None) or 1000
         # one commit for all runs that train; a run that diverges leaves it (_Diverged)
         commit = GroupCommit([r.run_dir for r in active], self.runs[0].agent.config.keep_checkpoints)
-        begun = {r.run_dir: _begin(r, boundary, patience, commit, [sinks[r.run_dir]] if sinks else []) for r in active}
+        for r in active:
+            begun[r.run_dir] = _begin(r, boundary, patience, commit, [sinks[r.run_dir]] if sinks else [])
+        return group, commit
+
+    def _train(self, group: DDPGGroup, begun: dict[Path, _Begun],
+               sinks: dict[Path, TensorBoardSink], commit: GroupCommit, shared: list[Callback],
+               handle_signals: bool) -> list[RunResult]:
+        """:meth:`run` from the start of training: the loop, then the final checkpoints and summaries."""
+        active = self.active
         checkpointers = {d: cp for d, (_, cp, _) in begun.items()}
         diverged = {r.run_dir: _Diverged(r, self.preset, commit, checkpointers[r.run_dir],
                                          self.seeds if len(self.runs) > 1 else None) for r in active}
@@ -289,7 +322,7 @@ class Experiment:
 
 
 def _begin(run: Run, boundary: Callable[[Trainer], bool] | None, patience: int | None, commit: GroupCommit,
-           extra: list[Callback]) -> tuple[MetricsCSV, Checkpointer, list[Callback]]:
+           extra: list[Callback]) -> _Begun:
     """Write config.toml (and, resumed, the checkpoint's metrics rows); the run's own callbacks."""
     agent, directory = run.agent, run.run_dir
     cfg = agent.config
@@ -343,8 +376,8 @@ def result_of(run_dir: str | Path, saved: Sequence[tuple[int, Path]] = ()) -> Ru
     d = Path(run_dir)
     summary = read_summary(d)
     ckpt = d / summary["checkpoint"] if summary.get("checkpoint") else None
-    if ckpt is not None:
-        agent = DDPG.load(ckpt)
+    if ckpt is not None:  # the policy and its step, without the replay buffer (a result is for evaluating)
+        agent = DDPG.load(ckpt, training_state=False)
     else:
         agent = DDPG(summary["env_id"], DDPGConfig.load(d / CONFIG))
     return RunResult(d, agent, summary, ckpt, list(saved))

@@ -1,6 +1,10 @@
-"""The seeds of one config in several worker processes (``ddpgkit train --seeds 0-9 --workers 2``).
+"""The seeds of one config in several worker processes (``ddpgkit train --seeds 0-9 --workers 2``)::
 
-    results = run_workers("Pendulum-v1", DDPGConfig.preset("pendulum"), seeds=range(10), workers=2)
+    from ddpgkit import DDPGConfig
+    from ddpgkit.experiments.workers import run_workers
+
+    if __name__ == "__main__":  # each worker starts by importing this script: it must not start workers again
+        results = run_workers("Pendulum-v1", DDPGConfig.preset("pendulum"), seeds=range(10), workers=2)
 
 The seeds are split into contiguous shares of sizes that differ by at most one (:func:`split_seeds`: 0-4
 and 5-9), and each share trains as one experiment (:class:`~ddpgkit.experiments.run.Experiment`) in its own
@@ -169,6 +173,7 @@ class WorkerGroups:
         they stop on one, :class:`~ddpgkit.errors.RunInterrupted` is raised with the command that continues.
         A worker that fails is reported as :class:`~ddpgkit.errors.RunError` naming its seeds, after the
         other workers have finished their runs."""
+        _refuse_in_a_starting_worker()
         ctx = multiprocessing.get_context("spawn")
         config = self.config.to_dict() if self.config is not None else None
         pipes = [ctx.Pipe(duplex=False) for _ in self.shares]  # (reader, writer), one per worker
@@ -243,6 +248,17 @@ class WorkerGroups:
                 for k in range(len(self.shares)) for run, _, saved in finals[k][1]]
 
 
+def _refuse_in_a_starting_worker() -> None:
+    """A ConfigError in a ``spawn``-ed child still importing its parent's main script (a script that starts
+    workers at its top level: starting processes there fails with an obscure error). multiprocessing's own
+    flag for that state is private: read with a default, so that its absence only loses this check
+    (tests/test_workers.py guards it)."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise ConfigError("workers were asked for while a worker process was starting: workers start by importing "
+                          "the script that started them, so a script must start them under "
+                          "`if __name__ == \"__main__\":`")
+
+
 def prepare_workers(env: str, config: DDPGConfig | ResolvedConfig, seeds: Sequence[int],
                     run_dirs: Sequence[str | Path] | None = None, *, workers: int, preset: str | None = None,
                     resume: bool = False, overwrite: bool = False, origin: dict[str, str] | None = None,
@@ -252,6 +268,7 @@ def prepare_workers(env: str, config: DDPGConfig | ResolvedConfig, seeds: Sequen
     and none holds a run unless ``overwrite`` or ``resume``. The arguments are those of
     :func:`~ddpgkit.experiments.run.prepare_experiment`; ``tensorboard``: every run also writes
     ``<run>/tensorboard``."""
+    _refuse_in_a_starting_worker()
     if isinstance(config, ResolvedConfig):
         config, origin = config.config, origin if origin is not None else config.origin
     seeds = list(seeds)
@@ -259,7 +276,7 @@ def prepare_workers(env: str, config: DDPGConfig | ResolvedConfig, seeds: Sequen
     check_groupable(configs)
     dirs = run_dirs_for(env, seeds, run_dirs)
     check_run_dirs(dirs, resume=resume, overwrite=overwrite)
-    DDPG(env, configs[0]).env.close()  # a bad env id or an env the config cannot train fails here, once
+    DDPG(env, configs[0]).close()  # a bad env id or an env the config cannot train fails here, once
     shares = split_seeds(seeds, workers)
     index = {s: d for s, d in zip(seeds, dirs)}
     return WorkerGroups("train", env, config, shares, [[index[s] for s in share] for share in shares],
@@ -272,6 +289,7 @@ def resume_workers(run_dirs: Sequence[str | Path], *, workers: int, total_steps:
     """``ddpgkit resume RUN ... --workers K``: the run directories (in the order given) split into the same
     contiguous shares as when they were started with ``workers`` processes, each resumed as its own group
     (:func:`~ddpgkit.experiments.run.resume_experiment`)."""
+    _refuse_in_a_starting_worker()
     dirs = [Path(r) for r in run_dirs]
     for r in dirs:
         if not r.is_dir():

@@ -47,10 +47,13 @@ COMMITTED = "committed.json"  # checkpoints/committed.json: the newest step ever
 TENSORBOARD = "tensorboard"  # <run>/tensorboard/: the optional TensorBoard mirror of metrics.csv
 BROKEN_BATCH = "nonfinite_batch.safetensors"  # the batch an update broke on, kept for a look
 INSPECT = "inspect"  # <run>/inspect/: the pictures of `ddpgkit inspect`
-MARKER = ".ddpgkit-run"  # written when ddpgkit makes a run directory: --overwrite removes only what it finds here
-LOCK = ".ddpgkit-lock"  # held by the one process writing the run (RunLock)
-#: What ddpgkit writes in a run directory, and so what --overwrite removes (files, then directories).
+#: The file ddpgkit writes when it makes a run directory; --overwrite removes only what it finds beside it.
+MARKER = ".ddpgkit-run"
+#: The file the one process writing a run holds locked (:class:`RunLock`).
+LOCK = ".ddpgkit-lock"
+#: The files ddpgkit writes in a run directory, and so what --overwrite removes.
 RUN_FILES = (CONFIG, METRICS, SUMMARY, CURVE, HEALTH, BROKEN_BATCH)
+#: The directories ddpgkit writes in a run directory, and so what --overwrite removes.
 RUN_DIRS = (CHECKPOINTS, TENSORBOARD, INSPECT)
 
 

@@ -40,7 +40,7 @@ from ..config.ddpg import DDPGConfig
 from ..data.buffer import ReplayBuffer
 from ..envs.episodes import Episode
 from ..errors import NoLearningWarning, NonFiniteError, NonFiniteUpdate
-from ..runtime import configure_torch
+from ..runtime import GlobalGenerators, generators_in_process, torch_settings
 
 #: The columns of metrics.csv, in order (one row per finished episode and one per evaluation).
 METRIC_COLUMNS = ("step", "episodes", "episode_return", "episode_length", "eval_mean", "eval_std",
@@ -63,6 +63,7 @@ class Agent(Protocol):
     device: torch.device
     action_low: torch.Tensor  # (act_dim,)
     action_high: torch.Tensor  # (act_dim,)
+    global_generators: GlobalGenerators  # the process's global generators as the run sees them
 
     def random_action(self) -> np.ndarray:
         """A uniformly random action (the warm-up), (act_dim,)."""
@@ -129,7 +130,7 @@ class Trainer:
         self._row_step = 0  # the step of the last metrics row (or of the current run() call's start)
         self._seeded = False
         self.callbacks: list[Callback] = []
-        #: a member of a group whose update turned non-finite: it no longer acts, learns or logs
+        #: True for a member of a group whose update turned non-finite, which no longer acts, learns or logs.
         self.retired = False
         self.diverged: NonFiniteUpdate | None = None
 
@@ -319,7 +320,17 @@ def train_loop(trainers: Sequence[Trainer], total_steps: int, callbacks: Sequenc
     all, after the step every trainer has finished.
     """
     cfg = trainers[0].agent.config
-    configure_torch(cfg.threads)
+    first = next(t for t in trainers if not t.retired)
+    # torch's threads and denormals, and the global generators, are the run's until the loop ends
+    generators = [first.agent.global_generators, *(t.agent.global_generators for t in trainers if t is not first)]
+    with torch_settings(cfg.threads), generators_in_process(generators):
+        _loop(trainers, total_steps, callbacks, explore, update)
+
+
+def _loop(trainers: Sequence[Trainer], total_steps: int, callbacks: Sequence[Callback | Iterable[Callback] | None],
+          explore: Callable[[list[np.ndarray]], Sequence[np.ndarray]], update: Callable[[], None]) -> None:
+    """:func:`train_loop`'s steps."""
+    cfg = trainers[0].agent.config
     for trainer, cbs in zip(trainers, callbacks):
         trainer._begin_run(cbs)
     learning_starts, batch_size, eval_interval = cfg.learning_starts, cfg.batch_size, cfg.eval_interval

@@ -66,8 +66,8 @@ def _same_kind(saved: Any, current: Any) -> bool:
     return type(saved) is type(current)
 
 
-#: The Adam settings that change what a step computes: a checkpoint's values of these replace the optimiser's.
-#: The others (fused, foreach, capturable, differentiable, and any a later torch adds) choose how it runs:
+#: The Adam settings that change what a step computes. A checkpoint's values of these replace the optimiser's;
+#: the others (fused, foreach, capturable, differentiable, and any a later torch adds) choose how it runs, so
 #: this agent's own are kept, and a checkpoint of another torch version that has more or fewer of them loads.
 ADAM_UPDATE_KEYS = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")
 
@@ -90,19 +90,26 @@ def _load_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, 
     opt.load_state_dict({"state": state, "param_groups": merged})
 
 
-def _np_global_state() -> dict[str, Any]:
-    st = np.random.get_state(legacy=False)
+def _np_state_json(st: dict[str, Any]) -> dict[str, Any]:
+    """numpy's legacy generator state (``get_state(legacy=False)``) as JSON."""
     return {**st, "state": {"key": st["state"]["key"].tolist(), "pos": int(st["state"]["pos"])}}
 
 
-def _set_np_global_state(d: dict[str, Any]) -> None:
-    np.random.set_state({**d, "state": {"key": np.asarray(d["state"]["key"], dtype=np.uint32),
-                                        "pos": d["state"]["pos"]}})
+def _np_state(d: dict[str, Any]) -> dict[str, Any]:
+    """:func:`_np_state_json`'s JSON back as a state, checked by a generator of numpy's that takes it."""
+    state = {**d, "state": {"key": np.asarray(d["state"]["key"], dtype=np.uint32), "pos": d["state"]["pos"]}}
+    np.random.RandomState().set_state(state)
+    return state
 
 
-def _py_state() -> list[Any]:
-    version, internal, gauss = random.getstate()
-    return [version, list(internal), gauss]
+def _checked_torch_state(state: torch.Tensor) -> torch.Tensor:
+    torch.Generator().set_state(state)  # raises on a state of the wrong size or type
+    return state
+
+
+def _checked_python_state(state: tuple[Any, ...]) -> tuple[Any, ...]:
+    random.Random().setstate(state)  # raises on a malformed state
+    return state
 
 
 def learner_state(learner: Learner, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -183,9 +190,10 @@ def training_state(agent: TrainableAgent) -> tuple[dict[str, torch.Tensor], dict
     tensors.update({f"buffer.{k}": v for k, v in buf_tensors.items()})
     tensors.update({f"noise.{k}": v for k, v in agent.noise.state_dict().items()})
     tensors["explore_generator"] = agent.explore_generator.get_state()
-    tensors["torch_rng"] = torch.random.get_rng_state()
-    meta["numpy_rng"] = _np_global_state()
-    meta["python_rng"] = _py_state()
+    torch_state, numpy_state, python_state = agent.global_generators.get()
+    tensors["torch_rng"] = torch_state
+    meta["numpy_rng"] = _np_state_json(numpy_state)
+    meta["python_rng"] = [python_state[0], list(python_state[1]), python_state[2]]
     env = agent.env
     meta["env_rng"] = env.unwrapped.np_random.bit_generator.state
     meta["action_space_rng"] = env.action_space.np_random.bit_generator.state
@@ -238,10 +246,9 @@ def restore_training_state(agent: TrainableAgent, tensors: dict[str, torch.Tenso
             raise ValueError(f"the checkpoint lists {len(names)} buffer chunks for {len(agent.buffer.chunks())}")
         agent.noise.load_state_dict({k[len("noise."):]: v for k, v in tensors.items() if k.startswith("noise.")})
         agent.explore_generator.set_state(tensors["explore_generator"])
-        torch.random.set_rng_state(tensors["torch_rng"])
-        _set_np_global_state(meta["numpy_rng"])
         version, internal, gauss = meta["python_rng"]
-        random.setstate((version, tuple(internal), gauss))
+        agent.global_generators.set(_checked_torch_state(tensors["torch_rng"]), _np_state(meta["numpy_rng"]),
+                                    _checked_python_state((version, tuple(internal), gauss)))
         env = agent.env
         env.unwrapped.np_random.bit_generator.state = meta["env_rng"]
         env.action_space.np_random.bit_generator.state = meta["action_space_rng"]

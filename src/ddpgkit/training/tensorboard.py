@@ -23,14 +23,18 @@ TAGS = {
 
 
 class TensorBoardSink(Callback):
-    """Writes every metrics row's values to a TensorBoard event file in ``log_dir`` (step = env steps)."""
+    """Writes every metrics row's values to a TensorBoard event file in ``log_dir`` (step = env steps).
 
-    def __init__(self, log_dir: str | Path) -> None:
+    ``purge_step``: a resumed run's first step after its checkpoint; TensorBoard then hides every event of
+    the log directory at or after that step written before (the timeline of the attempt that was cut short
+    after the checkpoint), as ``SummaryWriter(purge_step=)`` does."""
+
+    def __init__(self, log_dir: str | Path, purge_step: int | None = None) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter  # the optional extra, imported when asked for
         except ImportError:
             raise ConfigError("--tensorboard needs TensorBoard: pip install 'ddpgkit[tensorboard]'") from None
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def on_metrics(self, trainer: Trainer, row: dict[str, Any]) -> None:
         for key, value in row.items():
