@@ -304,18 +304,23 @@ def test_a_report_counts_diverged_runs_as_failures(tmp_path):
     assert "| 2 | 1 |" in md and "diverged at step" in md
 
 
-def test_train_seeds_reports_the_diverged_seed_in_one_line_and_finishes_the_others(tmp_path, capsys):
+def test_the_report_command_names_diverged_runs_even_when_all_diverged(tmp_path, capsys):
     from tests.clihelp import run_cli
 
-    r = run_cli(capsys, "train", "ddpgkit/HugeRewardForSeed1-v0", "--seeds", "0-2", "--steps", "600",
-                "--learning-starts", "100", "--hidden", "16,16", "--batch-size", "64", "--buffer-size", "1000",
-                "--eval-interval", "200", "--eval-episodes", "2", "--out", tmp_path)
+    dirs = [tmp_path / "runs" / f"s{s}" for s in (0, 1, 2)]
+    run_experiment("ddpgkit/HugeRewardForSeed1-v0", DIVERGE.replace(total_steps=600), dirs, seeds=[0, 1, 2])
+    r = run_cli(capsys, "report", tmp_path / "runs", "--out", tmp_path / "report", "--reps", "200")
     assert r.code == 0, r.err
-    [line] = [x for x in r.err.splitlines() if "diverged" in x]
-    assert line.startswith("warning: seed 1: diverged at step 309 (non-finite critic loss of seed 1)")
-    assert r.out.count("final evaluation: seed") == 2
-    assert json.loads((tmp_path / "ddpgkit_HugeRewardForSeed1-v0-s1" / "summary.json").read_text())["status"] == \
-        "diverged"
+    assert "(n=2, 1 diverged (counted as failures, not in the statistics)): final IQM" in r.out
+    only = tmp_path / "runs" / "s1"  # the diverged run alone: nothing to estimate, said in one line
+    r = run_cli(capsys, "report", only, "--out", tmp_path / "report1", "--reps", "200")
+    assert r.code == 1 and r.err == "error: every run found diverged (1); there is nothing to estimate\n"
+    other = tmp_path / "other"  # beside a group that finished: the diverged group is named, and no traceback
+    run_experiment("ddpgkit/HugeRewardForSeed1-v0", DIVERGE.replace(total_steps=600, tau=0.01), other, seeds=[0])
+    r = run_cli(capsys, "report", only, other, "--out", tmp_path / "report2", "--reps", "200")
+    assert r.code == 0, r.err
+    assert "(n=0, 1 diverged (counted as failures, not in the statistics)): no finished run" in r.out
+    assert "(n=1): final IQM" in r.out
 
 
 # ---- item 9: leaks and what a resumed run shows ------------------------------------------------------------

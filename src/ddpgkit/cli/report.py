@@ -27,7 +27,11 @@ def report(
         warn(f"skipped {reason}")
     for g in result.groups:
         s = g.stats
-        out.print(f"{g.label} (n={len(g.runs)}): final IQM {s['final IQM']}, mean {s['final mean']}; "
+        diverged = f", {len(g.diverged)} diverged (counted as failures, not in the statistics)" if g.diverged else ""
+        if not g.runs:
+            out.print(f"{g.label} (n=0{diverged}): no finished run", markup=False)
+            continue
+        out.print(f"{g.label} (n={len(g.runs)}{diverged}): final IQM {s['final IQM']}, mean {s['final mean']}; "
                   f"best during training IQM {s['best IQM']}, mean {s['best mean']}", markup=False)
     for x, y, e in result.improvements:
         out.print(f"P({x} > {y}) = {e.value:.2f} [{e.low:.2f}, {e.high:.2f}]", markup=False)
