@@ -70,7 +70,8 @@ else:
     import gc, os
     from ddpgkit.experiments.run import load_latest
     t0 = time.perf_counter()
-    [agent], [path], _ = load_latest(run)
+    found = load_latest(run)  # (agents, paths, skipped) since issue 22; (agent, path, skipped) before
+    agent = found[0][0] if isinstance(found[0], list) else found[0]
     dt = time.perf_counter() - t0
     gc.collect()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
