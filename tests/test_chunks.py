@@ -1,6 +1,8 @@
 """Checkpoints whose cost follows what changed: the replay buffer in chunks, shared between the
 checkpoints of a run directory, written only when their contents change, verified when read."""
 
+import hashlib
+
 import torch
 
 from ddpgkit import DDPG, DDPGConfig, prepare_experiment
@@ -107,6 +109,13 @@ def test_a_damaged_chunk_shared_by_kept_checkpoints_leaves_one_that_loads(tmp_pa
     resumed = train(run, steps=1400, resume=True)
     a, b = whole.agent.model_tensors(), resumed.agent.model_tensors()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # the resumed run's checkpoint (of the damaged file's generation) wrote that chunk whole again instead of
+    # referencing the damaged file by its name and size: it loads, and so do the older ones of its generation
+    assert hashlib.sha256(victim.read_bytes()).hexdigest()[:16] == victim.stem.rsplit("-", 1)[1]
+    [agent], [path], skipped = load_latest(run)
+    assert path.name == "1400" and not skipped
+    for p in list_checkpoints(run):
+        DDPG.load(p)
 
 
 def test_a_checkpoint_saved_alone_holds_its_own_chunks(tmp_path):

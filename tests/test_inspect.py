@@ -206,6 +206,7 @@ def test_a_run_that_overflows_stops_in_one_line_and_keeps_its_checkpoint_and_the
     assert_one_line_error(r, "non-finite critic loss at step", "the last checkpoint (step", "nonfinite_batch")
     summary = json.loads((run / "summary.json").read_text())  # a single run that diverged says so too
     assert summary["status"] == "diverged" and summary["signal"] == "critic loss" and summary["checkpoint"]
+    assert summary["train_s"] > 0 and summary["steps_per_s"] > 0  # the time it trained, not 0 s
     batch = load_file(run / "nonfinite_batch.safetensors")
     assert batch["reward"].max() == pytest.approx(1e30, rel=1e-6)  # the transition that broke it is in there
     e = run_cli(capsys, "eval", run, "--episodes", "1")  # the last checkpoint loads: finite weights

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 
 import pytest
 import torch
@@ -133,6 +134,7 @@ def test_overwrite_refuses_a_folder_ddpgkit_did_not_make(tmp_path, capsys):
     r = run_cli(capsys, "train", "Pendulum-v1", *FLAGS, "--out", mine, "--overwrite")
     assert_one_line_error(r, str(mine), "not a run directory ddpgkit made")
     assert (mine / "config.toml").read_text() == "[tool]\nname = 'mine'\n" and (mine / "notes.txt").exists()
+    assert sorted(p.name for p in mine.iterdir()) == ["config.toml", "notes.txt"]  # not even a lock file left
 
 
 def test_overwrite_removes_everything_a_run_wrote_and_nothing_else(tmp_path, capsys):
@@ -391,3 +393,94 @@ def test_files_opened_before_a_failing_setup_are_closed(tmp_path, monkeypatch):
     assert [type(o).__name__ for o in opened] == ["TensorBoardSink", "TensorBoardSink", "MetricsCSV"]
     assert sorted(map(id, closed)) == sorted(map(id, opened))
     prepare_experiment("Pendulum-v1", TINY, dirs, seeds=[0, 1], overwrite=True).close()  # unlocked
+
+
+def test_resume_never_starts_over_a_finished_run_beside_a_new_one(tmp_path):
+    """Only a group whose first commit was interrupted starts again on --resume. A finished run (here one from
+    before group commits: no committed.json) given beside a new directory is refused, and left as it was."""
+    from ddpgkit.errors import RunError
+    from ddpgkit.storage.rundir import read_summary
+
+    s0, s1 = tmp_path / "s0", tmp_path / "s1"
+    run_experiment("Pendulum-v1", TINY, s0)
+    (s0 / "checkpoints" / "committed.json").unlink()
+    before = sorted(p.relative_to(s0) for p in s0.rglob("*"))
+    with pytest.raises(RunError, match="no checkpoint at a common step"):
+        run_experiment("Pendulum-v1", TINY, [s0, s1], seeds=[0, 1], resume=True)
+    assert sorted(p.relative_to(s0) for p in s0.rglob("*")) == before
+    assert read_summary(s0)["status"] == "finished"
+
+
+def test_a_group_whose_first_member_diverged_counts_the_steps_of_the_others():
+    """Seed 1 first: it diverges at step 309; the group's num_timesteps is the others' (600), and learn(200)
+    trains them 200 more steps."""
+    from ddpgkit import DDPGGroup
+
+    group = DDPGGroup.create("ddpgkit/HugeRewardForSeed1-v0", DIVERGE, seeds=[1, 0]).learn(600)
+    assert [m.num_timesteps for m in group.members] == [309, 600] and group.num_timesteps == 600
+    group.learn(200)
+    assert [m.num_timesteps for m in group.members] == [309, 800]
+
+
+class _Interrupt(Callback):
+    def on_step(self, trainer):
+        if trainer.step == 250:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, as a notebook's interrupt button sends it
+
+
+def test_an_interrupted_run_unlocks_its_directory_even_while_its_exception_is_kept(tmp_path):
+    """A notebook keeps the last exception and its frames: the interrupted Experiment must still let the same
+    process resume its run directory (before: "in use by process <its own pid>")."""
+    from ddpgkit.errors import RunInterrupted
+    from ddpgkit.experiments.run import prepare_experiment, resume_experiment
+
+    run = tmp_path / "run"
+    with pytest.raises(RunInterrupted) as info:
+        prepare_experiment("Pendulum-v1", TINY, run).run(_Interrupt(), handle_signals=True)
+    kept = info.value  # noqa: F841 - held, as IPython holds sys.last_value
+    [result] = resume_experiment(run).run()
+    assert result.summary["steps"] == 600 and result.summary["resumed"]
+
+
+def test_members_that_diverge_in_the_same_update_each_leave_their_summary(tmp_path, monkeypatch):
+    """Every member's batch turns infinite in one update (the rewards of their batches, from step 300): the run
+    fails in one line, and each member — not only the one the error names — has its broken batch and a
+    diverged summary (before: the second had neither, and needed another --resume to settle)."""
+    from ddpgkit import DDPGGroup
+    from ddpgkit.errors import NonFiniteError
+    from ddpgkit.experiments.run import prepare_experiment
+    from ddpgkit.storage.rundir import read_summary
+
+    real = DDPGGroup.sample
+
+    def poisoned(self, batch_size):  # the real batches, their rewards made infinite once step 300 is reached
+        batch = real(self, batch_size)
+        if self.members[0].trainer.step >= 300:
+            batch.reward.fill_(float("inf"))
+        return batch
+
+    monkeypatch.setattr(DDPGGroup, "sample", poisoned)
+    dirs = [tmp_path / "s0", tmp_path / "s1"]
+    with pytest.raises(NonFiniteError, match="every member of the group has diverged"):
+        prepare_experiment("Pendulum-v1", TINY, dirs, seeds=[0, 1]).run()
+    for d in dirs:
+        summary = read_summary(d)
+        assert summary["status"] == "diverged" and summary["diverged_at"] == 300, d
+        assert (d / "nonfinite_batch.safetensors").is_file()
+
+
+def test_a_retired_member_keeps_the_weights_it_had_when_it_stopped():
+    """With critic weight decay (Adam adds wd·θ to a zero gradient) and soft target updates, a retired member's
+    slices would still move; all four of its networks stay as they were when it diverged, while the others
+    learn on."""
+    from ddpgkit import DDPGGroup
+
+    cfg = DIVERGE.replace(critic_weight_decay=1e-2, total_steps=600)
+    group = DDPGGroup.create("ddpgkit/HugeRewardForSeed1-v0", cfg, seeds=[0, 1]).learn_until(320)
+    assert group.learner.retired == {1}  # seed 1 diverged at step 309
+    frozen = {k: v.clone() for k, v in group.members[1].model_tensors().items()}
+    other = {k: v.clone() for k, v in group.members[0].model_tensors().items()}
+    group.learn_until(600)
+    assert all(torch.equal(frozen[k], v) for k, v in group.members[1].model_tensors().items())
+    assert not any(torch.equal(other[k], v) for k, v in group.members[0].model_tensors().items()
+                   if k.endswith(("weight", "bias")) and "action_" not in k)  # its weights (not the bounds)

@@ -104,6 +104,17 @@ def test_prune_keeps_newest_valid(tmp_path):
     assert names == ["300", "400", "500"]
 
 
+def test_prune_keeps_the_step_the_group_committed(tmp_path):
+    import json
+
+    agent = DDPG("Pendulum-v1", DDPGConfig(**SMALL))
+    for step in (100, 200, 300):
+        agent.save(tmp_path / "checkpoints" / str(step))
+    (tmp_path / "checkpoints" / "committed.json").write_text(json.dumps({"step": 100, "runs": [tmp_path.name]}))
+    prune_checkpoints(tmp_path, keep=1)  # 300 is the newest; 100 is what every run of the group has
+    assert sorted(p.name for p in list_checkpoints(tmp_path)) == ["100", "300"]
+
+
 def test_load_latest_skips_a_corrupt_newest(tmp_path):
     agent = DDPG("Pendulum-v1", DDPGConfig(**SMALL)).learn(300)
     agent.save(tmp_path / "checkpoints" / "200", training_state=True)

@@ -155,9 +155,12 @@ def test_two_trial_sweep_on_a_local_instance(tmp_path, capsys):
     assert [s.state for s in again.statuses] == ["skipped", "skipped"]
 
 
-def test_a_diverged_trial_is_shown_as_such_and_its_group_finishes(tmp_path, capsys):
+@pytest.mark.parametrize("per_task", [2, 1])
+def test_a_diverged_trial_is_shown_as_such_and_its_group_finishes(tmp_path, capsys, per_task):
+    """Seed 1 diverges: in a group of two (the other finishes), or alone in its task (a single run, which
+    stops — still a result of the sweep, not a failure)."""
     spec = tmp_path / "diverging.toml"
-    spec.write_text('envs = ["ddpgkit/HugeRewardForSeed1-v0"]\nseeds = [0, 1]\n[config]\n'
+    spec.write_text(f'envs = ["ddpgkit/HugeRewardForSeed1-v0"]\nseeds = [0, 1]\nseeds_per_task = {per_task}\n[config]\n'
                     + "".join(f"{k} = {v}\n" for k, v in {**TINY, "total_steps": 600, "batch_size": 64}.items()))
     r = run_cli(capsys, "sweep", spec, "--out", tmp_path / "o")
     assert r.code == 0, r.err  # a diverged seed is a result of the sweep, not a failure of it

@@ -147,8 +147,9 @@ class DDPGGroup:
 
     @property
     def num_timesteps(self) -> int:
-        """Environment steps trained so far by each member."""
-        return self.members[0].num_timesteps
+        """Environment steps trained so far by each member still training (a retired one stopped earlier)."""
+        training = [m for m in self.members if m.trainer is None or not m.trainer.retired]
+        return (training or self.members)[0].num_timesteps
 
     @property
     def at_episode_boundary(self) -> bool:
@@ -236,7 +237,19 @@ class DDPGGroup:
         return self
 
     def _update_step(self) -> None:
-        self._acc += torch.stack(self.learner.update(self.sample(self.config.batch_size)), dim=1)  # (N, 3)
-        for event in self.learner.pop_retired():  # a member whose update turned non-finite: retired, said once
+        try:
+            losses = self.learner.update(self.sample(self.config.batch_size))
+        except NonFiniteUpdate as e:  # the last members diverged: each but the one the error names is said here
+            self._retire(skip=e.member)
+            raise
+        self._acc += torch.stack(losses, dim=1)  # (N, 3)
+        self._retire()
+
+    def _retire(self, skip: int | None = None) -> None:
+        """Tell the trainer of each member whose update just turned non-finite (retired by the learner) that it
+        has diverged, once (``skip``: the member whose error the training loop raises instead)."""
+        for event in self.learner.pop_retired():
+            if event.member == skip:
+                continue
             trainer = self.members[event.member].trainer
             trainer.retire(NonFiniteUpdate(event.signal, event.batch, trainer.step, event.member))

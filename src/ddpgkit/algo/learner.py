@@ -143,6 +143,7 @@ class Learner:
         #: their Adam moments were), and the others go on exactly as they would have (every product is per agent).
         self.retired: set[int] = set()
         self._newly_retired: list[NonFiniteUpdate] = []
+        self._frozen: dict[int, list[torch.Tensor]] = {}  # a retired member's weights (online, then targets)
 
     @classmethod
     def stacked(cls, learners: Sequence[Learner], names: Sequence[str], retired: Sequence[int] = ()) -> Learner:
@@ -170,6 +171,8 @@ class Learner:
         for k, lr in enumerate(learners):
             lr.last_actor_loss, lr.health = group.last_actor_loss[k], group.health[k]
         group.retired = set(retired)
+        for k in retired:
+            group._freeze(k)
         return group
 
     def pop_retired(self) -> list[NonFiniteUpdate]:
@@ -221,6 +224,8 @@ class Learner:
                 loss_q, q_mean = loss_q.clone(), q_mean.clone()
             loss_pi = self.last_actor_loss
         self.num_updates += 1
+        if self._frozen:
+            self._hold_frozen()
         if self._stacked_from:
             self._sync_members()
         return loss_q, loss_pi, q_mean
@@ -272,12 +277,22 @@ class Learner:
                                   member=first.member)
 
     def _freeze(self, k: int) -> None:
-        """Member ``k`` stops learning: its Adam moments zeroed, so that its zeroed gradients move nothing."""
+        """Member ``k`` stops learning: its Adam moments zeroed (its gradients are zeroed from now on), and its
+        weights as they are now kept, to be put back after every update (:meth:`_hold_frozen`: weight decay
+        would still shrink its critic, and its targets would still follow its online networks)."""
         for opt in (self.actor_optimizer, self.critic_optimizer):
             for state in opt.state.values():
                 for name in ("exp_avg", "exp_avg_sq"):
                     if name in state:
                         state[name][k].zero_()
+        self._frozen[k] = [p[k].detach().clone() for p in self._online_params + self._target_params]
+
+    def _hold_frozen(self) -> None:
+        """Put every retired member's weights back as they were when it stopped (its slices alone)."""
+        params = self._online_params + self._target_params
+        for k, saved in self._frozen.items():
+            for p, v in zip(params, saved):
+                p[k].copy_(v)
 
     def _sync_members(self) -> None:
         """After an update of stacked agents: each member's count and last actor loss (a view of its slice), and

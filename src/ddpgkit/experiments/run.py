@@ -288,9 +288,12 @@ class Experiment:
         try:
             group.learn_until(self.total_steps, shared, own)
         except NonFiniteUpdate as e:  # a single run's, or a group's last member's: the run ends here
-            self.close()
             k = e.member if e.member is not None else 0
-            raise diverged[self.runs[k].run_dir].fail(e) from None
+            try:
+                error = diverged[self.runs[k].run_dir].fail(e)  # its files, written while the lock is held
+            finally:
+                self.close()
+            raise error from None
         except BaseException:
             self.close()
             raise
@@ -302,6 +305,7 @@ class Experiment:
             for s, old in handlers.items():
                 signal.signal(s, old)
         if signals:
+            self.close()
             name = signal.Signals(signals[0]).name
             saved = [str(cp.saved[-1][1]) if cp.saved else "no checkpoint" for cp in checkpointers.values()]
             where = saved[0] if len(saved) == 1 else f"{len(saved)} checkpoints ({saved[0]}, ...)"
@@ -359,8 +363,8 @@ def _summary(run: Run, trainer: Trainer, preset: str | None, group: list[int] | 
     return {
         "env_id": agent.env_id or "custom env", "seed": cfg.seed, "status": status, "steps": trainer.step,
         "episodes": trainer.episodes, "final_eval_mean": mean, "final_eval_std": std,
-        "eval_episodes": cfg.eval_episodes, "wall_s": wall, "train_s": trainer.wall_s,
-        "steps_per_s": trainer.step / trainer.wall_s if trainer.wall_s > 0 else None,
+        "eval_episodes": cfg.eval_episodes, "wall_s": wall, "train_s": trainer.elapsed_s,
+        "steps_per_s": trainer.step / trainer.elapsed_s if trainer.elapsed_s > 0 else None,
         "best_eval_mean": best_mean, "best_eval_std": best_std, "best_step": best_step,
         "best_checkpoint": (str(best_checkpoint_dir(directory).relative_to(directory)) if best_step is not None
                             else None),
@@ -419,7 +423,7 @@ class _Diverged(Callback):
         saved = [s for s, _ in self.checkpointer.saved] or sorted(checkpoints_by_step(run))
         summary = _summary(self.run, trainer, self.preset, self.group, status="diverged",
                            checkpoint=checkpoint_dir(run, max(saved)) if saved else None,
-                           best=self.checkpointer.best, wall=trainer.wall_s if trainer else 0.0)
+                           best=self.checkpointer.best, wall=trainer.elapsed_s if trainer else 0.0)
         summary.update(diverged_at=error.step, signal=error.signal, batch=BROKEN_BATCH)
         write_summary(run, summary)
         return path
@@ -434,13 +438,20 @@ def _diverged_result(run: Run) -> RunResult:
 
 
 def _never_committed(dirs: list[Path]) -> bool:
-    """A group whose first checkpoint was interrupted before every run had saved it: some runs have checkpoints,
-    no step is common to all (that still train), and none has ever committed one
-    (``checkpoints/committed.json``). It has nothing to resume from; its runs start again (their uncommitted
-    checkpoints go with the run files)."""
-    dirs = [d for d in dirs if not run_diverged(d)] or dirs
-    steps = [set(checkpoints_by_step(d)) for d in dirs]
-    return len(dirs) > 1 and not set.intersection(*steps) and not any(read_committed(d) for d in dirs)
+    """A group whose first checkpoint was interrupted before every run had saved it: none has ever committed one
+    (``checkpoints/committed.json``) nor finished, the runs that still train have no step in common, and those
+    with a checkpoint hold just that first one, of one step. It has nothing to resume from; its runs start
+    again (their uncommitted checkpoints go with the run files). Anything else without a common step — runs of
+    other groups, or of a ddpgkit from before group commits — is refused by :func:`load_latest`, never
+    started over."""
+    if len(dirs) < 2 or any(read_committed(d) for d in dirs):
+        return False
+    if any(run_finished(d) and not run_diverged(d) for d in dirs):
+        return False
+    training = [d for d in dirs if not run_diverged(d)] or dirs
+    steps = [set(checkpoints_by_step(d)) for d in training]
+    saved = {frozenset(s) for s in steps if s}
+    return not set.intersection(*steps) and len(saved) == 1 and len(next(iter(saved))) == 1
 
 
 def _check_same_run(agent: DDPG, env_id: str, config: DDPGConfig) -> None:

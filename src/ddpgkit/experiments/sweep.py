@@ -64,7 +64,7 @@ from ..config.ddpg import DDPGConfig
 from ..config.presets import PRESETS
 from ..config.resolve import resolve_config
 from ..config.seeds import parse_seeds
-from ..errors import ConfigError, DDPGKitError, RunError, RunFinished, one_line
+from ..errors import ConfigError, DDPGKitError, NonFiniteError, RunError, RunFinished, one_line
 from ..storage.atomic import atomic_write_text, ensure_writable_dir
 from ..storage.rundir import METRICS, RunLock, read_metrics, read_summary, run_diverged, run_finished
 from .run import prepare_experiment
@@ -244,8 +244,9 @@ def run_task(payload: dict[str, Any]) -> list[dict[str, Any]]:
     """Train the trials of one task (``payload["trials"]``: their configs and run directories) together as one
     experiment (:func:`~ddpgkit.experiments.run.prepare_experiment`: a group of seeds, or a single run),
     resuming from their newest common checkpoint. One result per trial: ``{"status": "done", "summary":
-    ...}`` (also when they had finished already: a retry after the final save, or a re-run), or ``{"status":
-    "failed", "error": one line}``; a dying worker process is Ray's to retry."""
+    ...}`` (also when they had finished already: a retry after the final save, or a re-run; and for runs that
+    diverged, whose summary says so), or ``{"status": "failed", "error": one line}``; a dying worker process is
+    Ray's to retry."""
     trials = payload["trials"]
     run_dirs = [Path(t["run_dir"]) for t in trials]
     try:
@@ -255,7 +256,12 @@ def run_task(payload: dict[str, Any]) -> list[dict[str, Any]]:
                                      preset=payload["preset"], resume=True, origin=payload.get("origin"))
         except RunFinished:
             return [{"status": "done", "summary": read_summary(d)} for d in run_dirs]
-        return [{"status": "done", "summary": r.summary} for r in exp.run()]
+        try:
+            return [{"status": "done", "summary": r.summary} for r in exp.run()]
+        except NonFiniteError:  # the task's last training run diverged: every run of it has its diverged summary
+            if all(run_diverged(d) for d in run_dirs):
+                return [{"status": "done", "summary": read_summary(d)} for d in run_dirs]
+            raise
     except DDPGKitError as e:
         return [{"status": "failed", "error": one_line(e)}] * len(trials)
     except Exception as e:  # noqa: BLE001 - a task's own failure must not stop the others

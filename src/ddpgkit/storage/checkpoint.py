@@ -70,8 +70,9 @@ def versions() -> dict[str, str]:
 def put_chunk(store: str | Path, prefix: str, tensors: dict[str, torch.Tensor]) -> tuple[str, dict[str, Any]]:
     """Write ``tensors`` as an immutable shared file in the directory ``store`` (see
     :func:`~ddpgkit.storage.manifest.chunk_store`), named ``<prefix>-<first 16 hex digits of its SHA-256>``,
-    unless a file of that name and size is there already. Returns its name and manifest entry, for the
-    ``shared`` argument of :func:`save_checkpoint`. The file appears whole or not at all."""
+    unless a file of that name holds exactly these bytes already (a file of that name that does not, damaged
+    on disk, is replaced: the checkpoints that reference it load again). Returns its name and manifest entry,
+    for the ``shared`` argument of :func:`save_checkpoint`. The file appears whole or not at all."""
     if not prefix.replace("-", "_").isidentifier():
         raise ValueError(f"bad chunk prefix {prefix!r}")
     blob = st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
@@ -80,7 +81,7 @@ def put_chunk(store: str | Path, prefix: str, tensors: dict[str, torch.Tensor]) 
     store = Path(store)
     target = store / name
     try:
-        if target.stat().st_size == len(blob):
+        if target.stat().st_size == len(blob) and target.read_bytes() == blob:
             return name, entry
     except FileNotFoundError:
         pass

@@ -87,12 +87,15 @@ def refuse_existing_run(path: str | Path) -> None:
 
 def check_run_dirs(paths: Sequence[str | Path], resume: bool = False, overwrite: bool = False) -> None:
     """The one check before runs start in ``paths``, before any of them is touched: ``resume`` and ``overwrite``
-    exclude each other (ConfigError), and without either no directory may already hold a run (RunError,
-    :func:`refuse_existing_run`)."""
+    exclude each other (ConfigError), without either no directory may already hold a run (RunError,
+    :func:`refuse_existing_run`), and ``overwrite`` replaces only directories ddpgkit made
+    (:func:`refuse_foreign_dir`)."""
     if resume and overwrite:
         raise ConfigError("resume and overwrite exclude each other (--resume continues a run, --overwrite replaces it)")
-    if not (resume or overwrite):
-        for p in paths:
+    for p in paths:
+        if overwrite:
+            refuse_foreign_dir(p)  # before its lock file is made there
+        elif not resume:
             refuse_existing_run(p)
 
 
@@ -161,9 +164,7 @@ def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
     existing = [n for n in (CONFIG, METRICS, SUMMARY, CHECKPOINTS) if (path / n).exists()]
     if not overwrite:
         refuse_existing_run(path)
-    if existing and not is_run_dir(path):
-        raise RunError(f"{path} holds {', '.join(existing)} but is not a run directory ddpgkit made (no {MARKER}); "
-                       "--overwrite removes only ddpgkit's runs: choose another --out")
+    refuse_foreign_dir(path)
     ensure_writable_dir(path)
     if existing:
         for n in RUN_FILES:
@@ -172,6 +173,16 @@ def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
             shutil.rmtree(path / n, ignore_errors=True)
     mark_run_dir(path)
     return path
+
+
+def refuse_foreign_dir(path: str | Path) -> None:
+    """A RunError if ``path`` holds files a run writes (config.toml, metrics.csv, summary.json, checkpoints/) but
+    ddpgkit did not make it (:func:`is_run_dir`): ``--overwrite`` would remove someone's own files."""
+    path = Path(path)
+    existing = [n for n in (CONFIG, METRICS, SUMMARY, CHECKPOINTS) if (path / n).exists()]
+    if existing and not is_run_dir(path):
+        raise RunError(f"{path} holds {', '.join(existing)} but is not a run directory ddpgkit made (no {MARKER}); "
+                       "--overwrite removes only ddpgkit's runs: choose another --out")
 
 
 def mark_run_dir(path: str | Path) -> None:
@@ -310,15 +321,18 @@ def latest_checkpoint(run: str | Path) -> Path:
 
 def prune_checkpoints(run: str | Path, keep: int) -> list[Path]:
     """Remove all but the ``keep`` newest valid checkpoints (and any invalid one older than the newest
-    valid one). The newest valid checkpoint is never removed. Returns what was removed."""
+    valid one). The newest valid checkpoint is never removed, nor the step the run's group last committed
+    (:func:`read_committed`: the step every run of the group can resume from). Returns what was removed."""
     valid, removed = [], []
+    committed = read_committed(run)
+    committed_step = committed.get("step") if committed else None
     for p in list_checkpoints(run):
         try:
             read_manifest(p)
             ok = True
         except CheckpointError:
             ok = False
-        if ok and len(valid) < max(keep, 1):
+        if ok and (len(valid) < max(keep, 1) or p.name == str(committed_step)):
             valid.append(p)
         elif valid:  # older than a kept valid checkpoint
             shutil.rmtree(p, ignore_errors=True)
