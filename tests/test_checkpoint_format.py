@@ -228,3 +228,24 @@ def test_the_replay_buffer_samples_with_a_cpu_generator_whatever_its_device():
     buf = ReplayBuffer(10, 3, 1, seed=4)
     assert buf.generator.device.type == "cpu"
     assert buf.state_dict()[0]["generator"].numel() == torch.Generator().get_state().numel()
+
+
+
+def test_a_buffer_on_another_device_draws_what_a_cpu_buffer_draws_and_saves_a_state_the_cpu_restores():
+    """A simulated device: 'meta' tensors have shapes and no data, and torch has no generator for them — as a
+    CUDA buffer's generator was, the old per-device generator cannot be made there at all. The draws and the
+    saved sampling state are the CPU's whatever the buffer's device."""
+    import numpy as np
+
+    from ddpgkit.data.buffer import ReplayBuffer
+
+    bufs = [ReplayBuffer(50, 3, 1, device=d, seed=s) for d, s in (("meta", 4), ("cpu", 4), ("cpu", 0))]
+    for buf in bufs:
+        for i in range(20):
+            buf.add(np.full(3, i, np.float32), np.zeros(1, np.float32), float(i), np.zeros(3, np.float32), False, False)
+    meta, cpu, restored = bufs
+    assert meta.sample_rows(8).device.type == "meta"
+    cpu.sample_rows(8)  # the same draw on each: the two generators move in step
+    assert torch.equal(meta.generator.get_state(), cpu.generator.get_state())
+    restored.generator.set_state(meta.generator.get_state())  # what a checkpoint of the other device holds
+    assert torch.equal(restored.sample_rows(8), cpu.sample_rows(8))
