@@ -81,13 +81,20 @@ class DDPG:
             actor = Actor(self.obs_dim, self.action_low, self.action_high, config.hidden, config.activation, init)
             critic = Critic(self.obs_dim, self.act_dim, config.hidden, config.activation, init,
                             config.critic_action_layer)
+            # TD3's second critic (n_critics = 2), drawn after the others: their initial weights are DDPG's
+            critic2 = (Critic(self.obs_dim, self.act_dim, config.hidden, config.activation, init,
+                              config.critic_action_layer) if config.n_critics == 2 else None)
             #: the run's own state of the process's global generators (:class:`~ddpgkit.runtime.GlobalGenerators`)
             self.global_generators = GlobalGenerators.seeded(config.seed, torch.random.get_rng_state())
         self.actor, self.critic = actor.to(self.device), critic.to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        #: the update of the four networks, with their optimisers (:class:`~ddpgkit.algo.learner.Learner`)
-        self.learner = Learner(Networks(self.actor, self.critic, self.actor_target, self.critic_target), config)
+        #: TD3's second critic Q_φ2 and its target (``n_critics = 2``), else None
+        self.critic2 = critic2.to(self.device) if critic2 is not None else None
+        self.critic2_target = copy.deepcopy(self.critic2).requires_grad_(False) if self.critic2 is not None else None
+        #: the update of the networks, with their optimisers (:class:`~ddpgkit.algo.learner.Learner`)
+        self.learner = Learner(Networks(self.actor, self.critic, self.actor_target, self.critic_target, self.critic2,
+                                        self.critic2_target), config)
         self._buffer: ReplayBuffer | None = None  # allocated when first needed (training): see buffer
         self.buffer_chunks = ChunkFiles("buffer")  # which checkpoint files hold the buffer's chunks (save)
         self.history_chunks = ChunkFiles("history")  # and the metrics history's
@@ -104,7 +111,7 @@ class DDPG:
         if self._buffer is None:
             cfg = self.config
             self._buffer = ReplayBuffer(cfg.buffer_size, self.obs_dim, self.act_dim, self.device,
-                                        seed=cfg.seed + BUFFER_SEED_OFFSET)
+                                        seed=cfg.seed + BUFFER_SEED_OFFSET, n_step=cfg.n_step, gamma=cfg.gamma)
         return self._buffer
 
     def close(self) -> None:
@@ -249,11 +256,14 @@ class DDPG:
     # ---- persistence --------------------------------------------------------------------------
 
     def model_tensors(self) -> dict[str, torch.Tensor]:
-        """The four networks' tensors by name (``actor.net.linear0.weight``, ...), as saved."""
+        """The networks' tensors by name (``actor.net.linear0.weight``, ...), as saved: the four of DDPG, and
+        with ``n_critics = 2`` ``critic2.*`` and ``critic2_target.*``."""
         out = {}
         for prefix, module in (("actor", self.actor), ("critic", self.critic),
-                               ("actor_target", self.actor_target), ("critic_target", self.critic_target)):
-            out.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
+                               ("actor_target", self.actor_target), ("critic_target", self.critic_target),
+                               ("critic2", self.critic2), ("critic2_target", self.critic2_target)):
+            if module is not None:
+                out.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
         return out
 
     def metadata(self) -> dict[str, Any]:
@@ -396,8 +406,9 @@ def _check_layer_sizes(config: DDPGConfig, model: dict[str, torch.Tensor], where
     """The saved networks have the config's hidden layer sizes (checked on the tensors alone)."""
     k = config.critic_action_layer
     layers = [(f"actor.net.linear{i}", size) for i, size in enumerate(config.hidden)]
-    layers += [(f"critic.obs_net.linear{i}", size) for i, size in enumerate(config.hidden[:k])]
-    layers += [(f"critic.net.linear{i}", size) for i, size in enumerate(config.hidden[k:])]
+    for critic in ("critic", "critic2")[:config.n_critics]:
+        layers += [(f"{critic}.obs_net.linear{i}", size) for i, size in enumerate(config.hidden[:k])]
+        layers += [(f"{critic}.net.linear{i}", size) for i, size in enumerate(config.hidden[k:])]
     for name, size in layers:
         w = model.get(f"{name}.weight")
         if w is None or w.ndim != 2 or w.shape[0] != size:

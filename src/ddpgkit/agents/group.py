@@ -193,7 +193,7 @@ class DDPGGroup:
         if len(buffers) == 1:
             return buffers[0].sample(batch_size)
         retired = self.learner.retired
-        rows = [torch.zeros(batch_size, b.width, device=b.device) if k in retired else b.sample_rows(batch_size)
+        rows = [torch.zeros(batch_size, b.sample_width, device=b.device) if k in retired else b.sample_rows(batch_size)
                 for k, b in enumerate(buffers)]
         return buffers[0].split(torch.stack(rows))  # (N, B, width)
 

@@ -24,7 +24,7 @@ from ..data.buffer import Batch
 from ..nn.actor_critic import Critic, scale_action
 from ..nn.backward import Cache, Weights, backward, forward_with_cache, layer_weights
 from ..nn.mlp import MLP
-from .ddpg import target_y
+from .ddpg import Smoothing, target_y
 
 #: A critic as the functions here take it, its MLPs ``(obs_net, net)`` (:func:`critic_nets`).
 CriticNets = tuple[MLP | None, MLP]  # (obs_net, net) of a Critic module
@@ -74,8 +74,9 @@ def batch_mean(x: torch.Tensor) -> torch.Tensor:
 
 
 def critic_gradients(critic: CriticNets, critic_target: CriticNets, actor_target: MLP, batch: Batch, gamma: float,
-                     action_scale: torch.Tensor, action_bias: torch.Tensor, dtype: torch.dtype | None = None
-                     ) -> tuple[Weights, torch.Tensor, torch.Tensor, torch.Tensor]:
+                     action_scale: torch.Tensor, action_bias: torch.Tensor, dtype: torch.dtype | None = None,
+                     critic2: CriticNets | None = None, critic2_target: CriticNets | None = None,
+                     smoothing: Smoothing | None = None) -> tuple[Weights, torch.Tensor, torch.Tensor, torch.Tensor]:
     """∇_φ L of :func:`~ddpgkit.algo.ddpg.critic_loss`:
 
         y = r + γ (1 − d) Q_φ'(s', μ_θ'(s'))  (:func:`~ddpgkit.algo.ddpg.target_y`, the written-out forward passes)
@@ -83,7 +84,10 @@ def critic_gradients(critic: CriticNets, critic_target: CriticNets, actor_target
 
     Takes the MLPs inside the Critic/Actor modules (:func:`critic_nets`) and μ's action scale and bias
     (act_dim,). Returns ([(∂L/∂W_i, ∂L/∂b_i)] in ``Critic.parameters()`` order, L, Q(s, a) (B, 1), the
-    TD error δ = Q − y (B, 1)); modifies nothing.
+    TD error δ = Q − y (B, 1)); modifies nothing. With ``critic2`` (TD3's twin, its target ``critic2_target``),
+    y is the clipped double-Q target, L the sum of both critics' losses, the second critic's gradients follow
+    the first's, and Q and δ are both critics' rows, (2B, 1); ``smoothing``: target policy smoothing
+    (:func:`~ddpgkit.algo.ddpg.smoothed_target_action`).
     """
     def mu_target(s: torch.Tensor) -> torch.Tensor:  # μ'(s): (B, act_dim)
         return scale_action(forward_with_cache(actor_target, s, layer_weights(actor_target, dtype))[0], action_scale,
@@ -92,7 +96,22 @@ def critic_gradients(critic: CriticNets, critic_target: CriticNets, actor_target
     def q_target(s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:  # Q'(s, a): (B, 1)
         return _critic_forward(critic_target, s, a, dtype)[0]
 
-    y = target_y(batch, mu_target, q_target, gamma)  # (B, 1)
+    def q2_target(s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:  # Q'_2(s, a): (B, 1)
+        assert critic2_target is not None
+        return _critic_forward(critic2_target, s, a, dtype)[0]
+
+    y = target_y(batch, mu_target, q_target, gamma, q2_target if critic2_target is not None else None,
+                 smoothing)  # (B, 1)
+    grads, loss, q, delta = _critic_step(critic, batch, y, dtype)
+    if critic2 is None:
+        return grads, loss, q, delta
+    grads2, loss2, q2, delta2 = _critic_step(critic2, batch, y, dtype)
+    return grads + grads2, loss + loss2, torch.cat([q, q2], dim=-2), torch.cat([delta, delta2], dim=-2)  # (2B, 1)
+
+
+def _critic_step(critic: CriticNets, batch: Batch, y: torch.Tensor, dtype: torch.dtype | None
+                 ) -> tuple[Weights, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One critic's ∇_φ L against the target y (B, 1): (gradients, L, Q(s, a) (B, 1), δ = Q − y (B, 1))."""
     q, cache = _critic_forward(critic, batch.obs, batch.action, dtype)  # (B, 1)
     delta = q - y  # (B, 1) the TD error
     loss = F.mse_loss(q, y) if q.ndim == 2 else batch_mean(delta.square())

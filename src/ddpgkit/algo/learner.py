@@ -6,6 +6,12 @@ on an actor μ_θ, a critic Q_φ, their targets and two Adam optimisers::
     actor step:   θ ← Adam(θ, ∇_θ −1/B Σ Q_φ(s, μ_θ(s)))                (actor_loss; every policy_frequency-th update)
     targets:      θ' ← τ θ + (1 − τ) θ',  φ' ← τ φ + (1 − τ) φ'         (soft_update; with the actor step)
 
+The DDPG family's later fixes are additions to these lines, each off unless the config asks for it: a second
+critic and the clipped double-Q target (``n_critics = 2``: both critics step on one target, the actor follows
+the first, both targets are soft-updated), target policy smoothing (``target_noise``: ε drawn here, from the
+learner's own generator, and passed to the target), n-step returns (``n_step``: the batch itself carries
+them, :mod:`ddpgkit.data.nstep`). Together with ``policy_frequency`` = 2 they are TD3 (Fujimoto et al. 2018).
+
 :meth:`Learner.update` is that sequence, and it is the only one: the same lines run for one agent's
 (B, ·) tensors and for N agents stacked into one ((N, B, ·), :meth:`Learner.stacked`, a group of seeds).
 Around each gradient they do the same three things: the sentinel (NaN or inf in a loss or gradient raises
@@ -33,12 +39,13 @@ from dataclasses import dataclass
 import torch
 
 from ..config.ddpg import DDPGConfig
+from ..config.seeds import TARGET_NOISE_SEED_OFFSET
 from ..data.buffer import Batch
 from ..errors import NonFiniteUpdate
 from ..nn.actor_critic import Actor, Critic
 from ..nn.backward import Weights
 from ..nn.stacked import stack_modules
-from .ddpg import autograd_actor_gradients, autograd_critic_gradients, soft_update
+from .ddpg import Smoothing, autograd_actor_gradients, autograd_critic_gradients, soft_update, target_policy_noise
 from .gradients import actor_gradients, batch_mean, critic_gradients, critic_nets
 from .health import new_health, record_actor, record_critic
 from .optim import adam_step, link_adam_state, make_adam, stack_adam_state
@@ -48,8 +55,9 @@ from .optim import adam_step, link_adam_state, make_adam, stack_adam_state
 # every gradient's norm). With a scale of 1 it multiplies each gradient by 1.0: every value stays as it was.
 NON_FINITE_KERNEL = getattr(torch, "_amp_foreach_non_finite_check_and_unscale_", None)
 
-#: ``critic(batch) -> (∇_φ L as [(∂W_i, ∂b_i)], L, Q(s, a) (B, 1), δ = Q − y (B, 1))``
-CriticGradients = Callable[[Batch], tuple[Weights, torch.Tensor, torch.Tensor, torch.Tensor]]
+#: ``critic(batch, smoothing) -> (∇_φ L as [(∂W_i, ∂b_i)], L, Q(s, a) (B, 1), δ = Q − y (B, 1))`` (two critics:
+#: both critics' gradients, Q and δ of both, (2B, 1))
+CriticGradients = Callable[[Batch, Smoothing | None], tuple[Weights, torch.Tensor, torch.Tensor, torch.Tensor]]
 #: ``actor(obs (B, obs_dim), want_tanh) -> (∇_θ J as [(∂W_i, ∂b_i)], J, μ's tanh output (B, act_dim) or None)``
 ActorGradients = Callable[[torch.Tensor, bool], tuple[Weights, torch.Tensor, torch.Tensor | None]]
 
@@ -71,12 +79,15 @@ def all_finite(loss: torch.Tensor, tensors: list[torch.Tensor], scratch: torch.T
 
 @dataclass(frozen=True)
 class Networks:
-    """The four networks an update trains: μ_θ, Q_φ and their targets (one agent's, or N stacked)."""
+    """The four networks an update trains: μ_θ, Q_φ and their targets (one agent's, or N stacked); with
+    ``n_critics = 2`` also TD3's second critic Q_φ2 and its target."""
 
     actor: Actor
     critic: Critic
     actor_target: Actor
     critic_target: Critic
+    critic2: Critic | None = None
+    critic2_target: Critic | None = None
 
 
 def gradient_functions(nets: Networks, config: DDPGConfig) -> tuple[CriticGradients, ActorGradients, bool]:
@@ -86,7 +97,9 @@ def gradient_functions(nets: Networks, config: DDPGConfig) -> tuple[CriticGradie
     gamma = config.gamma
     if config.backward == "autograd":
         actor, critic, actor_target, critic_target = nets.actor, nets.critic, nets.actor_target, nets.critic_target
-        return (lambda batch: autograd_critic_gradients(critic, critic_target, actor_target, batch, gamma, bf16),
+        twin, twin_target = nets.critic2, nets.critic2_target
+        return (lambda batch, smoothing: autograd_critic_gradients(critic, critic_target, actor_target, batch, gamma,
+                                                                   bf16, twin, twin_target, smoothing),
                 lambda obs, want_tanh: autograd_actor_gradients(actor, critic, obs, bf16, want_tanh),
                 False)
     critic_fn, actor_fn = critic_gradients, actor_gradients
@@ -100,8 +113,11 @@ def gradient_functions(nets: Networks, config: DDPGConfig) -> tuple[CriticGradie
     # the MLPs and μ's scale and bias, looked up once (the modules stay where they are; loading copies in place)
     critic, actor = critic_nets(nets.critic), nets.actor.net
     critic_target, actor_target = critic_nets(nets.critic_target), nets.actor_target.net
+    twin = critic_nets(nets.critic2) if nets.critic2 is not None else None
+    twin_target = critic_nets(nets.critic2_target) if nets.critic2_target is not None else None
     scale, bias = nets.actor.action_scale, nets.actor.action_bias
-    return (lambda batch: critic_fn(critic, critic_target, actor_target, batch, gamma, scale, bias, bf16),
+    return (lambda batch, smoothing: critic_fn(critic, critic_target, actor_target, batch, gamma, scale, bias, bf16,
+                                               twin, twin_target, smoothing),
             lambda obs, want_tanh: actor_fn(actor, critic, obs, scale, bias, bf16),
             cuda_graphs)
 
@@ -117,7 +133,9 @@ class Learner:
 
     State, all of it in checkpoints (:mod:`ddpgkit.training.state`): the optimisers, ``num_updates`` (updates
     done), ``last_actor_loss`` (what an update without an actor step reports) and ``health``, the health
-    signals since the last metrics row ((9,), or (N, 9)), which the training loop reads and empties.
+    signals since the last metrics row ((9,), or (N, 9)), which the training loop reads and empties; with
+    ``target_noise`` > 0 the generator of the smoothing noise (``target_noise_generator``, a CPU generator
+    seeded from ``config.seed``; stacked, each member's own).
     """
 
     def __init__(self, nets: Networks, config: DDPGConfig, members: Sequence[str] | None = None) -> None:
@@ -127,12 +145,21 @@ class Learner:
         shape = (len(self.members),) if self.members is not None else ()
         # parameter lists, gathered once: walking the module tree on every update costs real time
         self._actor_params = list(nets.actor.parameters())
-        self._critic_params = list(nets.critic.parameters())
+        critics = [nets.critic] + ([nets.critic2] if nets.critic2 is not None else [])
+        critic_targets = [nets.critic_target] + ([nets.critic2_target] if nets.critic2_target is not None else [])
+        if len(critics) != config.n_critics or len(critic_targets) != config.n_critics:
+            raise ValueError(f"the config asks for {config.n_critics} critics, the networks have {len(critics)}")
+        self._critic_params = [p for c in critics for p in c.parameters()]  # the second critic's after the first's
         self._online_params = self._critic_params + self._actor_params
-        self._target_params = list(nets.critic_target.parameters()) + list(nets.actor_target.parameters())
+        self._target_params = [p for c in critic_targets for p in c.parameters()] + list(nets.actor_target.parameters())
         self.actor_optimizer = make_adam(self._actor_params, config.actor_lr)
         self.critic_optimizer = make_adam(self._critic_params, config.critic_lr, config.critic_weight_decay)
         self._critic_gradients, self._actor_gradients, self._cuda_graphs = gradient_functions(nets, config)
+        #: the target policy smoothing noise's generator (target_noise > 0), on the CPU whatever the device
+        self.target_noise_generator = (torch.Generator().manual_seed(config.seed + TARGET_NOISE_SEED_OFFSET)
+                                       if config.target_noise > 0 else None)
+        scale, bias = nets.actor.action_scale, nets.actor.action_bias
+        self._action_bounds = (bias - scale, bias + scale)  # (act_dim,) each: the actions μ can take
         self.num_updates = 0
         self.last_actor_loss = torch.zeros(shape, device=self.device)
         self.health = new_health(shape, self.device)
@@ -158,8 +185,10 @@ class Learner:
         first = active[0] if active else learners[0]
         for k in retired:
             _adopt_adam_state(learners[k], first)
-        nets = Networks(*(stack_modules([getattr(lr.nets, f) for lr in learners])
-                          for f in ("actor", "critic", "actor_target", "critic_target")))
+        fields = ("actor", "critic", "actor_target", "critic_target")
+        if first.nets.critic2 is not None:
+            fields += ("critic2", "critic2_target")
+        nets = Networks(*(stack_modules([getattr(lr.nets, f) for lr in learners]) for f in fields))
         group = cls(nets, first.config, names)
         stack_adam_state(group.actor_optimizer, [lr.actor_optimizer for lr in learners])
         stack_adam_state(group.critic_optimizer, [lr.critic_optimizer for lr in learners])
@@ -194,8 +223,8 @@ class Learner:
         cfg = self.config
         if self._cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # the last update's graph outputs may be reused now
-        # critic: minimise L(φ) = 1/B Σ (Q(s, a) − y)²
-        grads, loss_q, q, delta = self._critic_gradients(batch)  # q, delta: (B, 1)
+        # critic: minimise L(φ) = 1/B Σ (Q(s, a) − y)² (two critics: the sum of both, one target)
+        grads, loss_q, q, delta = self._critic_gradients(batch, self._smoothing(batch))  # q, delta: (B, 1) or (2B, 1)
         self._check_finite("critic", loss_q, grads, batch)
         if self.retired:
             _zero_rows(grads, self.retired)
@@ -229,6 +258,22 @@ class Learner:
         if self._stacked_from:
             self._sync_members()
         return loss_q, loss_pi, q_mean
+
+    def _smoothing(self, batch: Batch) -> Smoothing | None:
+        """Target policy smoothing for this batch (``target_noise`` > 0, else None): ε = clip(σ z, −c, c) · scale
+        (:func:`~ddpgkit.algo.ddpg.target_policy_noise`), z (B, act_dim) from the learner's generator — stacked,
+        (N, B, act_dim), each member's from its own, as it draws alone — and the bounds of μ's actions."""
+        cfg = self.config
+        if cfg.target_noise == 0:
+            return None
+        shape = tuple(batch.action.shape[-2:])  # (B, act_dim)
+        if self._stacked_from:
+            z = torch.stack([torch.randn(shape, generator=lr.target_noise_generator) for lr in self._stacked_from])
+        else:
+            z = torch.randn(shape, generator=self.target_noise_generator)  # (B, act_dim)
+        scale = self.nets.actor.action_scale
+        noise = target_policy_noise(z.to(self.device), cfg.target_noise, cfg.target_noise_clip, scale)
+        return noise, *self._action_bounds
 
     @staticmethod
     def _apply(grads: Weights, params: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
@@ -268,7 +313,7 @@ class Learner:
             if k in self.retired:
                 continue
             signal = f"{what} {'loss' if bool(bad_loss[k]) else 'gradient'} of {self.members[k]}{applied}"
-            self._newly_retired.append(NonFiniteUpdate(signal, type(batch)(*(f[k] for f in batch)), member=k))
+            self._newly_retired.append(NonFiniteUpdate(signal, batch.member(k), member=k))
             self.retired.add(k)
             self._freeze(k)
         if len(self.retired) == len(self.members):

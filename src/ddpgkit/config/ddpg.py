@@ -50,6 +50,15 @@ class DDPGConfig:
                                       "at the input; 1 = at the second hidden layer, as in the paper")
     policy_frequency: int = _param(1, "update the actor and the target networks every N-th critic update "
                                    "(1: every update, as in the paper; CleanRL's DDPG uses 2)")
+    n_critics: int = _param(1, "critics: 1 (DDPG), or 2 for TD3's clipped double-Q learning (the TD target takes "
+                            "the smaller of the two target critics, both critics learn from it, the actor follows "
+                            "the first)")
+    target_noise: float = _param(0.0, "target policy smoothing (TD3): std of the Gaussian noise added to μ'(s') in "
+                                 "the TD target, as a fraction of the action scale (high−low)/2; 0: none (DDPG)")
+    target_noise_clip: float = _param(0.5, "the target smoothing noise is clipped to ±this fraction of the action "
+                                      "scale (used only with target_noise > 0)")
+    n_step: int = _param(1, "n-step returns: the TD target sums up to n discounted rewards before it bootstraps "
+                         "with γ^m (never across an episode's end); 1: DDPG's one-step target")
     gamma: float = _param(0.99, "discount factor γ, in [0, 1]")
     tau: float = _param(0.005, "soft update weight of the online network: θ' ← τθ + (1 − τ)θ', in (0, 1]")
     batch_size: int = _param(256, "transitions per gradient step")
@@ -106,6 +115,10 @@ class DDPGConfig:
         need(0 <= self.critic_action_layer < max(len(self.hidden), 1), "critic_action_layer",
              f"must be in [0, {max(len(self.hidden) - 1, 0)}] (a hidden layer of {self.hidden})")
         need(self.policy_frequency >= 1, "policy_frequency", "must be >= 1")
+        need(self.n_critics in (1, 2), "n_critics", "must be 1 or 2")
+        need(self.target_noise >= 0, "target_noise", "must be >= 0")
+        need(self.target_noise_clip > 0, "target_noise_clip", "must be > 0")
+        need(self.n_step >= 1, "n_step", "must be >= 1")
         need(self.noise in NOISE_TYPES, "noise", f"must be one of {', '.join(NOISE_TYPES)}")
         need(self.noise_scale >= 0, "noise_scale", "must be >= 0")
         need(self.ou_theta >= 0, "ou_theta", "must be >= 0")

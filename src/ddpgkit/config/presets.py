@@ -49,6 +49,30 @@ PRESETS: dict[str, dict[str, Any]] = {
         learning_starts=25_000, noise="gaussian", noise_scale=0.1, policy_frequency=2, total_steps=1_000_000,
         eval_interval=5_000, eval_episodes=10,
     ),
+    # TD3 (Fujimoto et al. 2018): the paper's settings — its DDPG above with twin critics, target policy smoothing
+    # and delayed actor updates (its section 6.1 and the authors' TD3.py)
+    "fujimoto2018-td3": dict(
+        hidden=(400, 300), activation="relu", critic_action_layer=0, final_layer_init=0.0, actor_lr=1e-3,
+        critic_lr=1e-3, critic_weight_decay=0.0, gamma=0.99, tau=0.005, batch_size=100, buffer_size=1_000_000,
+        learning_starts=10_000, noise="gaussian", noise_scale=0.1, policy_frequency=2, n_critics=2,
+        target_noise=0.2, target_noise_clip=0.5, total_steps=1_000_000, eval_interval=5_000, eval_episodes=10,
+    ),
+    # Stable-Baselines3 2.9's TD3 class defaults (read from stable_baselines3.TD3: net_arch 400-300, lr 1e-3,
+    # batch 256, 100 random steps, policy_delay 2, target_policy_noise 0.2, target_noise_clip 0.5; SB3 itself adds
+    # no exploration noise, this preset adds the zoo's usual Gaussian 0.1)
+    "sb3-td3": dict(
+        hidden=(400, 300), activation="relu", critic_action_layer=0, final_layer_init=0.0, actor_lr=1e-3,
+        critic_lr=1e-3, critic_weight_decay=0.0, gamma=0.99, tau=0.005, batch_size=256, buffer_size=1_000_000,
+        learning_starts=100, noise="gaussian", noise_scale=0.1, policy_frequency=2, n_critics=2, target_noise=0.2,
+        target_noise_clip=0.5,
+    ),
+    # CleanRL's td3_continuous_action.py
+    "cleanrl-td3": dict(
+        hidden=(256, 256), activation="relu", critic_action_layer=0, final_layer_init=0.0, actor_lr=3e-4,
+        critic_lr=3e-4, critic_weight_decay=0.0, gamma=0.99, tau=0.005, batch_size=256, buffer_size=1_000_000,
+        learning_starts=25_000, noise="gaussian", noise_scale=0.1, policy_frequency=2, n_critics=2,
+        target_noise=0.2, target_noise_clip=0.5, total_steps=1_000_000, eval_interval=5_000, eval_episodes=10,
+    ),
     # the name this preset had before the literature's DDPGs were named: Lillicrap et al.'s values
     "mujoco": _LILLICRAP2015,
 }
@@ -68,5 +92,13 @@ PRESET_SOURCES: dict[str, str] = {
            "zoo's Gaussian 0.1 noise",
     "cleanrl": "CleanRL ddpg_continuous_action.py: 256-256, Adam 3e-4, batch 256, τ 5e-3, Gaussian 0.1, 25k random "
                "steps, actor and targets every 2nd update",
+    "fujimoto2018-td3": "Fujimoto et al. 2018 (TD3 paper), TD3: 400-300, Adam 1e-3, batch 100, τ 5e-3, Gaussian "
+                        "0.1, twin critics, target noise 0.2 clipped at 0.5, actor and targets every 2nd update; 10k "
+                        "random steps as the paper gives for HalfCheetah and Ant (1k for the other tasks: "
+                        "--learning-starts 1000)",
+    "sb3-td3": "Stable-Baselines3 2.9 TD3 defaults (400-300, Adam 1e-3, batch 256, τ 5e-3, 100 random steps, "
+               "policy_delay 2, target noise 0.2 clipped at 0.5) with the zoo's Gaussian 0.1 noise",
+    "cleanrl-td3": "CleanRL td3_continuous_action.py: 256-256, Adam 3e-4, batch 256, τ 5e-3, Gaussian 0.1, 25k random "
+                   "steps, target noise 0.2 clipped at 0.5, actor and targets every 2nd update",
     "mujoco": "= lillicrap2015",
 }

@@ -14,6 +14,7 @@ from ..errors import ConfigError
 BUFFER_SEED_OFFSET = 1  # the replay buffer's sampling
 NOISE_SEED_OFFSET = 2  # the exploration noise
 EXPLORE_SEED_OFFSET = 3  # the warm-up's uniform actions
+TARGET_NOISE_SEED_OFFSET = 4  # the target policy smoothing noise (target_noise > 0)
 EVAL_SEED_OFFSET = 10_000  # evaluation episode i is reset with seed + EVAL_SEED_OFFSET + i
 
 

@@ -19,6 +19,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .nstep import n_step_window
+
 
 class Batch(NamedTuple):
     """A sampled mini-batch; every field is (B, k) float32 on the buffer's device ((N, B, k) for the N agents
@@ -30,6 +32,13 @@ class Batch(NamedTuple):
     next_obs: torch.Tensor  # (B, obs_dim)   s'
     terminated: torch.Tensor  # (B, 1)       1.0 where s' is terminal (no bootstrap)
     truncated: torch.Tensor  # (B, 1)        1.0 where the episode was cut by a time limit
+    #: (B, 1) γ^m of an n-step batch (``reward`` is then the m-step return R^(m) and ``next_obs`` s_{t+m},
+    #: :mod:`ddpgkit.data.nstep`); None for one-step transitions, whose discount is γ.
+    discount: torch.Tensor | None = None
+
+    def member(self, k: int) -> Batch:
+        """Agent ``k``'s slice of a stacked (N, B, ·) batch."""
+        return Batch(*(None if f is None else f[k] for f in self))
 
 
 #: The size, in bytes, a checkpoint chunk of the buffer aims at.
@@ -54,10 +63,12 @@ class ReplayBuffer:
             indices are drawn on the CPU and moved), so its state — and a checkpoint's — is the same on every
             device, and a run saved on one device resumes on another.
         chunk_rows: rows per checkpoint chunk (default: :func:`~ddpgkit.data.buffer.chunk_rows_for` the row width).
+        n_step, gamma: with ``n_step`` > 1 a sampled transition is an n-step one (:mod:`ddpgkit.data.nstep`,
+            discounted with ``gamma``), read from the stored one-step rows when the batch is drawn.
     """
 
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: str | torch.device = "cpu",
-                 seed: int = 0, chunk_rows: int | None = None) -> None:
+                 seed: int = 0, chunk_rows: int | None = None, n_step: int = 1, gamma: float = 0.99) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity, self.obs_dim, self.act_dim = capacity, obs_dim, act_dim
@@ -70,6 +81,11 @@ class ReplayBuffer:
             "truncated": (2 * o + a + 2, 2 * o + a + 3),
         }
         self.width = 2 * o + a + 3
+        if n_step < 1:
+            raise ValueError(f"n_step must be >= 1, got {n_step}")
+        self.n_step, self.gamma = n_step, gamma
+        #: the width of a sampled row: an n-step row carries γ^m in one more column
+        self.sample_width = self.width + (n_step > 1)
         self.data = torch.zeros(capacity, self.width, dtype=torch.float32, device=self.device)  # (C, width)
         # On the CPU, rows are written through a numpy view of the storage (no tensor op per add);
         # elsewhere through a staging row on the host and one copy to the device.
@@ -114,7 +130,23 @@ class ReplayBuffer:
         idx = torch.randint(0, self.size, (batch_size,), generator=self.generator)  # (B,) drawn on the CPU
         if self.device.type != "cpu":
             idx = idx.to(self.device, non_blocking=True)
+        if self.n_step > 1:
+            return self._n_step_rows(idx)  # (B, width + 1)
         return self.data.index_select(0, idx)  # (B, width)
+
+    def _n_step_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """The n-step transitions from rows ``idx`` (B,): ``[s_t | a_t | R^(m) | s_{t+m} | terminated | truncated
+        | γ^m]``, (B, width + 1), the last three of the row where the window stopped (:func:`n_step_window`)."""
+        n, cols = self.n_step, self._cols
+        window = (idx[:, None] + torch.arange(n, device=idx.device)) % self.capacity  # (B, n) row indices
+        rows = self.data.index_select(0, window.reshape(-1)).reshape(len(idx), n, self.width)  # (B, n, width)
+        r, term, trunc = cols["reward"][0], cols["terminated"][0], cols["truncated"][0]
+        ahead = (self.pos - 1 - idx) % self.capacity  # (B,) rows stored after idx (the newest is pos − 1)
+        ret, stop, discount = n_step_window(rows[..., r], (rows[..., term] + rows[..., trunc]) > 0, ahead, n,
+                                            self.gamma)
+        last = rows[torch.arange(len(idx), device=idx.device), stop]  # (B, width) the row where it stopped
+        first = rows[:, 0]  # (B, width)
+        return torch.cat([first[:, :r], ret, last[:, r + 1:], discount], dim=1)  # (B, width + 1)
 
     def latest(self, n: int) -> Batch:
         """The ``n`` transitions added last (at most ``len(self)``), oldest first: (n, ·)."""
@@ -124,8 +156,11 @@ class ReplayBuffer:
         return self.split(self.data.index_select(0, idx))  # (n, width)
 
     def split(self, rows: torch.Tensor) -> Batch:
-        """View a (B, width) block of rows, or a stacked (N, B, width) one, as a :class:`Batch`."""
-        return Batch(*(rows[..., lo:hi] for lo, hi in self._cols.values()))
+        """View a (B, width) block of rows, or a stacked (N, B, width) one, as a :class:`Batch` (an n-step block,
+        (·, width + 1), with its ``discount`` column)."""
+        fields = [rows[..., lo:hi] for lo, hi in self._cols.values()]
+        discount = rows[..., self.width:] if rows.shape[-1] > self.width else None
+        return Batch(*fields, discount=discount)
 
     # ---- persistence (no pickle: tensors for safetensors, plain values for JSON) ---------------
 

@@ -418,7 +418,7 @@ class _Diverged(Callback):
         run, agent = self.run.run_dir, self.run.agent
         path = run / BROKEN_BATCH
         atomic_write_bytes(path, st_save({name: t.detach().contiguous().cpu() for name, t in
-                                          error.batch._asdict().items()}))
+                                          error.batch._asdict().items() if t is not None}))
         trainer = agent.trainer
         saved = [s for s, _ in self.checkpointer.saved] or sorted(checkpoints_by_step(run))
         summary = _summary(self.run, trainer, self.preset, self.group, status="diverged",

@@ -34,6 +34,11 @@ Versions:
    generator from that state, so such a run resumes anywhere, though not bit for bit); the metrics history
    out of the manifest into chunk files (version 1 carried every row in the manifest, ~0.85 kB a row: past
    ~79k rows the manifest outgrew the reader's 64 MiB cap, and a long run wrote checkpoints it could not load).
+   Issue 24 added keys that only the runs asking for them write, so every earlier version-2 checkpoint reads
+   as it did: TD3's second critic (``critic2.*``, ``critic2_target.*``; its Adam state follows the first
+   critic's as ``learner.critic_optimizer.{p}`` with p past the first critic's parameters), the smoothing
+   noise's generator, and the config keys ``n_critics``, ``target_noise``, ``target_noise_clip``, ``n_step``
+   (absent: their defaults, DDPG's).
 
 Shapes: ``units[i]`` and ``inputs[i]`` are layer i's output and input sizes (``config.hidden``, ``obs_dim``,
 ``act_dim``; the critic's first layer takes obs_dim + act_dim, or with ``critic_action_layer`` > 0 its
@@ -91,6 +96,12 @@ MODEL: tuple[Key, ...] = (
     Key("actor_target.action_bias", "(act_dim,)", "float32", "as actor.action_bias", _MODEL_WRITER),
     *_net("critic_target.obs_net", "the target critic Q_φ' (critic_action_layer > 0 only)", _MODEL_WRITER),
     *_net("critic_target.net", "the target critic Q_φ'", _MODEL_WRITER),
+    *_net("critic2.obs_net", "TD3's second critic Q_φ2 (n_critics = 2 and critic_action_layer > 0 only)",
+          _MODEL_WRITER),
+    *_net("critic2.net", "TD3's second critic Q_φ2 (n_critics = 2 only)", _MODEL_WRITER),
+    *_net("critic2_target.obs_net", "its target Q_φ2' (n_critics = 2 and critic_action_layer > 0 only)",
+          _MODEL_WRITER),
+    *_net("critic2_target.net", "its target Q_φ2' (n_critics = 2 only)", _MODEL_WRITER),
 )
 
 _LEARNER = "training.state.learner_state"
@@ -112,6 +123,8 @@ TRAINING: tuple[Key, ...] = (
         "sums and maxima laid out as algo/health.py's _LAYOUT", _LEARNER),
     Key("learner.last_actor_loss", "()", "float32", "the last actor step's J, which an update without an actor "
         "step reports (policy_frequency > 1)", _LEARNER),
+    Key("learner.target_noise_generator", "(G,)", "uint8", "the generator of TD3's target policy smoothing noise "
+        "(target_noise > 0 only)", _LEARNER),
     Key("buffer.generator", "(G,)", "uint8", "the replay buffer's sampling generator (on the CPU whatever the "
         "buffer's device)", "ReplayBuffer.state_dict"),
     Key("noise.generator", "(G,)", "uint8", "the exploration noise's generator", "ActionNoise.state_dict"),

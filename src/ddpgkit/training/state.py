@@ -118,6 +118,8 @@ def learner_state(learner: Learner, tensors: dict[str, torch.Tensor]) -> dict[st
             "critic_optimizer": _optimizer_state("learner.critic_optimizer", learner.critic_optimizer, tensors)}
     tensors["learner.health"] = learner.health.cpu()
     tensors["learner.last_actor_loss"] = learner.last_actor_loss.cpu()
+    if learner.target_noise_generator is not None:  # target_noise > 0
+        tensors["learner.target_noise_generator"] = learner.target_noise_generator.get_state()
     return meta
 
 
@@ -134,6 +136,12 @@ def restore_learner(learner: Learner, tensors: dict[str, torch.Tensor], meta: di
                          f"{last.dtype}")
     learner.health.copy_(health)
     learner.last_actor_loss = last.to(learner.device)
+    generator = tensors.get("learner.target_noise_generator")
+    if (generator is None) != (learner.target_noise_generator is None):
+        raise ValueError("learner.target_noise_generator is " + ("missing" if generator is None else "unexpected")
+                         + f" for target_noise = {learner.config.target_noise}")
+    if generator is not None and learner.target_noise_generator is not None:
+        learner.target_noise_generator.set_state(_checked_torch_state(generator))
 
 
 #: Metrics rows per chunk file of a checkpoint's history (~0.9 MB of float64 each).

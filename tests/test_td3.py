@@ -1,0 +1,308 @@
+"""The DDPG family's later fixes (issue 24): twin critics with the clipped double-Q target, target policy
+smoothing and n-step returns — each against its equation written out, on every path of the update, in groups,
+across a resume; and each off by default."""
+
+import copy
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from ddpgkit import DDPG, Callback, DDPGConfig
+from ddpgkit.agents.group import DDPGGroup
+from ddpgkit.algo.ddpg import critic_loss, target_y
+from ddpgkit.data.buffer import Batch, ReplayBuffer
+from ddpgkit.errors import ConfigError
+from ddpgkit.experiments.run import load_latest
+from ddpgkit.nn import Actor, Critic
+from ddpgkit.storage.rundir import list_checkpoints
+from ddpgkit.training.callbacks import Checkpointer
+
+from tests.markers import needs_bf16
+
+TD3 = dict(n_critics=2, target_noise=0.2, target_noise_clip=0.5, policy_frequency=2)
+SWITCHES = {"twin critics": dict(n_critics=2), "target smoothing": dict(target_noise=0.2, target_noise_clip=0.3),
+            "n-step": dict(n_step=3), "all, the paper's critic": dict(**TD3, n_step=3, critic_action_layer=1)}
+TINY = dict(hidden=(16, 16), batch_size=32, total_steps=500, learning_starts=100, eval_interval=0, eval_episodes=1,
+            buffer_size=2000)
+TIMING = ("steps_per_s", "wall_s")
+
+
+def identical(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def numbers(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+# ---- the equations, written out ----------------------------------------------------------------
+
+def test_the_clipped_double_q_target_with_smoothing_is_the_papers_equation():
+    """y = r + γ (1 − d) min_i Q'_i(s', clip(μ'(s') + clip(ε, −c, c), low, high)), one transition at a time."""
+    torch.manual_seed(0)
+    low, high = torch.tensor([-2.0, -1.0]), torch.tensor([2.0, 3.0])
+    actor_t = Actor(3, low, high, hidden=(16, 16))
+    q1_t, q2_t = Critic(3, 2, hidden=(16, 16)), Critic(3, 2, hidden=(16, 16))
+    g = torch.Generator().manual_seed(1)
+    B, gamma = 8, 0.9
+    batch = Batch(obs=torch.randn(B, 3, generator=g), action=torch.rand(B, 2, generator=g),
+                  reward=torch.randn(B, 1, generator=g), next_obs=torch.randn(B, 3, generator=g) * 3,
+                  terminated=torch.tensor([[1.0], [0.0]] * 4), truncated=torch.tensor([[0.0], [1.0]] * 4))
+    eps = torch.randn(B, 2, generator=g)  # large: the clip to the bounds is exercised
+    with torch.no_grad():
+        y = target_y(batch, actor_t, q1_t, gamma, q2_t, (eps, low, high))
+        for i in range(B):
+            s2 = batch.next_obs[i:i + 1]
+            a2 = actor_t(s2)[0] + eps[i]
+            a2 = torch.stack([min(max(a2[j], low[j]), high[j]) for j in range(2)])[None]  # clip, dimension by dimension
+            q = min(q1_t(s2, a2)[0, 0], q2_t(s2, a2)[0, 0])  # the smaller of the two target critics
+            expected = batch.reward[i, 0] + (0.0 if batch.terminated[i, 0] else gamma * q)
+            torch.testing.assert_close(y[i, 0], expected)
+        # one critic, no noise: DDPG's target exactly
+        ddpg = batch.reward + gamma * (1 - batch.terminated) * q1_t(batch.next_obs, actor_t(batch.next_obs))
+        assert torch.equal(target_y(batch, actor_t, q1_t, gamma), ddpg)
+
+
+def test_twin_critics_both_learn_from_the_one_target():
+    torch.manual_seed(0)
+    actor_t, q1, q2 = Actor(3, [-1.0, -1.0], [1.0, 1.0], hidden=(8,)), Critic(3, 2, (8,)), Critic(3, 2, (8,))
+    q1_t, q2_t = copy.deepcopy(q1), copy.deepcopy(q2)
+    g = torch.Generator().manual_seed(2)
+    batch = Batch(torch.randn(5, 3, generator=g), torch.rand(5, 2, generator=g), torch.randn(5, 1, generator=g),
+                  torch.randn(5, 3, generator=g), torch.zeros(5, 1), torch.zeros(5, 1))
+    loss, q, y = critic_loss(q1, q1_t, actor_t, batch, 0.99, q2, q2_t)
+    with torch.no_grad():
+        a2 = actor_t(batch.next_obs)
+        target = batch.reward + 0.99 * torch.minimum(q1_t(batch.next_obs, a2), q2_t(batch.next_obs, a2))
+    want = ((q1(batch.obs, batch.action) - target) ** 2).mean() + ((q2(batch.obs, batch.action) - target) ** 2).mean()
+    torch.testing.assert_close(loss, want)
+    assert q.shape == y.shape == (10, 1)  # both critics' rows, for the health signals
+
+
+def _written_out_n_step(transitions, start, n, gamma):
+    """The n-step sum, transition by transition: (R, s_{t+m}, d, γ^m)."""
+    ret, m = 0.0, 0
+    for k in range(n):
+        obs, action, r, next_obs, term, trunc = transitions[start + k]
+        ret += gamma ** k * r
+        m = k + 1
+        if term or trunc or start + k == len(transitions) - 1:  # an episode's end, or the newest transition
+            break
+    last = transitions[start + m - 1]
+    return ret, last[3], last[4], gamma ** m
+
+
+@pytest.mark.parametrize("added", [11, 6])
+def test_n_step_transitions_stop_at_episode_ends_and_the_newest_row_and_bootstrap_through_truncation(added):
+    """Termination inside the window (no bootstrap), truncation inside it (bootstrap from the truncated state),
+    the newest transition, a buffer that has wrapped (added = 11 into 8 rows): every stored start, against the
+    sum written out."""
+    n, gamma, capacity = 3, 0.9, 8
+    buf = ReplayBuffer(capacity, 1, 1, n_step=n, gamma=gamma)
+    ends = {2: "terminated", 4: "truncated", 8: "terminated"}  # transition index -> how its episode ended
+    transitions = []
+    for t in range(added):
+        tr = ([float(t)], [0.1 * t], float(t + 1), [float(t) + 0.5], ends.get(t) == "terminated",
+              ends.get(t) == "truncated")
+        transitions.append(tr)
+        buf.add(np.array(tr[0]), np.array(tr[1]), tr[2], np.array(tr[3]), tr[4], tr[5])
+    kept = transitions[-capacity:]  # what the buffer still holds, oldest first
+    first = len(transitions) - len(kept)
+    rows = buf._n_step_rows(torch.tensor([(first + i) % capacity for i in range(len(kept))]))
+    batch = buf.split(rows)
+    for i in range(len(kept)):
+        ret, next_obs, term, discount = _written_out_n_step(kept, i, n, gamma)
+        assert batch.obs[i, 0] == kept[i][0][0] and batch.action[i, 0] == np.float32(kept[i][1][0])
+        torch.testing.assert_close(batch.reward[i, 0], torch.tensor(ret, dtype=torch.float32))
+        assert batch.next_obs[i, 0] == next_obs[0] and batch.terminated[i, 0] == float(term)
+        torch.testing.assert_close(batch.discount[i, 0], torch.tensor(discount, dtype=torch.float32))
+    # the TD target of such a batch: y = R + γ^m (1 − d) Q'(s_{t+m}, ·)
+    y = target_y(batch, lambda s: s, lambda s, a: 10 * s, gamma)
+    expected = batch.reward + batch.discount * (1 - batch.terminated) * 10 * batch.next_obs
+    assert torch.equal(y, expected)
+
+
+def test_n_step_1_samples_exactly_the_one_step_rows():
+    bufs = [ReplayBuffer(50, 2, 1, seed=3), ReplayBuffer(50, 2, 1, seed=3, n_step=1)]
+    for b in bufs:
+        for t in range(30):
+            b.add(np.full(2, t), np.zeros(1), t, np.full(2, t + 1), t % 7 == 6, False)
+    a, b = (x.sample(16) for x in bufs)
+    assert a.discount is None and all(torch.equal(x, y) for x, y in zip(a[:6], b[:6]))
+
+
+# ---- every path of the update --------------------------------------------------------------------
+
+@pytest.mark.parametrize("switches", list(SWITCHES.values()), ids=list(SWITCHES))
+def test_handwritten_and_autograd_updates_train_identically_with_each_switch(switches):
+    runs = []
+    for backward in ("autograd", "handwritten"):
+        cfg = DDPGConfig(**TINY, backward=backward, **switches)
+        runs.append(DDPG("Pendulum-v1", cfg, seed=4).learn())
+    a, b = (r.model_tensors() for r in runs)
+    assert identical(a, b)  # every network, the second critic and its target too, bit for bit
+    assert numbers(runs[0].trainer.history) == numbers(runs[1].trainer.history)
+    ddpg = DDPG("Pendulum-v1", DDPGConfig(**TINY), seed=4).learn()
+    shared = [k for k in a if k in ddpg.model_tensors()]
+    assert not all(torch.equal(a[k], ddpg.model_tensors()[k]) for k in shared)  # the switch changed the run
+
+
+def test_the_second_critic_starts_where_ddpg_starts_and_is_saved():
+    ddpg, td3 = DDPG("Pendulum-v1", DDPGConfig(**TINY)), DDPG("Pendulum-v1", DDPGConfig(**TINY, **TD3))
+    a, b = ddpg.model_tensors(), td3.model_tensors()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the actor and the first critic: DDPG's initial weights
+    assert {k.split(".")[0] for k in b} - {k.split(".")[0] for k in a} == {"critic2", "critic2_target"}
+    assert not torch.equal(b["critic.net.linear0.weight"], b["critic2.net.linear0.weight"])
+
+
+@pytest.mark.parametrize("policy_frequency", [1, 2])
+def test_a_group_update_with_the_switches_equals_each_agent_updating_alone(policy_frequency):
+    """The stacked update with twin critics and smoothing noise: each member draws its noise from its own
+    generator, as it does alone, and ends where it ends alone (to float precision: bmm against mm)."""
+    cfg = DDPGConfig(**{**TINY, **TD3, "policy_frequency": policy_frequency})
+    group = DDPGGroup.create("Pendulum-v1", cfg, seeds=range(3))
+    alone = [DDPG("Pendulum-v1", cfg, seed=s) for s in range(3)]
+    width = group.members[0].buffer.width
+    for step in range(4):
+        rows = torch.randn(3, 32, width, generator=torch.Generator().manual_seed(step))
+        rows[..., -2:] = (rows[..., -2:] > 1.0).float()
+        losses = group.update(group.members[0].buffer.split(rows))
+        for k, a in enumerate(alone):
+            for ours, ref in zip(losses, a.update(a.buffer.split(rows[k]))):
+                torch.testing.assert_close(ours[k], ref, rtol=1e-4, atol=1e-5)
+    for k, a in enumerate(alone):
+        ours, ref = group.members[k].model_tensors(), a.model_tensors()
+        assert ours.keys() == ref.keys()
+        for name in ref:
+            torch.testing.assert_close(ours[name], ref[name], rtol=1e-4, atol=1e-5)
+        assert torch.equal(group.members[k].learner.target_noise_generator.get_state(),
+                           a.learner.target_noise_generator.get_state())
+
+
+def test_a_group_member_with_n_step_returns_samples_what_its_single_run_samples():
+    cfg = DDPGConfig(**{**TINY, **TD3, "n_step": 3})
+    group = DDPGGroup.create("Pendulum-v1", cfg, seeds=[0, 1])
+    single = DDPG("Pendulum-v1", cfg, seed=0)
+    group.learn_until(130)
+    single.learn_until(130)
+    start = cfg.learning_starts  # after it, the actions follow weights equal up to rounding
+    assert torch.equal(group.members[0].buffer.data[:start], single.buffer.data[:start])
+    ours, theirs = group.members[0].model_tensors(), single.model_tensors()
+    for k in ours:  # 30 updates on n-step batches drawn alike: equal up to the products' rounding
+        torch.testing.assert_close(ours[k], theirs[k], rtol=1e-4, atol=1e-5)
+
+
+@needs_bf16
+def test_bf16_training_with_the_switches_is_reproducible_and_close_to_fp32():
+    runs = {}
+    for precision in ("fp32", "bf16", "bf16"):
+        cfg = DDPGConfig(**{**TINY, "total_steps": 300}, **TD3, n_step=3, precision=precision)
+        runs.setdefault(precision, []).append(DDPG("Pendulum-v1", cfg, seed=5).learn().model_tensors())
+    a, b = runs["bf16"]
+    assert identical(a, b)
+    fp32 = runs["fp32"][0]
+    assert not identical(a, fp32)  # bf16 did run
+    for k in fp32:
+        assert (a[k] - fp32[k]).norm() <= 0.1 * fp32[k].norm() + 1e-3, k
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile on the CPU needs a C++ compiler")
+def test_the_compiled_update_with_the_switches_matches_the_eager_one():
+    agents = [DDPG("Pendulum-v1", DDPGConfig(hidden=(32, 32), batch_size=64, compile=c, **TD3), seed=2)
+              for c in (False, True)]
+    rows = torch.randn(64, agents[0].buffer.width + 1, generator=torch.Generator().manual_seed(0))
+    rows[:, -3:-1] = (rows[:, -3:-1] > 1.0).float()  # terminated, truncated
+    rows[:, -1] = 0.99 ** torch.randint(1, 4, (64,), generator=torch.Generator().manual_seed(1))  # γ^m, n-step
+    batch = agents[0].buffer.split(rows)
+    for _ in range(2):  # the second update takes the actor step (policy_frequency 2)
+        outs = [agent.update(batch) for agent in agents]
+        for a, b in zip(*outs):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    ta, tb = agents[0].model_tensors(), agents[1].model_tensors()
+    assert all(torch.allclose(ta[k], tb[k], rtol=1e-5, atol=1e-6) for k in ta)
+
+
+def test_the_health_signals_cover_both_critics():
+    agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(16, 16), batch_size=32, health_interval=1, n_critics=2))
+    rows = torch.randn(32, agent.buffer.width, generator=torch.Generator().manual_seed(0))
+    rows[:, -2:] = 0.0
+    batch = agent.buffer.split(rows)
+    with torch.no_grad():
+        q1, q2 = agent.critic(batch.obs, batch.action), agent.critic2(batch.obs, batch.action)
+    agent.update(batch)
+    from ddpgkit.algo.health import health_values
+
+    values = health_values(agent.learner.health)
+    assert values["q_max"] == pytest.approx(float(torch.maximum(q1, q2).max()), rel=1e-6)
+    assert values["q_min"] == pytest.approx(float(torch.minimum(q1, q2).min()), rel=1e-6)
+    grads = [p.grad for p in agent.learner._critic_params]  # both critics' parameters, the second's after
+    assert len(grads) == 2 * len(list(agent.critic.parameters()))
+    norm = math.sqrt(sum(float(g.square().sum()) for g in grads))
+    assert values["critic_grad_norm"] == pytest.approx(norm, rel=1e-5)
+
+
+# ---- exact resume and the config ------------------------------------------------------------------
+
+def test_a_td3_run_with_n_step_returns_killed_mid_episode_resumes_bit_identically(tmp_path):
+    cfg = DDPGConfig(hidden=(32, 32), total_steps=1200, learning_starts=100, batch_size=32, buffer_size=5000,
+                     eval_interval=400, eval_episodes=2, checkpoint_interval=300, keep_checkpoints=2, **TD3, n_step=3)
+    full = DDPG("Pendulum-v1", cfg, seed=2).learn()
+    interrupted = DDPG("Pendulum-v1", cfg, seed=2)
+
+    class Crash(Exception):
+        pass
+
+    class CrashAt(Callback):
+        def on_step(self, trainer):
+            if trainer.step == 750:  # mid-episode, after the checkpoint at step 600
+                raise Crash
+
+    with pytest.raises(Crash):
+        interrupted.learn(callback=[Checkpointer(tmp_path, cfg.checkpoint_interval, cfg.keep_checkpoints), CrashAt()])
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["600", "400"]
+    [resumed], _, _ = load_latest(tmp_path)
+    assert torch.equal(resumed.learner.target_noise_generator.get_state(),
+                       _generator_at(cfg, 600))  # the smoothing noise's generator came back
+    resumed.learn()
+    assert identical(full.model_tensors(), resumed.model_tensors())
+    assert numbers(full.trainer.history) == numbers(resumed.trainer.history)
+
+
+def _generator_at(cfg, step):
+    agent = DDPG("Pendulum-v1", cfg, seed=2)
+    agent.learn_until(step)
+    return agent.learner.target_noise_generator.get_state()
+
+
+def test_a_group_with_the_switches_resumes_to_the_uninterrupted_numbers(tmp_path):
+    from ddpgkit import resume_experiment, run_experiment
+
+    cfg = DDPGConfig(**{**TINY, "total_steps": 400, "eval_interval": 200}, **TD3, n_step=3, checkpoint_interval=200)
+    full = run_experiment("Pendulum-v1", cfg, [tmp_path / f"full{s}" for s in (3, 4)], seeds=[3, 4])
+    parts = [tmp_path / f"part{s}" for s in (3, 4)]
+    run_experiment("Pendulum-v1", cfg.replace(total_steps=200), parts, seeds=[3, 4])
+    resumed = resume_experiment(parts, total_steps=400).run()
+    for a, b in zip(full, resumed, strict=True):
+        assert identical(a.agent.model_tensors(), b.agent.model_tensors())
+        assert numbers(a.agent.trainer.history) == numbers(b.agent.trainer.history)
+
+
+@pytest.mark.parametrize("key,value,fragment", [("n_critics", 3, "n_critics must be 1 or 2"),
+                                                ("target_noise", -0.1, "target_noise must be >= 0"),
+                                                ("target_noise_clip", 0.0, "target_noise_clip must be > 0"),
+                                                ("n_step", 0, "n_step must be >= 1")])
+def test_the_switches_are_validated(key, value, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        DDPGConfig(**{key: value})
+
+
+def test_the_switches_are_off_by_default():
+    cfg = DDPGConfig()
+    assert (cfg.n_critics, cfg.target_noise, cfg.n_step) == (1, 0.0, 1)
+    agent = DDPG("Pendulum-v1", cfg)
+    assert agent.critic2 is None and agent.learner.target_noise_generator is None
+    assert agent.buffer.sample_width == agent.buffer.width
