@@ -37,10 +37,11 @@ def _dtype(t):
     return str(t.dtype).removeprefix("torch.")
 
 
-@pytest.mark.parametrize("kind", ["ou, action at the critic's second layer", "a member of a group"])
+@pytest.mark.parametrize("kind", ["ou, action at the critic's second layer, TD3", "a member of a group"])
 def test_every_key_a_checkpoint_holds_is_on_the_formats_page_and_nothing_it_lists_is_missing(tmp_path, kind):
     if kind.startswith("ou"):
-        [result] = run_experiment("Pendulum-v1", TINY.replace(noise="ou", critic_action_layer=1), tmp_path / "r")
+        cfg = TINY.replace(noise="ou", critic_action_layer=1, n_critics=2, target_noise=0.2, n_step=3)
+        [result] = run_experiment("Pendulum-v1", cfg, tmp_path / "r")
         results = [result]
     else:
         results = run_experiment("Pendulum-v1", TINY, [tmp_path / "a", tmp_path / "b"], seeds=[0, 1])
@@ -54,8 +55,10 @@ def test_every_key_a_checkpoint_holds_is_on_the_formats_page_and_nothing_it_list
         for key in table:
             hits = [t for n, t in tensors.items() if key_pattern(key.name).match(n)]
             assert all(_dtype(t) == key.dtype for t in hits), key.name
-    optional = {"critic.obs_net.linear{i}.weight", "critic.obs_net.linear{i}.bias", "noise.x",
-                "critic_target.obs_net.linear{i}.weight", "critic_target.obs_net.linear{i}.bias"}
+    optional = {f"{net}.obs_net.linear{{i}}.{p}" for net in ("critic", "critic_target", "critic2", "critic2_target")
+                for p in ("weight", "bias")}
+    optional |= {f"{net}.net.linear{{i}}.{p}" for net in ("critic2", "critic2_target") for p in ("weight", "bias")}
+    optional |= {"noise.x", "learner.target_noise_generator"}
     needed = {k.name for k in (*MODEL, *TRAINING)} - (optional if kind.startswith("a member") else set())
     assert needed <= used, f"listed but not saved: {sorted(needed - used)}"
     chunk = manifest["meta"]["training"]["buffer"]["chunk_files"][0]
@@ -119,6 +122,8 @@ def test_a_format_1_checkpoint_loads_losslessly(tmp_path, run, step):
     assert float(new_training["learner.last_actor_loss"]) == 0.0
     old_meta, new_meta = read_manifest(old)["meta"], read_manifest(again)["meta"]
     old_t, new_t = old_meta.pop("training"), new_meta.pop("training")
+    added = {k: new_meta["config"].pop(k) for k in set(new_meta["config"]) - set(old_meta["config"])}
+    assert added == {"n_critics": 1, "target_noise": 0.0, "target_noise_clip": 0.5, "n_step": 1}  # DDPG's: issue 24
     assert old_meta == new_meta
     assert old_t.pop("version") == 1
     assert {k: old_t.pop(k) for k in ("actor_optimizer", "critic_optimizer")} == new_t.pop("learner")

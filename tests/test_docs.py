@@ -99,14 +99,15 @@ def test_readme_sweep_spec_is_a_valid_spec(tmp_path):
 
 
 def test_benchmark_sweep_specs_are_valid_and_use_the_tables_entries(tmp_path):
-    """The specs benchmarks/README.md runs load, and their trials start from each env's table entry."""
+    """The specs benchmarks/README.md runs load, and their trials start from each env's table entry (or the
+    preset the spec names)."""
     from ddpgkit.experiments.sweep import SweepSpec
 
     specs = sorted((README.parent / "benchmarks" / "sweeps").glob("*.toml"))
     assert specs
     for path in specs:
         for t in SweepSpec.load(path).trials(tmp_path):
-            assert t.origin["defaults"] == f"table:{t.env_id}", path
+            assert t.origin["defaults"] == (f"preset:{t.preset}" if t.preset else f"table:{t.env_id}"), path
 
 
 def test_japanese_readme_example_runs_and_its_commands_are_the_readmes(tmp_path, monkeypatch):

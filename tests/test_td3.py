@@ -306,3 +306,84 @@ def test_the_switches_are_off_by_default():
     agent = DDPG("Pendulum-v1", cfg)
     assert agent.critic2 is None and agent.learner.target_noise_generator is None
     assert agent.buffer.sample_width == agent.buffer.width
+
+
+# ---- by name, from the command line, in a sweep, and the picture ----------------------------------
+
+def test_the_td3_presets_hold_their_sources_values():
+    from ddpgkit.config.presets import PRESET_SOURCES
+
+    paper = DDPGConfig.preset("fujimoto2018-td3")
+    assert (paper.hidden, paper.actor_lr, paper.critic_lr, paper.batch_size, paper.tau, paper.noise_scale) == \
+        ((400, 300), 1e-3, 1e-3, 100, 5e-3, 0.1)
+    assert (paper.n_critics, paper.target_noise, paper.target_noise_clip, paper.policy_frequency) == (2, 0.2, 0.5, 2)
+    ddpg = DDPGConfig.preset("fujimoto2018")  # the paper's own DDPG: the same but for the three fixes
+    differ = {k for k, v in paper.to_dict().items() if ddpg.to_dict()[k] != v}
+    assert differ == {"n_critics", "target_noise", "policy_frequency"}
+    sb3 = DDPGConfig.preset("sb3-td3")
+    assert (sb3.hidden, sb3.batch_size, sb3.learning_starts, sb3.policy_frequency, sb3.target_noise) == \
+        ((400, 300), 256, 100, 2, 0.2)
+    clean = DDPGConfig.preset("cleanrl-td3")
+    assert (clean.hidden, clean.actor_lr, clean.learning_starts, clean.n_critics, clean.target_noise_clip) == \
+        ((256, 256), 3e-4, 25_000, 2, 0.5)
+    assert all(name in PRESET_SOURCES for name in ("fujimoto2018-td3", "sb3-td3", "cleanrl-td3"))
+
+
+def test_presets_shows_what_td3_changes_beside_the_ddpgs(capsys):
+    from tests.clihelp import run_cli
+
+    r = run_cli(capsys, "presets")
+    assert r.code == 0, r.err
+    header = r.out.splitlines()[0]
+    assert "fujimoto2018-td3" in header and "sb3-td3" in header and "cleanrl-td3" in header
+    rows = {line.split()[1]: line for line in r.out.splitlines() if line.startswith("*")}
+    assert {"n_critics", "target_noise", "policy_frequency"} <= set(rows)
+    assert rows["n_critics"].split()[2:] == ["1"] * 5 + ["2"] * 3  # the five DDPGs, then the three TD3s
+
+
+def test_train_any_preset_with_the_switches_in_a_group_and_a_sweep_grid(tmp_path, capsys):
+    from ddpgkit.experiments.sweep import SweepSpec
+
+    from tests.clihelp import run_cli
+
+    r = run_cli(capsys, "train", "Pendulum-v1", "--preset", "lillicrap2015", "--n-critics", "2", "--target-noise",
+                "0.2", "--n-step", "3", "--seeds", "0-1", "--steps", "300", "--hidden", "16,16", "--buffer-size",
+                "1000", "--eval-episodes", "1", "--eval-interval", "0", "--out", tmp_path / "g")
+    assert r.code == 0, r.err
+    for s in (0, 1):
+        run = tmp_path / "g" / f"Pendulum-v1-s{s}"
+        saved = DDPGConfig.load(run / "config.toml")
+        assert (saved.n_critics, saved.target_noise, saved.n_step, saved.critic_action_layer) == (2, 0.2, 3, 1)
+        latest = DDPG.load(run / "checkpoints" / "300")
+        assert latest.critic2 is not None and latest.learner.target_noise_generator is not None
+    spec = SweepSpec.from_dict({"envs": ["Pendulum-v1"], "seeds": [0], "preset": "pendulum",
+                                "grid": {"n_critics": [1, 2], "target_noise": [0.0, 0.2], "n_step": [1, 3]}})
+    trials = spec.trials(tmp_path / "s")
+    assert len(trials) == 8
+    assert {(t.config.n_critics, t.config.target_noise, t.config.n_step) for t in trials} == \
+        {(c, n, k) for c in (1, 2) for n in (0.0, 0.2) for k in (1, 3)}
+
+
+def test_plot_and_inspect_draw_ddpgs_and_td3s_critics_side_by_side(tmp_path, capsys):
+    from PIL import Image
+
+    from tests.clihelp import assert_one_line_error, run_cli
+
+    flags = ["--steps", "600", "--learning-starts", "100", "--hidden", "16,16", "--batch-size", "32",
+             "--buffer-size", "1000", "--eval-interval", "200", "--eval-episodes", "1", "--checkpoint-interval", "200"]
+    ddpg, td3 = tmp_path / "ddpg", tmp_path / "td3"
+    assert run_cli(capsys, "train", "Pendulum-v1", *flags, "--out", ddpg).code == 0
+    assert run_cli(capsys, "train", "Pendulum-v1", *flags, "--n-critics", "2", "--target-noise", "0.2",
+                   "--policy-frequency", "2", "--out", td3).code == 0
+    r = run_cli(capsys, "plot", ddpg, td3, "--out", tmp_path / "curves.png")
+    assert r.code == 0, r.err
+    both = Image.open(tmp_path / "overestimation.png").size
+    r = run_cli(capsys, "inspect", ddpg, td3, "--out", tmp_path / "inspect")
+    assert r.code == 0, r.err
+    assert (tmp_path / "inspect" / "ddpg" / "value_maps.png").is_file()
+    assert (tmp_path / "inspect" / "td3" / "value_maps.png").is_file()
+    assert Image.open(tmp_path / "inspect" / "overestimation.png").size == both
+    one = Image.open(ddpg / "inspect" / "overestimation.png").size if (ddpg / "inspect").exists() else \
+        Image.open(tmp_path / "inspect" / "ddpg" / "overestimation.png").size
+    assert both[0] > 1.4 * one[0] and both[1] == one[1]  # two panels side by side, one value scale
+    assert_one_line_error(run_cli(capsys, "inspect", ddpg, ddpg), "each run may be given once")

@@ -29,7 +29,7 @@ from ..agents.ddpg import DDPG
 from ..envs.episodes import Episode
 from ..errors import CheckpointError, ConfigError, RunError, one_line
 from ..storage.atomic import atomic_write_bytes, ensure_writable_dir
-from ..storage.rundir import INSPECT, METRICS, checkpoints_by_step, read_metrics
+from ..storage.rundir import INSPECT, METRICS, checkpoints_by_step, read_metrics, read_summary
 from .plots import plot_value_check
 
 PENDULUM_MAX_SPEED = 8.0  # Pendulum-v1's bound on θ̇ (rad/s)
@@ -260,3 +260,28 @@ def inspect_run(run_dir: str | Path, checkpoint: int | None = None, out: str | P
         check = plot_value_check(target / "overestimation.png", [(run.name, rows)],
                                  f"The critic of {agent.env_id} against the returns obtained")
     return Inspection(maps, animation, check, step, plane, [s for s, _ in agents])
+
+
+def compare_critics(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
+    """Several runs' critics against the returns they obtained, side by side (:func:`plot_value_check`): DDPG's
+    overestimation next to TD3's on the same task, say. Writes ``<out>/overestimation.png`` from the runs'
+    metrics.csv files; a run whose evaluations did not measure its critic raises RunError."""
+    runs = []
+    for d in run_dirs:
+        rows = read_metrics(Path(d) / METRICS)
+        if not any(r.get("eval_q_mean") is not None for r in rows):
+            raise RunError(f"{d}: its evaluations did not measure the critic (no eval_q_mean in its metrics.csv)")
+        runs.append((Path(d).name, rows))
+    target = Path(out)
+    ensure_writable_dir(target)
+    env_ids = {_env_of(Path(d)) for d in run_dirs}
+    on = f" on {env_ids.pop()}" if len(env_ids) == 1 else ""
+    return plot_value_check(target / "overestimation.png", runs, f"The critics against the returns obtained{on}")
+
+
+def _env_of(run: Path) -> str:
+    try:
+        return str(read_summary(run).get("env_id") or run.name)
+    except RunError:
+        return run.name
+

@@ -160,9 +160,20 @@ def _draw_value_check(ax: Axes, runs: Sequence[tuple[str, Sequence[dict]]]) -> N
 def plot_value_check(path: str | Path, runs: Sequence[tuple[str, Sequence[dict]]], title: str = "") -> Path:
     """The TD3 paper's Figure 1 for one or more runs: at every evaluation, the mean of the critic's
     Q(s_t, μ(s_t)) over the evaluation episodes' states against the mean discounted return obtained
-    from them (metrics.csv's ``eval_q_mean`` and ``eval_mc_return``)."""
-    fig, ax = subplots(figsize=(7, 4.5))
-    _draw_value_check(ax, runs)
+    from them (metrics.csv's ``eval_q_mean`` and ``eval_mc_return``). Several runs (DDPG's and TD3's, say)
+    are drawn side by side on one value scale, each panel titled with its run and its last gap Q − G."""
+    drawn = [(label, rows) for label, rows in runs if _value_rows(rows)] or list(runs[:1])
+    fig, axes = subplots(1, len(drawn), figsize=(7 if len(drawn) == 1 else 5.5 * len(drawn), 4.5), squeeze=False,
+                         sharey=True)
+    if len(drawn) == 1:
+        _draw_value_check(axes[0][0], drawn)
+    for k, (label, rows) in enumerate(drawn if len(drawn) > 1 else []):
+        ax = axes[0][k]
+        _draw_value_check(ax, [(label, rows)])
+        _, q, g = _value_rows(rows)[-1]
+        ax.set_title(f"{label}\nlast evaluation: Q − G = {q - g:+.1f}", fontsize="medium")
+        if k:
+            ax.set_ylabel("")
     if title:
         fig.suptitle(title)
     return _save(fig, path)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..analysis.plots import plot_health, plot_learning_curves
+from ..analysis.plots import plot_health, plot_learning_curves, plot_value_check
 from ..storage.rundir import CURVE, HEALTH, read_metrics
 from .app import UserError, app, print_kv
 
@@ -21,7 +21,8 @@ def plot(
                                 "TD error, Q range, saturation, noise) as health.png beside the curves."),
 ) -> None:
     """Draw the learning curves of one run or overlay several, and their health signals, from their
-    metrics.csv files."""
+    metrics.csv files. Several runs whose evaluations measured the critic (DDPG's and TD3's, say) also get
+    overestimation.png: each run's Q(s, μ(s)) against the discounted return obtained, side by side."""
     runs = [(str(d), read_metrics(d)) for d in run_dirs]
     target = out_file or (run_dirs[0] / CURVE if len(run_dirs) == 1 else Path("learning_curves.png"))
     if target.suffix.lower() != ".png":
@@ -34,3 +35,10 @@ def plot(
     if health:
         plot_health(health_target, runs, "Training health" if len(run_dirs) == 1 else f"Training health: {title}")
         print_kv("wrote", str(health_target))
+    measured = [(label, rows) for label, rows in runs if any(r.get("eval_q_mean") is not None for r in rows)]
+    if len(run_dirs) > 1 and len(measured) > 1:
+        values_target = target.with_name("overestimation.png")
+        if values_target == target:
+            raise UserError(f"--out {target} is the overestimation figure's name; choose another name")
+        plot_value_check(values_target, measured, "The critics against the returns obtained")
+        print_kv("wrote", str(values_target))
