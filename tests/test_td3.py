@@ -387,3 +387,36 @@ def test_plot_and_inspect_draw_ddpgs_and_td3s_critics_side_by_side(tmp_path, cap
         Image.open(tmp_path / "inspect" / "ddpg" / "overestimation.png").size
     assert both[0] > 1.4 * one[0] and both[1] == one[1]  # two panels side by side, one value scale
     assert_one_line_error(run_cli(capsys, "inspect", ddpg, ddpg), "each run may be given once")
+
+
+def test_the_papers_td3_killed_with_sigkill_resumes_bit_identically(tmp_path):
+    """`ddpgkit train ... --preset fujimoto2018-td3` (small networks, a short run, n-step returns on top),
+    killed with SIGKILL after a checkpoint, then `--resume`: the weights, metrics and final evaluation of the
+    uninterrupted run."""
+    import json
+    import signal
+    import time
+
+    from ddpgkit.storage.rundir import read_metrics
+
+    from tests.clihelp import run_subprocess
+    from tests.test_resume import _popen, _wait_for_checkpoint
+
+    args = ["Pendulum-v1", "--preset", "fujimoto2018-td3", "--hidden", "32,32", "--steps", "1400",
+            "--learning-starts", "100", "--buffer-size", "5000", "--checkpoint-interval", "200", "--eval-interval",
+            "400", "--eval-episodes", "2", "--n-step", "3", "--seed", "3"]
+    full, run = tmp_path / "full", tmp_path / "run"
+    assert run_subprocess("train", *args, "--out", full).code == 0
+    proc = _popen("train", *args, "--out", str(run))
+    _wait_for_checkpoint(run, proc, 600)
+    time.sleep(0.05)  # somewhere after it: mid-episode, perhaps mid-save
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "summary.json").exists()
+    r = run_subprocess("train", *args, "--out", run, "--resume")
+    assert r.code == 0, r.err
+    summary = {d: json.loads((d / "summary.json").read_text()) for d in (full, run)}
+    ours, ref = (DDPG.load(d / summary[d]["checkpoint"]).model_tensors() for d in (run, full))
+    assert identical(ours, ref) and "critic2.net.linear0.weight" in ours
+    assert numbers(read_metrics(run)) == numbers(read_metrics(full))
+    assert summary[run]["final_eval_mean"] == summary[full]["final_eval_mean"]
