@@ -420,3 +420,27 @@ def test_the_papers_td3_killed_with_sigkill_resumes_bit_identically(tmp_path):
     assert identical(ours, ref) and "critic2.net.linear0.weight" in ours
     assert numbers(read_metrics(run)) == numbers(read_metrics(full))
     assert summary[run]["final_eval_mean"] == summary[full]["final_eval_mean"]
+
+
+def test_a_run_resumed_mid_episode_does_not_let_an_n_step_window_cross_into_the_next_episode(tmp_path):
+    """A checkpoint taken mid-episode resumes with a fresh episode: the dropped episode's last stored transition
+    is marked as cut, so a window stops there and bootstraps from its next state, as at a time limit."""
+    n, gamma = 3, 0.9
+    buf = ReplayBuffer(10, 1, 1, n_step=n, gamma=gamma)
+    for t in range(4):  # an episode interrupted after 4 steps
+        buf.add(np.array([t]), np.zeros(1), 1.0, np.array([t + 0.5]), False, False)
+    buf.cut_episode()
+    buf.add(np.array([100.0]), np.zeros(1), 5.0, np.array([101.0]), False, False)  # the next episode's first
+    batch = buf.split(buf._n_step_rows(torch.tensor([2, 3])))
+    assert batch.reward[:, 0].tolist() == pytest.approx([1 + gamma, 1.0])  # not + γ^k · 5
+    assert batch.next_obs[:, 0].tolist() == [3.5, 3.5] and batch.terminated.sum() == 0
+    # through a checkpoint: a run saved at step 150 of a 200-step Pendulum episode
+    cfg = DDPGConfig(**{**TINY, "total_steps": 150}, n_step=3)
+    agent = DDPG("Pendulum-v1", cfg).learn()
+    agent.save(tmp_path / "c", training_state=True)
+    loaded = DDPG.load(tmp_path / "c")
+    truncated = loaded.buffer._cols["truncated"][0]
+    assert loaded.buffer.data[149, truncated] == 1.0 and agent.buffer.data[149, truncated] == 0.0
+    one_step = DDPG("Pendulum-v1", DDPGConfig(**{**TINY, "total_steps": 150})).learn()
+    one_step.save(tmp_path / "d", training_state=True)
+    assert torch.equal(DDPG.load(tmp_path / "d").buffer.data, one_step.buffer.data)  # DDPG's buffer as it was

@@ -119,6 +119,18 @@ class ReplayBuffer:
         self.size = min(self.size + 1, self.capacity)
         self.added += 1
 
+    def cut_episode(self) -> None:
+        """The newest transition's episode was cut short outside the env (a run resumed from a checkpoint taken
+        mid-episode drops the rest of it): with n-step sampling, mark it truncated, so that no window runs on
+        into the next episode's first transition and its sum bootstraps from this transition's next state, as
+        at a time limit. One-step buffers are left as they are (their TD target does not read the flag)."""
+        if self.n_step == 1 or self.size == 0:
+            return
+        row = (self.pos - 1) % self.capacity
+        terminated, truncated = self._cols["terminated"][0], self._cols["truncated"][0]
+        if float(self.data[row, terminated]) == 0.0:
+            self.data[row, truncated] = 1.0
+
     def sample(self, batch_size: int) -> Batch:
         """Draw ``batch_size`` transitions uniformly with replacement."""
         return self.split(self.sample_rows(batch_size))

@@ -225,8 +225,11 @@ class Trainer:
             raise ValueError(f"trainer.acc has shape {tuple(acc.shape)} {acc.dtype}, expected (3,) float32")
         self.step, self.episodes = step, episodes
         # Training continues with a reset: at an episode end that is exactly what comes next; mid-episode
-        # the env's internal state was not saved, so the unfinished episode is dropped.
+        # the env's internal state was not saved, so the unfinished episode is dropped (and its last stored
+        # transition marked as cut, for n-step windows: ReplayBuffer.cut_episode).
         self.obs, self.episode_return, self.episode_length = None, 0.0, 0
+        if meta.get("mid_episode") is True:
+            self.agent.buffer.cut_episode()
         self.last_eval = (float(last_eval[0]), float(last_eval[1])) if last_eval is not None else None
         self.last_eval_step = last_eval_step
         self.wall_s = float(wall_s)
