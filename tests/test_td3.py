@@ -126,12 +126,30 @@ def test_n_step_transitions_stop_at_episode_ends_and_the_newest_row_and_bootstra
 
 
 def test_n_step_1_samples_exactly_the_one_step_rows():
-    bufs = [ReplayBuffer(50, 2, 1, seed=3), ReplayBuffer(50, 2, 1, seed=3, n_step=1)]
-    for b in bufs:
-        for t in range(30):
-            b.add(np.full(2, t), np.zeros(1), t, np.full(2, t + 1), t % 7 == 6, False)
-    a, b = (x.sample(16) for x in bufs)
-    assert a.discount is None and all(torch.equal(x, y) for x, y in zip(a[:6], b[:6]))
+    buf = ReplayBuffer(50, 2, 1, seed=3, n_step=1)
+    for t in range(30):
+        buf.add(np.full(2, t), np.zeros(1), t, np.full(2, t + 1), t % 7 == 6, False)
+    batch = buf.sample(16)
+    idx = torch.randint(0, 30, (16,), generator=torch.Generator().manual_seed(3))  # the draw, written out
+    assert batch.discount is None and torch.equal(torch.cat(batch[:6], dim=1), buf.data[idx])
+
+
+def test_the_smoothing_noise_is_clipped_gaussian_noise_in_units_of_the_action_scale():
+    from ddpgkit.algo.ddpg import target_policy_noise
+    from ddpgkit.config.seeds import TARGET_NOISE_SEED_OFFSET
+
+    z = torch.tensor([[-5.0, 0.1], [2.0, -0.4]])
+    scale = torch.tensor([2.0, 0.5])
+    expected = torch.tensor([[-0.5 * 2.0, 0.02 * 0.5], [0.4 * 2.0, -0.08 * 0.5]])  # clip(0.2 z, ±0.5) · scale
+    torch.testing.assert_close(target_policy_noise(z, 0.2, 0.5, scale), expected)
+    agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(8,), batch_size=16, target_noise=0.3, target_noise_clip=0.4,
+                                           seed=7))
+    rows = torch.zeros(16, agent.buffer.width)
+    noise, low, high = agent.learner._smoothing(agent.buffer.split(rows))
+    z = torch.randn(16, 1, generator=torch.Generator().manual_seed(7 + TARGET_NOISE_SEED_OFFSET))
+    torch.testing.assert_close(noise, torch.clamp(0.3 * z, -0.4, 0.4) * 2.0)  # Pendulum's torque: scale 2
+    assert low.tolist() == [-2.0] and high.tolist() == [2.0]
+    assert noise.abs().max() <= 0.8 and noise.abs().max() == 0.8  # some draws clipped at 0.4 · 2
 
 
 # ---- every path of the update --------------------------------------------------------------------
@@ -383,10 +401,26 @@ def test_plot_and_inspect_draw_ddpgs_and_td3s_critics_side_by_side(tmp_path, cap
     assert (tmp_path / "inspect" / "ddpg" / "value_maps.png").is_file()
     assert (tmp_path / "inspect" / "td3" / "value_maps.png").is_file()
     assert Image.open(tmp_path / "inspect" / "overestimation.png").size == both
-    one = Image.open(ddpg / "inspect" / "overestimation.png").size if (ddpg / "inspect").exists() else \
-        Image.open(tmp_path / "inspect" / "ddpg" / "overestimation.png").size
+    one = Image.open(tmp_path / "inspect" / "ddpg" / "overestimation.png").size
     assert both[0] > 1.4 * one[0] and both[1] == one[1]  # two panels side by side, one value scale
-    assert_one_line_error(run_cli(capsys, "inspect", ddpg, ddpg), "each run may be given once")
+    assert_one_line_error(run_cli(capsys, "inspect", ddpg, ddpg), "a run is given twice")
+    # runs of one name in two folders (a group's, a sweep's) are told apart by their folders
+    from ddpgkit.analysis.inspection import run_labels
+
+    assert run_labels([tmp_path / "a" / "Pendulum-v1-s0", tmp_path / "b" / "Pendulum-v1-s0"]) == \
+        ["a/Pendulum-v1-s0", "b/Pendulum-v1-s0"]
+    # a run whose evaluations did not measure its critic: one line, and nothing drawn
+    unmeasured = tmp_path / "unmeasured"  # as a run from before the critic was measured
+    shutil.copytree(ddpg, unmeasured)
+    metrics = (unmeasured / "metrics.csv").read_text().splitlines()
+    column = metrics[0].split(",").index("eval_q_mean")
+    rows = [line.split(",") for line in metrics]
+    for row in rows[1:]:
+        row[column] = ""
+    (unmeasured / "metrics.csv").write_text("\n".join(",".join(row) for row in rows) + "\n")
+    r = run_cli(capsys, "inspect", ddpg, unmeasured, "--out", tmp_path / "refused")
+    assert_one_line_error(r, "did not measure the critic")
+    assert not (tmp_path / "refused").exists()
 
 
 def test_the_papers_td3_killed_with_sigkill_resumes_bit_identically(tmp_path):
@@ -444,3 +478,22 @@ def test_a_run_resumed_mid_episode_does_not_let_an_n_step_window_cross_into_the_
     one_step = DDPG("Pendulum-v1", DDPGConfig(**{**TINY, "total_steps": 150})).learn()
     one_step.save(tmp_path / "d", training_state=True)
     assert torch.equal(DDPG.load(tmp_path / "d").buffer.data, one_step.buffer.data)  # DDPG's buffer as it was
+
+
+def test_the_cut_mark_survives_the_next_checkpoint_whose_chunk_files_are_shared(tmp_path):
+    """The mark changes a row already saved, in a chunk whose write count stays the same: the next save
+    beside it must write that chunk again, not refer to the file without the mark."""
+    cfg = DDPGConfig(**{**TINY, "total_steps": 150}, n_step=3, keep_checkpoints=1)  # one generation of files
+    agent = DDPG("Pendulum-v1", cfg)
+    agent.buffer.chunk_rows = 50  # rows 100-149 are chunk 2; the transitions after the resume go to chunk 3
+    agent.learn()
+    ckpts = tmp_path / "checkpoints"
+    agent.save(ckpts / "150", training_state=True, share_buffer=True)
+    resumed = DDPG.load(ckpts / "150")  # mid-episode: row 149 marked as cut
+    truncated = resumed.buffer._cols["truncated"][0]
+    assert resumed.buffer.data[149, truncated] == 1.0
+    resumed.learn(10)
+    resumed.save(ckpts / "160", training_state=True, share_buffer=True)
+    again = DDPG.load(ckpts / "160")  # at step 160, mid-episode too: row 159 marked now
+    assert again.buffer.data[149, truncated] == 1.0 and again.buffer.data[159, truncated] == 1.0
+    assert torch.equal(again.buffer.data[:159], resumed.buffer.data[:159])

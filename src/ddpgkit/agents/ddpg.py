@@ -294,6 +294,9 @@ class DDPG:
         if training_state:
             tensors["training"], meta["training"] = collect_training_state(self)
             generations = 2 if self.config.keep_checkpoints >= 2 else 1  # kept checkpoints share no file (ChunkFiles)
+            for k in self.buffer.edited:  # rows changed in place (ReplayBuffer.cut_episode): written again
+                self.buffer_chunks.forget(k)
+            self.buffer.edited.clear()
             inside, shared, names = self.buffer_chunks.save(path, self.buffer.chunks(), self.buffer.chunk, share_buffer,
                                                             generations)
             tensors.update(inside)

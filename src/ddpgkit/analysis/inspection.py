@@ -262,16 +262,31 @@ def inspect_run(run_dir: str | Path, checkpoint: int | None = None, out: str | P
     return Inspection(maps, animation, check, step, plane, [s for s, _ in agents])
 
 
+def run_labels(run_dirs: Sequence[str | Path]) -> list[str]:
+    """Short names that tell the runs apart: each folder's name, or as many of its last path parts as it takes
+    (``ddpg/Pendulum-v1-s0`` and ``td3/Pendulum-v1-s0``). RunError for a run given twice."""
+    paths = [Path(d).resolve() for d in run_dirs]
+    if len(set(paths)) != len(paths):
+        raise RunError("a run is given twice: give each run once")
+    for k in range(1, max(len(p.parts) for p in paths) + 1):
+        labels = ["/".join(p.parts[-k:]) for p in paths]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [str(p) for p in paths]
+
+
 def compare_critics(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     """Several runs' critics against the returns they obtained, side by side (:func:`plot_value_check`): DDPG's
     overestimation next to TD3's on the same task, say. Writes ``<out>/overestimation.png`` from the runs'
-    metrics.csv files; a run whose evaluations did not measure its critic raises RunError."""
+    metrics.csv files, each panel named by :func:`run_labels`; a run whose evaluations did not measure its
+    critic raises RunError before anything is written."""
     runs = []
-    for d in run_dirs:
+    for d, label in zip(run_dirs, run_labels(run_dirs)):
         rows = read_metrics(Path(d) / METRICS)
         if not any(r.get("eval_q_mean") is not None for r in rows):
-            raise RunError(f"{d}: its evaluations did not measure the critic (no eval_q_mean in its metrics.csv)")
-        runs.append((Path(d).name, rows))
+            raise RunError(f"{d}: its evaluations did not measure the critic (no eval_q_mean in its metrics.csv; "
+                           "train with eval_interval > 0)")
+        runs.append((label, rows))
     target = Path(out)
     ensure_writable_dir(target)
     env_ids = {_env_of(Path(d)) for d in run_dirs}

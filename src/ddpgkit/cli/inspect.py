@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..analysis.inspection import compare_critics, inspect_run
+from ..analysis.inspection import compare_critics, inspect_run, run_labels
 from .app import UserError, app, print_kv
 
 
@@ -33,13 +33,14 @@ def inspect_cmd(
             parsed = [int(d) for d in dims.split(",")]
         except ValueError:
             raise UserError(f"--dims takes two observation dimensions such as 0,1, got {dims!r}") from None
-    if len(set(run_dirs)) != len(run_dirs) or len({d.name for d in run_dirs}) != len(run_dirs):
-        raise UserError("each run may be given once, and the runs need different folder names")
     several = len(run_dirs) > 1
-    for run_dir in run_dirs:
-        own = out / run_dir.name if several and out is not None else out
+    labels = run_labels(run_dirs)
+    if several:  # first: it checks every run's metrics before anything is drawn
+        print_kv("wrote", str(compare_critics(run_dirs, out if out is not None else Path("inspect"))))
+    for run_dir, label in zip(run_dirs, labels):
+        own = out / label.replace("/", "_") if several and out is not None else out
         result = inspect_run(run_dir, checkpoint, own, parsed)
-        print_kv("drew", f"{run_dir.name + ': ' if several else ''}step {result.step:,} over "
+        print_kv("drew", f"{label + ': ' if several else ''}step {result.step:,} over "
                          f"{result.plane.description}")
         written = [str(result.maps)]
         if result.animation is not None:
@@ -47,5 +48,3 @@ def inspect_cmd(
         if result.overestimation is not None:
             written.append(str(result.overestimation))
         print_kv("wrote", ", ".join(written))
-    if several:
-        print_kv("wrote", str(compare_critics(run_dirs, out if out is not None else Path("inspect"))))

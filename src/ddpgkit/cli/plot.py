@@ -30,6 +30,9 @@ def plot(
     health_target = target.with_name(HEALTH if len(run_dirs) == 1 else "health_signals.png")
     if health and health_target == target:
         raise UserError(f"--out {target} is the health figure's name; choose another name, or --no-health")
+    values_target = target.with_name("overestimation.png")
+    if len(run_dirs) > 1 and values_target == target:
+        raise UserError(f"--out {target} is the overestimation figure's name; choose another name")
     plot_learning_curves(target, runs, title)
     print_kv("wrote", str(target))
     if health:
@@ -37,8 +40,5 @@ def plot(
         print_kv("wrote", str(health_target))
     measured = [(label, rows) for label, rows in runs if any(r.get("eval_q_mean") is not None for r in rows)]
     if len(run_dirs) > 1 and len(measured) > 1:
-        values_target = target.with_name("overestimation.png")
-        if values_target == target:
-            raise UserError(f"--out {target} is the overestimation figure's name; choose another name")
         plot_value_check(values_target, measured, "The critics against the returns obtained")
         print_kv("wrote", str(values_target))

@@ -92,6 +92,7 @@ class ReplayBuffer:
         self._rows = self.data.numpy() if self.device.type == "cpu" else None
         self._row = np.zeros(self.width, dtype=np.float32)
         self.pos = 0  # next row to write
+        self.edited: set[int] = set()  # chunks changed in place since the last save asked (cut_episode)
         self.size = 0  # rows filled
         self.added = 0  # transitions ever added (pos = added % capacity, size = min(added, capacity))
         self.chunk_rows = chunk_rows or chunk_rows_for(self.width)
@@ -130,6 +131,7 @@ class ReplayBuffer:
         terminated, truncated = self._cols["terminated"][0], self._cols["truncated"][0]
         if float(self.data[row, terminated]) == 0.0:
             self.data[row, truncated] = 1.0
+            self.edited.add(row // self.chunk_rows)  # its write count did not change: a save must rewrite it
 
     def sample(self, batch_size: int) -> Batch:
         """Draw ``batch_size`` transitions uniformly with replacement."""

@@ -150,6 +150,11 @@ class ChunkFiles:
             self._generation = (gen + 1) % generations
         return inside, shared, names
 
+    def forget(self, k: int) -> None:
+        """Chunk ``k`` was changed in place (not by new writes, which its count would show): the next save writes
+        it again instead of referring to a file that holds it as it was."""
+        self._known = {key: ref for key, ref in self._known.items() if key[0] != k}
+
     def remember(self, chunks: list[tuple[int, int]], names: list[str], shared: dict[str, dict[str, Any]]) -> None:
         """After a load: the shared files that hold the chunks as they are now (``names``: the checkpoint's chunk
         file of every chunk, ``shared``: its manifest's shared files), so that the next shared save beside that
