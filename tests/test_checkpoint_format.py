@@ -71,7 +71,7 @@ def test_every_key_a_checkpoint_holds_is_on_the_formats_page_and_nothing_it_list
     check_meta(best["meta"], "best")
     assert "training" not in best["meta"] and set(best["files"]) == {"model.safetensors"}
     assert {k.name.split(".")[0] for k in META} == {"algorithm", "env_id", "config", "obs_dim", "act_dim", "action_low",
-                                                    "action_high", "num_updates", "step", "training"}
+                                                    "action_high", "num_updates", "step", "training", "observation"}
 
 
 def test_check_meta_refuses_what_the_page_does_not_list_and_misses_what_it_does(tmp_path):
@@ -124,6 +124,7 @@ def test_a_format_1_checkpoint_loads_losslessly(tmp_path, run, step):
     old_t, new_t = old_meta.pop("training"), new_meta.pop("training")
     added = {k: new_meta["config"].pop(k) for k in set(new_meta["config"]) - set(old_meta["config"])}
     assert added == {"n_critics": 1, "target_noise": 0.0, "target_noise_clip": 0.5, "n_step": 1}  # DDPG's: issue 24
+    assert new_meta.pop("observation") == new_meta["obs_dim"]  # format 3: a flat Box
     assert old_meta == new_meta
     assert old_t.pop("version") == 1
     assert {k: old_t.pop(k) for k in ("actor_optimizer", "critic_optimizer")} == new_t.pop("learner")

@@ -30,6 +30,7 @@ from ..envs.episodes import Episode, discounted_returns
 from ..envs.evaluation import EvalEnvs
 from ..envs.make import env_id as get_env_id
 from ..envs.make import make_env
+from ..envs.spaces import ObservationLayout
 from ..errors import CheckpointError, DDPGKitError, one_line
 from ..nn.actor_critic import Actor, Critic, scale_action
 from ..runtime import GlobalGenerators, check_precision, resolve_device
@@ -70,7 +71,9 @@ class DDPG:
         check_precision(config.precision, self.device)
         self.eval_envs = EvalEnvs(self.env, eval_env)
         act_space = self.env.action_space
-        self.obs_dim = int(self.env.observation_space.shape[0])
+        #: how observations become the networks' flat vectors: a Box's own, or a Dict's keys in a fixed order
+        self.obs_layout = ObservationLayout.of(self.env.observation_space)
+        self.obs_dim = self.obs_layout.obs_dim
         self.act_dim = int(act_space.shape[0])
         self.action_low = torch.as_tensor(act_space.low, dtype=torch.float32)  # (act_dim,)
         self.action_high = torch.as_tensor(act_space.high, dtype=torch.float32)  # (act_dim,)
@@ -129,11 +132,17 @@ class DDPG:
 
     # ---- acting -------------------------------------------------------------------------------
 
-    def _policy(self, obs: np.ndarray, noise: bool) -> np.ndarray:
-        """μ(s) for one observation (obs_dim,) or a batch (N, obs_dim); with ``noise`` the exploration action
-        clip(μ(s) + noise) (:func:`~ddpgkit.algo.ddpg.exploration_action`)."""
+    def flat_obs(self, obs: Any) -> np.ndarray:
+        """An observation as the env gives it -> the flat vector the networks and the buffer take: a Box's as it
+        is, a Dict's entries concatenated in :attr:`obs_layout`'s order, (obs_dim,) float32."""
+        return obs if self.obs_layout.keys is None else self.obs_layout.flatten(obs)
+
+    def _policy(self, obs: Any, noise: bool) -> np.ndarray:
+        """μ(s) for one observation (obs_dim,) or a batch (N, obs_dim) — of a Dict env, a dict, a dict of batches,
+        a list of dicts or the flat vectors; with ``noise`` the exploration action clip(μ(s) + noise)
+        (:func:`~ddpgkit.algo.ddpg.exploration_action`)."""
         with torch.inference_mode():
-            obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+            obs_t = torch.as_tensor(self.obs_layout.flatten_batch(obs), device=self.device)
             single = obs_t.ndim == 1
             # Actor.forward without the module-call overhead
             actor = self.actor
@@ -154,6 +163,8 @@ class DDPG:
         """The training action clip(μ(s) + noise, low, high) for one observation (obs_dim,), with the agent's
         exploration noise: one draw of one noise process (Ornstein-Uhlenbeck noise is a process in time, of one
         episode), so a batch is refused with a ValueError. A group of seeds explores through its members'."""
+        if self.obs_layout.keys is not None:
+            obs = self.obs_layout.flatten_batch(obs)
         if np.ndim(obs) != 1:
             raise ValueError(f"explore takes one observation (obs_dim,), got shape {np.shape(obs)}: the exploration "
                              "noise is one process; use act for a batch, or a DDPGGroup for several agents")
@@ -270,7 +281,7 @@ class DDPG:
         """What a checkpoint records beside the tensors (JSON)."""
         return {
             "algorithm": "DDPG", "env_id": self.env_id, "config": self.config.to_dict(),
-            "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+            "obs_dim": self.obs_dim, "act_dim": self.act_dim, "observation": self.obs_layout.to_json(),
             "action_low": self.action_low.tolist(), "action_high": self.action_high.tolist(),
             "num_updates": self.learner.num_updates, "step": self.num_timesteps,
         }
@@ -380,6 +391,13 @@ class DDPG:
             raise CheckpointError(
                 f"{where}: made for observation/action dimensions {dims[0]}/{dims[1]}, "
                 f"but the env has {self.obs_dim}/{self.act_dim}")
+        saved = ObservationLayout.from_json(meta.get("observation"))
+        if saved is None:
+            raise CheckpointError(f"{where}: meta.observation must be obs_dim or [[key, size], ...], got "
+                                  f"{meta.get('observation')!r}")
+        if saved != self.obs_layout:
+            raise CheckpointError(f"{where}: made for observations {saved.describe()}, but the env gives "
+                                  f"{self.obs_layout.describe()}")
         low, high = meta.get("action_low"), meta.get("action_high")
         numbers = all(isinstance(b, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)
                       for b in (low, high))

@@ -166,6 +166,7 @@ class DDPGGroup:
         if len(self.members) == 1:
             member = self.members[0]
             return [member.explore(observations[0]) if noise else member.act(observations[0])]
+        observations = [m.obs_layout.flatten_batch(o) for m, o in zip(self.members, observations)]
         with torch.inference_mode():
             obs = torch.as_tensor(np.stack(observations).astype(np.float32, copy=False), device=self.device)
             actor = self.learner.nets.actor

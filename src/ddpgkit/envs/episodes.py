@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 import numpy as np
 
+from .spaces import ObservationLayout
+
 Policy = Callable[[np.ndarray], np.ndarray]  # (obs_dim,) -> (act_dim,)
 BatchPolicy = Callable[[np.ndarray], np.ndarray]  # (k, obs_dim) -> (k, act_dim)
 
@@ -42,8 +44,11 @@ def run_episode(env: gym.Env, policy: Policy, seed: int | None = None, *, render
             max_steps: int | None = None) -> Episode:
     """Run ``policy`` for one episode from ``env.reset(seed=seed)`` until it terminates, is truncated,
     or ``max_steps`` steps were taken. With ``render``, ``env.render()`` is called after the reset and
-    after every step (the env must have been made with ``render_mode="rgb_array"``)."""
-    obs, _ = env.reset(seed=seed)
+    after every step (the env must have been made with ``render_mode="rgb_array"``). A Dict observation is
+    flattened in its layout's order (:mod:`ddpgkit.envs.spaces`) before the policy sees it and the episode
+    records it."""
+    flat = _flattener(env)
+    obs = flat(env.reset(seed=seed)[0])
     observations, actions, rewards, frames = [obs], [], [], []
     if render:
         frames.append(env.render())
@@ -51,6 +56,7 @@ def run_episode(env: gym.Env, policy: Policy, seed: int | None = None, *, render
     while not (terminated or truncated) and (max_steps is None or len(rewards) < max_steps):
         action = policy(obs)
         obs, reward, terminated, truncated, _ = env.step(action)
+        obs = flat(obs)
         reward = float(reward)
         total += reward
         observations.append(obs)
@@ -75,7 +81,8 @@ def run_episodes(envs: Sequence[gym.Env], policy: BatchPolicy, seeds: Sequence[i
     if len(envs) != len(seeds):
         raise ValueError(f"{len(envs)} envs for {len(seeds)} seeds")
     n = len(envs)
-    obs = [env.reset(seed=seed)[0] for env, seed in zip(envs, seeds)]
+    flat = _flattener(envs[0]) if envs else _same
+    obs = [flat(env.reset(seed=seed)[0]) for env, seed in zip(envs, seeds)]
     observations: list[list[np.ndarray]] = [[o] for o in obs]
     actions: list[list[np.ndarray]] = [[] for _ in range(n)]
     rewards: list[list[float]] = [[] for _ in range(n)]
@@ -87,6 +94,7 @@ def run_episodes(envs: Sequence[gym.Env], policy: BatchPolicy, seeds: Sequence[i
         for i, action in zip(running, batch):
             action = np.array(action)  # its own copy: the policy may reuse its output buffer
             o, reward, terminated, truncated, _ = envs[i].step(action)
+            o = flat(o)
             reward = float(reward)
             totals[i] += reward
             obs[i] = o
@@ -100,6 +108,17 @@ def run_episodes(envs: Sequence[gym.Env], policy: BatchPolicy, seeds: Sequence[i
         running = still
     return [Episode(totals[i], np.asarray(rewards[i], dtype=np.float64), np.asarray(observations[i]),
                     np.asarray(actions[i]), *ends[i]) for i in range(n)]
+
+
+def _same(obs: np.ndarray) -> np.ndarray:
+    return obs
+
+
+def _flattener(env: gym.Env) -> Callable[[object], np.ndarray]:
+    """A Dict observation's flatten (its layout's order), else the identity: the observation as the env gives it."""
+    if isinstance(env.observation_space, gym.spaces.Dict):
+        return ObservationLayout.of(env.observation_space).flatten
+    return _same
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Making and checking Gymnasium environments for DDPG.
 
 DDPG needs a bounded ``Box`` action space (the actor's tanh is scaled to it) and a flat ``Box``
-observation. :func:`make_env` builds an env from an id (or takes a user's ``gymnasium.Env``) and
-:func:`check_env` says in one sentence why one is unsuitable. An id in the ``ddpgkit/`` namespace
+observation, or a ``Dict`` of flat entries (:mod:`ddpgkit.envs.spaces`). :func:`make_env` builds an env
+from an id (or takes a user's ``gymnasium.Env``) and :func:`check_env` says in one sentence why one is
+unsuitable. An id in the ``ddpgkit/`` namespace
 registers ddpgkit's own test environments first (:mod:`ddpgkit.envs.testing`).
 
 Importing this module sets ``MUJOCO_GL=egl`` on a Linux machine without a display (and without a
@@ -22,6 +23,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ..errors import EnvError
+from .spaces import ObservationLayout
 from .testing import NAMESPACE, register_test_envs
 
 # MuJoCo picks its OpenGL backend when it is first imported; without a display (a server, CI) the
@@ -61,7 +63,7 @@ def make_env(env: str | gym.Env, render_mode: str | None = None, **kwargs: Any) 
 
 def check_env(env: gym.Env, name: str | None = None) -> None:
     """Raise :class:`~ddpgkit.errors.EnvError` unless the action space is a bounded 1-D Box and the observation
-    space a 1-D Box."""
+    space a 1-D Box or a Dict of 1-D entries (:class:`~ddpgkit.envs.spaces.ObservationLayout`)."""
     name = name or (env.spec.id if env.spec is not None else type(env).__name__)
     act, obs = env.action_space, env.observation_space
     if not isinstance(act, spaces.Box):
@@ -81,9 +83,7 @@ def check_env(env: gym.Env, name: str | None = None) -> None:
     if flat:
         raise EnvError(f"{name}: the action space has low == high (or low > high) in dimension(s) "
                        f"{', '.join(map(str, flat))}: DDPG needs high > low in every dimension")
-    if not isinstance(obs, spaces.Box) or len(obs.shape) != 1:
-        raise EnvError(f"{name}: ddpgkit needs a 1-D Box observation space, got {obs}; "
-                       "wrap the env with gymnasium.wrappers.FlattenObservation")
+    ObservationLayout.of(obs, name)  # a 1-D Box, or a Dict of 1-D Box and MultiBinary entries
 
 
 def env_id(env: gym.Env) -> str | None:

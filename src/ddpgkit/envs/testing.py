@@ -1,6 +1,8 @@
 """Tiny environments of ddpgkit's own, small and exactly solvable, for tests and examples.
 
 * ``ddpgkit/Mirror-v0`` (:class:`MirrorEnv`): a one-step task whose best action is −s;
+* ``ddpgkit/DictMirror-v0`` (:class:`DictMirrorEnv`): the same with a Dict observation of a Box and a
+  MultiBinary entry, whose bits flip the best action's signs;
 * ``ddpgkit/NonFinite-v0`` (:class:`NonFiniteEnv`): emits NaN or inf at a chosen step, to exercise the error path;
 * ``ddpgkit/HugeReward-v0``: a reward of 1e30 at step 300: finite, but the critic's loss overflows (the
   update's NaN sentinel);
@@ -46,6 +48,37 @@ class MirrorEnv(gym.Env):
         a = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
         reward = -float(np.sum((a + self._s) ** 2)) / self.dim
         return self._s.copy(), reward, True, False, {}
+
+
+class DictMirrorEnv(gym.Env):
+    """MirrorEnv with a Dict observation: ``position`` s ~ U(-1, 1)^d and ``flip``, d bits b (MultiBinary); act
+    a ∈ [-1, 1]^d, receive r = −‖a + s ⊙ (1 − 2b)‖² / d, and the episode terminates. The best policy reads both
+    entries: μ*(s, b) = −s ⊙ (1 − 2b)."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, dim: int = 2) -> None:
+        self.dim = dim
+        self.observation_space = spaces.Dict({"position": spaces.Box(-1.0, 1.0, (dim,), np.float32),
+                                              "flip": spaces.MultiBinary(dim)})
+        self.action_space = spaces.Box(-1.0, 1.0, (dim,), np.float32)
+        self._s, self._b = np.zeros(dim, np.float32), np.zeros(dim, np.int8)
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        return {"position": self._s.copy(), "flip": self._b.copy()}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode (Gymnasium's ``reset``): new s and b."""
+        super().reset(seed=seed)
+        self._s = self.np_random.uniform(-1.0, 1.0, self.dim).astype(np.float32)
+        self._b = self.np_random.integers(0, 2, self.dim).astype(np.int8)
+        return self._obs(), {}
+
+    def step(self, action):
+        """Reward r = −‖a + s ⊙ (1 − 2b)‖² / d (a clipped to [−1, 1]), and the episode terminates."""
+        a = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+        reward = -float(np.sum((a + self._s * (1 - 2 * self._b)) ** 2)) / self.dim
+        return self._obs(), reward, True, False, {}
 
 
 class NonFiniteEnv(gym.Env):
@@ -97,6 +130,7 @@ class UnboundedEnv(MirrorEnv):
 #: id -> (entry point, time limit, keyword arguments) of every env registered here.
 ENTRIES: dict[str, tuple[str, int, dict[str, str | int]]] = {
     "ddpgkit/Mirror-v0": ("ddpgkit.envs.testing:MirrorEnv", 10, {}),
+    "ddpgkit/DictMirror-v0": ("ddpgkit.envs.testing:DictMirrorEnv", 10, {}),
     "ddpgkit/NonFinite-v0": ("ddpgkit.envs.testing:NonFiniteEnv", 200, {}),
     # a finite reward so large that the critic's squared error overflows: the update's NaN sentinel
     "ddpgkit/HugeReward-v0": ("ddpgkit.envs.testing:NonFiniteEnv", 200,

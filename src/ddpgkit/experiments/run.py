@@ -333,7 +333,10 @@ def _begin(run: Run, boundary: Callable[[Trainer], bool] | None, patience: int |
     if run.resumed_from is not None:  # the metrics rows of the checkpoint, dropping any written after it
         write_metrics(directory / METRICS, METRIC_COLUMNS, agent.trainer.history if agent.trainer else [])
     mark_run_dir(directory)
-    cfg.save(directory / CONFIG, run.origin)
+    origin = dict(run.origin or {})
+    if agent.obs_layout.keys is not None:  # a Dict env's keys, in the order the networks read them
+        origin["observation"] = agent.obs_layout.describe()
+    cfg.save(directory / CONFIG, origin or None)
     metrics = MetricsCSV(directory / METRICS)
     checkpointer = Checkpointer(directory, cfg.checkpoint_interval, cfg.keep_checkpoints, boundary, patience, commit)
     return metrics, checkpointer, [metrics, checkpointer, *extra]

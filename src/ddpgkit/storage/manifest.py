@@ -17,7 +17,7 @@ from ..errors import CheckpointError, one_line
 
 FORMAT = "ddpgkit-checkpoint"
 #: The version of the checkpoint format this ddpgkit writes; it reads 1 to this (:mod:`ddpgkit.storage.schema`).
-VERSION = 2
+VERSION = 3
 MANIFEST = "manifest.json"
 CHUNKS = ".chunks"  # beside the checkpoints: the immutable files they share (io.checkpoint.put_chunk)
 #: The largest manifest a reader accepts (and a writer writes).

@@ -39,6 +39,9 @@ Versions:
    critic's as ``learner.critic_optimizer.{p}`` with p past the first critic's parameters), the smoothing
    noise's generator, and the config keys ``n_critics``, ``target_noise``, ``target_noise_clip``, ``n_step``
    (absent: their defaults, DDPG's).
+3. ``observation`` in the meta (issue 25): the observation layout, obs_dim for a flat Box or a Dict's keys and
+   sizes in order (:class:`ddpgkit.envs.spaces.ObservationLayout`); version 2 had flat Boxes only, and its
+   upgrade records obs_dim.
 
 Shapes: ``units[i]`` and ``inputs[i]`` are layer i's output and input sizes (``config.hidden``, ``obs_dim``,
 ``act_dim``; the critic's first layer takes obs_dim + act_dim, or with ``critic_action_layer`` > 0 its
@@ -153,6 +156,8 @@ META: tuple[Key, ...] = (
     Key("env_id", "", "str | null", "the Gymnasium id trained on (null: an unregistered env)", "DDPG.metadata"),
     Key("config", "", "object", "every DDPGConfig field (config.toml's [ddpg])", "DDPG.metadata"),
     Key("obs_dim", "", "int", "observation size", "DDPG.metadata"),
+    Key("observation", "", "int | list", "how the env's observations become the networks' input: obs_dim for a "
+        "flat Box, or a Dict's [[key, size], ...] in the order the networks read them", "DDPG.metadata"),
     Key("act_dim", "", "int", "action size", "DDPG.metadata"),
     Key("action_low", "(act_dim,)", "list[float]", "the action space's lower bounds", "DDPG.metadata"),
     Key("action_high", "(act_dim,)", "list[float]", "the action space's upper bounds", "DDPG.metadata"),
@@ -308,7 +313,12 @@ def _upgrade_1(meta: dict[str, Any], files: dict[str, dict[str, torch.Tensor]]) 
             buffer["chunk_files"] = names
 
 
-_UPGRADES = {1: _upgrade_1}
+def _upgrade_2(meta: dict[str, Any], files: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Version 2 -> 3, in place: every version-2 checkpoint is of a flat Box observation."""
+    meta["observation"] = meta.get("obs_dim")
+
+
+_UPGRADES = {1: _upgrade_1, 2: _upgrade_2}
 
 
 def upgrade(version: Any, meta: Mapping[str, Any], files: Mapping[str, Mapping[str, torch.Tensor]]

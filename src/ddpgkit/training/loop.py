@@ -64,6 +64,10 @@ class Agent(Protocol):
     action_low: torch.Tensor  # (act_dim,)
     action_high: torch.Tensor  # (act_dim,)
     global_generators: GlobalGenerators  # the process's global generators as the run sees them
+    obs_dim: int
+
+    def flat_obs(self, obs: Any) -> np.ndarray:
+        """An observation as the env gives it -> the flat vector the networks and the buffer take (obs_dim,)."""
 
     def random_action(self) -> np.ndarray:
         """A uniformly random action (the warm-up), (act_dim,)."""
@@ -150,6 +154,7 @@ class Trainer:
         """Step the env with ``action``, store the transition; True if the episode ended."""
         obs = self.obs
         next_obs, reward, terminated, truncated, _ = self.agent.env.step(action)
+        next_obs = self.agent.flat_obs(next_obs)
         reward = float(reward)
         _check_finite(step, next_obs, reward)
         self.agent.buffer.add(obs, action, reward, next_obs, terminated, truncated)
@@ -342,7 +347,8 @@ def _loop(trainers: Sequence[Trainer], total_steps: int, callbacks: Sequence[Cal
         active = [t for t in trainers if not t.retired]  # a retired member (diverged) no longer acts
         for t in active:
             if t.obs is None:
-                t.obs, _ = t.agent.env.reset(seed=t.agent.config.seed if step == 0 else None)
+                obs, _ = t.agent.env.reset(seed=t.agent.config.seed if step == 0 else None)
+                t.obs = t.agent.flat_obs(obs)
                 t.agent.noise.reset()
         if step < learning_starts:
             actions: Sequence[np.ndarray | None] = [None if t.retired else t.agent.random_action() for t in trainers]
@@ -374,7 +380,7 @@ def _loop(trainers: Sequence[Trainer], total_steps: int, callbacks: Sequence[Cal
 
 def _zeros_like_obs(trainer: Trainer) -> np.ndarray:
     """What a retired member is shown in a group's batched forward pass (its action is not used)."""
-    return np.zeros(trainer.agent.env.observation_space.shape, dtype=np.float32)
+    return np.zeros(trainer.agent.obs_dim, dtype=np.float32)
 
 
 def _is_int(v: Any) -> bool:
