@@ -75,3 +75,20 @@ def test_report_errors_one_line(tmp_path, capsys):
     empty.mkdir()
     assert_one_line_error(run_cli(capsys, "report", empty), "no finished runs found")
     assert_one_line_error(run_cli(capsys, "report", empty, "--reps", "5"), "--reps must be >= 100")
+
+
+def test_long_group_labels_fit_the_probability_of_improvement_figure(tmp_path):
+    """A sweep's labels name every varied value: the figure wraps them and widens, without matplotlib's
+    'tight layout not applied' warning."""
+    import warnings
+
+    from ddpgkit.analysis.report import _improvement_figure
+    from ddpgkit.analysis.stats import Estimate
+
+    long = "Hopper-v5 n_critics=2 policy_frequency=2 target_noise=0.2 n_step=3 learning_starts=1000"
+    other = long.replace("n_critics=2", "n_critics=1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = _improvement_figure(tmp_path / "p.png", [(long, other, Estimate(0.4, 0.1, 0.8)),
+                                                         (other, long, Estimate(0.6, 0.2, 0.9))])
+    assert_png(path)

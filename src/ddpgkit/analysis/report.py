@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -216,11 +217,15 @@ def _curve_figure(path: Path, groups: list[Group]) -> Path:
 
 
 def _improvement_figure(path: Path, pairs: list[tuple[str, str, Estimate]]) -> Path:
-    fig, ax = subplots(figsize=(7, 0.5 * len(pairs) + 1.4))
+    # long group labels (a sweep's varied values) are wrapped, and the figure widened, so that they fit
+    labels = ["\n".join(textwrap.wrap(f"P({x} > {y})", 60)) for x, y, _ in pairs]
+    lines = sum(label.count("\n") + 1 for label in labels)
+    width = 4 + 0.065 * max((len(line) for label in labels for line in label.splitlines()), default=10)
+    fig, ax = subplots(figsize=(max(7.0, width), 0.25 * lines + 0.3 * len(pairs) + 1.4))
     for i, (_, _, e) in enumerate(pairs):
         ax.plot([e.low, e.high], [i, i], linewidth=6, alpha=0.5, color="C0", solid_capstyle="butt")
         ax.plot([e.value], [i], marker="|", color="black", markersize=14)
-    ax.set_yticks(range(len(pairs)), [f"P({x} > {y})" for x, y, _ in pairs], fontsize=8)
+    ax.set_yticks(range(len(pairs)), labels, fontsize=8)
     ax.axvline(0.5, color="grey", linestyle="--")
     ax.set_xlim(0, 1)
     ax.set_xlabel("probability of improvement (final return), 95% CI")
