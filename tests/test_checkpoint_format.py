@@ -40,7 +40,7 @@ def _dtype(t):
 @pytest.mark.parametrize("kind", ["ou, action at the critic's second layer, TD3", "a member of a group"])
 def test_every_key_a_checkpoint_holds_is_on_the_formats_page_and_nothing_it_lists_is_missing(tmp_path, kind):
     if kind.startswith("ou"):
-        cfg = TINY.replace(noise="ou", critic_action_layer=1, n_critics=2, target_noise=0.2, n_step=3)
+        cfg = TINY.replace(noise="ou", critic_action_layer=1, n_critics=2, target_noise=0.2, n_step=3, obs_norm=True)
         [result] = run_experiment("Pendulum-v1", cfg, tmp_path / "r")
         results = [result]
     else:
@@ -58,7 +58,7 @@ def test_every_key_a_checkpoint_holds_is_on_the_formats_page_and_nothing_it_list
     optional = {f"{net}.obs_net.linear{{i}}.{p}" for net in ("critic", "critic_target", "critic2", "critic2_target")
                 for p in ("weight", "bias")}
     optional |= {f"{net}.net.linear{{i}}.{p}" for net in ("critic2", "critic2_target") for p in ("weight", "bias")}
-    optional |= {"noise.x", "learner.target_noise_generator"}
+    optional |= {"noise.x", "learner.target_noise_generator", "obs_norm.count", "obs_norm.mean", "obs_norm.m2"}
     needed = {k.name for k in (*MODEL, *TRAINING)} - (optional if kind.startswith("a member") else set())
     assert needed <= used, f"listed but not saved: {sorted(needed - used)}"
     chunk = manifest["meta"]["training"]["buffer"]["chunk_files"][0]
@@ -123,7 +123,8 @@ def test_a_format_1_checkpoint_loads_losslessly(tmp_path, run, step):
     old_meta, new_meta = read_manifest(old)["meta"], read_manifest(again)["meta"]
     old_t, new_t = old_meta.pop("training"), new_meta.pop("training")
     added = {k: new_meta["config"].pop(k) for k in set(new_meta["config"]) - set(old_meta["config"])}
-    assert added == {"n_critics": 1, "target_noise": 0.0, "target_noise_clip": 0.5, "n_step": 1}  # DDPG's: issue 24
+    assert added == {"n_critics": 1, "target_noise": 0.0, "target_noise_clip": 0.5, "n_step": 1,  # DDPG's: issue 24
+                     "obs_norm": False, "obs_clip": 5.0}  # and issue 25
     assert new_meta.pop("observation") == new_meta["obs_dim"]  # format 3: a flat Box
     assert old_meta == new_meta
     assert old_t.pop("version") == 1

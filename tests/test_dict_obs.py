@@ -137,3 +137,43 @@ def test_a_box_env_records_its_obs_dim_and_reads_as_before(tmp_path):
     assert agent.flat_obs(obs) is obs  # a Box's observation is used as the env gives it
     meta = read_manifest(agent.save(tmp_path / "c"))["meta"]
     assert meta["observation"] == 3
+
+
+def test_the_group_explore_and_an_ordered_dicts_keys_read_dicts_as_the_agent_does():
+    from collections import OrderedDict
+
+    from ddpgkit.agents.group import DDPGGroup
+
+    group = DDPGGroup.create("ddpgkit/DictMirror-v0", DDPGConfig(**TINY), seeds=[0, 1])
+    observations = [{"position": np.array([0.5, -0.5], np.float32), "flip": np.array([1, 0])},
+                    {"position": np.array([0.1, 0.2], np.float32), "flip": np.array([0, 0])}]
+    for m, own, a in zip(group.members, observations, group.act(observations)):
+        np.testing.assert_allclose(a, m.act(own), atol=1e-6)  # the group flattens each member's dict
+    agent = group.members[0]
+    explored = agent.explore(observations[0])  # explore takes a dict too: μ(s) plus the noise, clipped
+    assert explored.shape == (2,) and np.all(np.abs(explored) <= 1.0)
+    assert not np.array_equal(explored, agent.act(observations[0]))
+    ordered = ObservationLayout.of(spaces.Dict(OrderedDict([("z", spaces.Box(-1, 1, (1,))),
+                                                            ("a", spaces.Box(-1, 1, ()))])))
+    assert ordered.keys == (("z", 1), ("a", 1))  # an OrderedDict's order is kept; a scalar entry is one value
+
+
+def test_an_eval_env_of_another_layout_and_a_malformed_observation_are_one_line_errors():
+    agent = DDPG("ddpgkit/DictMirror-v0", DDPGConfig(**TINY), eval_env=Renamed())
+    with pytest.raises(EnvError, match="the evaluation env's observations are flip:2, where:2, the training env's "
+                                       "flip:2, position:2"):
+        agent.evaluate(1)
+
+    class Broken(DictMirrorEnv):
+        def _obs(self):
+            return {"position": self._s.copy()}  # no flip
+
+    with pytest.raises(EnvError, match="does not fit its observation space: the observation has no key 'flip'"):
+        DDPG(Broken(), DDPGConfig(**TINY)).learn()
+    for space, fragment in ((spaces.Dict({0: spaces.Box(-1, 1, (2,))}), "key 0 is a int"),
+                            (spaces.Dict({"e": spaces.Box(-1, 1, (0,))}), "an empty Box")):
+        with pytest.raises(EnvError, match=fragment):
+            ObservationLayout.of(space)
+    layout = ObservationLayout.of(spaces.Dict({"a": spaces.Box(-1, 1, (2,)), "b": spaces.Box(-1, 1, (1,))}))
+    with pytest.raises(ValueError, match=r"entry 'b' of a batch has shape \(3, 2\), expected \(3, 1\)"):
+        layout.flatten_batch({"a": np.zeros((3, 2)), "b": np.zeros((3, 2))})

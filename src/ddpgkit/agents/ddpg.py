@@ -31,8 +31,9 @@ from ..envs.evaluation import EvalEnvs
 from ..envs.make import env_id as get_env_id
 from ..envs.make import make_env
 from ..envs.spaces import ObservationLayout
-from ..errors import CheckpointError, DDPGKitError, one_line
+from ..errors import CheckpointError, DDPGKitError, EnvError, one_line
 from ..nn.actor_critic import Actor, Critic, scale_action
+from ..nn.normalize import RunningNorm
 from ..runtime import GlobalGenerators, check_precision, resolve_device
 from ..storage.checkpoint import CheckpointFiles, ChunkFiles, load_checkpoint, save_checkpoint
 from ..storage.schema import check_meta, upgrade
@@ -95,6 +96,9 @@ class DDPG:
         #: TD3's second critic Q_φ2 and its target (``n_critics = 2``), else None
         self.critic2 = critic2.to(self.device) if critic2 is not None else None
         self.critic2_target = copy.deepcopy(self.critic2).requires_grad_(False) if self.critic2 is not None else None
+        #: observation normalization (``obs_norm``): the running statistics of the observations collected, applied
+        #: before the networks wherever they read an observation (:meth:`normalize`); None when off
+        self.obs_norm = RunningNorm(self.obs_dim, config.obs_clip).to(self.device) if config.obs_norm else None
         #: the update of the networks, with their optimisers (:class:`~ddpgkit.algo.learner.Learner`)
         self.learner = Learner(Networks(self.actor, self.critic, self.actor_target, self.critic_target, self.critic2,
                                         self.critic2_target), config)
@@ -106,6 +110,7 @@ class DDPG:
         self.explore_generator = torch.Generator().manual_seed(config.seed + EXPLORE_SEED_OFFSET)
         self.trainer: Trainer | None = None
         self._saved_step = 0  # the step of the checkpoint a model-only load came from (num_timesteps)
+        self._eval_layout_checked = False  # run_evaluation: the eval env reads as the training env
 
     @property
     def buffer(self) -> ReplayBuffer:
@@ -134,8 +139,33 @@ class DDPG:
 
     def flat_obs(self, obs: Any) -> np.ndarray:
         """An observation as the env gives it -> the flat vector the networks and the buffer take: a Box's as it
-        is, a Dict's entries concatenated in :attr:`obs_layout`'s order, (obs_dim,) float32."""
-        return obs if self.obs_layout.keys is None else self.obs_layout.flatten(obs)
+        is, a Dict's entries concatenated in :attr:`obs_layout`'s order, (obs_dim,) float32. A dict that does
+        not fit the layout (a key missing, an entry of another size) raises EnvError in one line."""
+        if self.obs_layout.keys is None:
+            return obs
+        try:
+            return self.obs_layout.flatten(obs)
+        except ValueError as e:
+            raise EnvError(f"the environment returned an observation that does not fit its observation space: "
+                           f"{one_line(e)}") from None
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observations (..., obs_dim) as the networks read them: normalized by :attr:`obs_norm`'s statistics, or
+        as they are when ``obs_norm`` is off."""
+        return obs if self.obs_norm is None else self.obs_norm(obs)
+
+    def normalize_batch(self, batch: Batch) -> Batch:
+        """A sampled batch with its observations and next observations normalized (:meth:`normalize`), by the
+        statistics as they are now."""
+        if self.obs_norm is None:
+            return batch
+        return batch._replace(obs=self.obs_norm(batch.obs), next_obs=self.obs_norm(batch.next_obs))
+
+    def observe(self, obs: np.ndarray) -> None:
+        """A flat observation the env returned during training: added to :attr:`obs_norm`'s statistics (the one
+        place they are updated: collected data only)."""
+        if self.obs_norm is not None:
+            self.obs_norm.update(obs)
 
     def _policy(self, obs: Any, noise: bool) -> np.ndarray:
         """μ(s) for one observation (obs_dim,) or a batch (N, obs_dim) — of a Dict env, a dict, a dict of batches,
@@ -146,8 +176,8 @@ class DDPG:
             single = obs_t.ndim == 1
             # Actor.forward without the module-call overhead
             actor = self.actor
-            action = scale_action(actor.net.forward(obs_t[None] if single else obs_t), actor.action_scale,
-                                  actor.action_bias)  # (N, act_dim)
+            obs_t = self.normalize(obs_t[None] if single else obs_t)
+            action = scale_action(actor.net.forward(obs_t), actor.action_scale, actor.action_bias)  # (N, act_dim)
             if action.device.type != "cpu":
                 action = action.cpu()
             if noise:
@@ -219,7 +249,7 @@ class DDPG:
         acc = trainer.acc
 
         def update() -> None:
-            torch._foreach_add_(acc, learner.update(buffer.sample(batch_size)))
+            torch._foreach_add_(acc, learner.update(self.normalize_batch(buffer.sample(batch_size))))
 
         train_loop([trainer], total_steps, [callback], lambda observations: [self.explore(observations[0])], update)
         return self
@@ -245,6 +275,12 @@ class DDPG:
         forward pass per step); one after another on the eval env when it cannot be copied."""
         n = episodes if episodes is not None else self.config.eval_episodes
         base = seed if seed is not None else self.config.seed + EVAL_SEED_OFFSET
+        if not self._eval_layout_checked:  # the episodes flatten the eval env's dicts in its own order
+            layout = ObservationLayout.of(self.eval_env.observation_space, "the evaluation env")
+            if layout != self.obs_layout:
+                raise EnvError(f"the evaluation env's observations are {layout.describe()}, the training env's "
+                               f"{self.obs_layout.describe()}: evaluate on an env of the same observation space")
+            self._eval_layout_checked = True
         return self.eval_envs.run(self.act, [base + i for i in range(n)])
 
     def critic_against_returns(self, episodes: list[Episode]) -> tuple[float, float]:
@@ -258,6 +294,7 @@ class DDPG:
         for e in episodes:
             with torch.inference_mode():
                 obs = torch.as_tensor(e.observations, dtype=torch.float32, device=self.device)  # (T + 1, obs_dim)
+                obs = self.normalize(obs)
                 q = self.critic(obs, self.actor(obs))[:, 0].cpu().numpy().astype(np.float64)  # (T + 1,)
             tail = q[-1] if e.truncated and not e.terminated else 0.0
             qs.append(q[:-1])
@@ -268,11 +305,13 @@ class DDPG:
 
     def model_tensors(self) -> dict[str, torch.Tensor]:
         """The networks' tensors by name (``actor.net.linear0.weight``, ...), as saved: the four of DDPG, and
-        with ``n_critics = 2`` ``critic2.*`` and ``critic2_target.*``."""
+        with ``n_critics = 2`` ``critic2.*`` and ``critic2_target.*``, with ``obs_norm`` the statistics
+        ``obs_norm.count``, ``obs_norm.mean``, ``obs_norm.m2``."""
         out = {}
         for prefix, module in (("actor", self.actor), ("critic", self.critic),
                                ("actor_target", self.actor_target), ("critic_target", self.critic_target),
-                               ("critic2", self.critic2), ("critic2_target", self.critic2_target)):
+                               ("critic2", self.critic2), ("critic2_target", self.critic2_target),
+                               ("obs_norm", self.obs_norm)):
             if module is not None:
                 out.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
         return out

@@ -38,6 +38,7 @@ from ..data.buffer import Batch
 from ..errors import ConfigError, NonFiniteUpdate
 from ..nn.actor_critic import scale_action
 from ..nn.backward import forward_with_cache
+from ..nn.normalize import normalize_stacked
 from ..training.loop import Callback, Trainer, learn_target, train_loop
 from .ddpg import DDPG
 
@@ -92,7 +93,7 @@ class DDPGGroup:
         members = list(members)
         retired = sorted(set(retired))
         check_groupable([m.config for m in members])
-        envs = {(m.env_id, m.obs_dim, m.act_dim, tuple(m.action_low.tolist()), tuple(m.action_high.tolist()))
+        envs = {(m.env_id, m.obs_layout, m.act_dim, tuple(m.action_low.tolist()), tuple(m.action_high.tolist()))
                 for m in members}
         if len(envs) != 1:
             raise ConfigError("a group's agents must train on the same env (id, dimensions, action bounds)")
@@ -170,6 +171,8 @@ class DDPGGroup:
         with torch.inference_mode():
             obs = torch.as_tensor(np.stack(observations).astype(np.float32, copy=False), device=self.device)
             actor = self.learner.nets.actor
+            if self.members[0].obs_norm is not None:  # each member's observation by its own statistics
+                obs = normalize_stacked(obs, [m.obs_norm for m in self.members])
             tanh_out, _ = forward_with_cache(actor.net, obs[:, None, :])  # (N, 1, act_dim)
             action = scale_action(tanh_out[:, 0], actor.action_scale, actor.action_bias)  # (N, act_dim)
             if action.device.type != "cpu":
@@ -197,6 +200,17 @@ class DDPGGroup:
         rows = [torch.zeros(batch_size, b.sample_width, device=b.device) if k in retired else b.sample_rows(batch_size)
                 for k, b in enumerate(buffers)]
         return buffers[0].split(torch.stack(rows))  # (N, B, width)
+
+    def normalize_batch(self, batch: Batch) -> Batch:
+        """A stacked batch (N, B, ·) with each member's observations normalized by its own statistics (``obs_norm``;
+        a group of one: its member's :meth:`~ddpgkit.agents.ddpg.DDPG.normalize_batch`)."""
+        if len(self.members) == 1:
+            return self.members[0].normalize_batch(batch)
+        if self.members[0].obs_norm is None:
+            return batch
+        norms = [m.obs_norm for m in self.members]
+        return batch._replace(obs=normalize_stacked(batch.obs, norms),
+                              next_obs=normalize_stacked(batch.next_obs, norms))
 
     def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One DDPG update of every member on its slice of a stacked batch (:meth:`sample`); returns
@@ -239,7 +253,7 @@ class DDPGGroup:
 
     def _update_step(self) -> None:
         try:
-            losses = self.learner.update(self.sample(self.config.batch_size))
+            losses = self.learner.update(self.normalize_batch(self.sample(self.config.batch_size)))
         except NonFiniteUpdate as e:  # the last members diverged: each but the one the error names is said here
             self._retire(skip=e.member)
             raise

@@ -111,8 +111,9 @@ def value_maps(agent: DDPG, plane: StateSlice, resolution: int = 81) -> ValueMap
     obs = torch.as_tensor(plane.to_obs(np.stack([gx.ravel(), gy.ravel()], axis=1)), dtype=torch.float32,
                           device=agent.device)  # (R·R, obs_dim)
     with torch.inference_mode():
-        action = agent.actor(obs)  # (R·R, act_dim)
-        q = agent.critic(obs, action)  # (R·R, 1)
+        seen = agent.normalize(obs)  # (R·R, obs_dim) as the networks read it
+        action = agent.actor(seen)  # (R·R, act_dim)
+        q = agent.critic(seen, action)  # (R·R, 1)
     return ValueMaps(xs, ys, action[:, 0].cpu().numpy().reshape(gx.shape), q[:, 0].cpu().numpy().reshape(gx.shape))
 
 

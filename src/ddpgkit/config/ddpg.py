@@ -59,6 +59,9 @@ class DDPGConfig:
                                       "scale (used only with target_noise > 0)")
     n_step: int = _param(1, "n-step returns: the TD target sums up to n discounted rewards before it bootstraps "
                          "with γ^m (never across an episode's end); 1: DDPG's one-step target")
+    obs_norm: bool = _param(False, "normalize observations by the running mean and variance of those collected, "
+                            "clipped to ±obs_clip (inside the agent: acting, evaluation and checkpoints see it)")
+    obs_clip: float = _param(5.0, "the clip of normalized observations (used only with obs_norm)")
     gamma: float = _param(0.99, "discount factor γ, in [0, 1]")
     tau: float = _param(0.005, "soft update weight of the online network: θ' ← τθ + (1 − τ)θ', in (0, 1]")
     batch_size: int = _param(256, "transitions per gradient step")
@@ -119,6 +122,7 @@ class DDPGConfig:
         need(self.target_noise >= 0, "target_noise", "must be >= 0")
         need(self.target_noise_clip > 0, "target_noise_clip", "must be > 0")
         need(self.n_step >= 1, "n_step", "must be >= 1")
+        need(self.obs_clip > 0, "obs_clip", "must be > 0")
         need(self.noise in NOISE_TYPES, "noise", f"must be one of {', '.join(NOISE_TYPES)}")
         need(self.noise_scale >= 0, "noise_scale", "must be >= 0")
         need(self.ou_theta >= 0, "ou_theta", "must be >= 0")

@@ -36,7 +36,7 @@ class ObservationLayout:
     def of(cls, space: spaces.Space, name: str = "the env") -> ObservationLayout:
         """The layout of an observation space; EnvError (one line, naming ``name``) for one ddpgkit cannot read."""
         if isinstance(space, spaces.Box):
-            if len(space.shape) != 1:
+            if len(space.shape) != 1 or space.shape[0] < 1:
                 raise EnvError(f"{name}: ddpgkit needs a 1-D Box observation space (or a Dict of them), got {space}; "
                                "wrap the env with gymnasium.wrappers.FlattenObservation")
             return cls(int(space.shape[0]))
@@ -45,7 +45,10 @@ class ObservationLayout:
                            f"({space})")
         keys = []
         for key, entry in space.spaces.items():
-            keys.append((str(key), _entry_size(entry, f"{name}: observation entry {key!r}")))
+            if not isinstance(key, str):
+                raise EnvError(f"{name}: the Dict observation space's key {key!r} is a {type(key).__name__}: ddpgkit "
+                               "records and reads string keys only")
+            keys.append((key, _entry_size(entry, f"{name}: observation entry {key!r}")))
         if not keys:
             raise EnvError(f"{name}: the Dict observation space has no entries")
         return cls(sum(size for _, size in keys), tuple(keys))
@@ -94,14 +97,15 @@ class ObservationLayout:
             return np.asarray(obs, dtype=np.float32)
         if isinstance(obs, Mapping):
             first = np.asarray(obs[self.keys[0][0]]) if self.keys[0][0] in obs else None
-            if first is not None and first.ndim == 2:  # a dict of batches
-                parts = [np.asarray(obs[k], dtype=np.float32).reshape(len(first), -1) if k in obs
-                         else _missing(k, self) for k, _ in self.keys]
-                out = np.concatenate(parts, axis=1)
-                if out.shape[1] != self.obs_dim:
-                    raise ValueError(f"a batch of dict observations has {out.shape[1]} values a row, expected "
-                                     f"{self.obs_dim} ({self.describe()})")
-                return out
+            if first is not None and first.ndim == 2:  # a dict of batches, each entry (B, size)
+                parts = []
+                for k, n in self.keys:
+                    part = np.asarray(obs[k], dtype=np.float32) if k in obs else _missing(k, self)
+                    if part.shape != (len(first), n):
+                        raise ValueError(f"observation entry {k!r} of a batch has shape {part.shape}, expected "
+                                         f"({len(first)}, {n})")
+                    parts.append(part)
+                return np.concatenate(parts, axis=1)
             return self.flatten(obs)
         if isinstance(obs, Sequence) and not isinstance(obs, (str, bytes)) and all(isinstance(o, Mapping) for o in obs):
             return np.stack([self.flatten(o) for o in obs]) if obs else np.zeros((0, self.obs_dim), np.float32)
@@ -111,14 +115,18 @@ class ObservationLayout:
 
 def _entry_size(entry: spaces.Space, where: str) -> int:
     if isinstance(entry, spaces.Box):
+        if len(entry.shape) == 0:  # a scalar: one value
+            return 1
         if len(entry.shape) != 1:
-            raise EnvError(f"{where} is a Box of shape {entry.shape}: ddpgkit reads 1-D entries only (an image needs "
-                           "a network ddpgkit does not have)")
+            raise EnvError(f"{where} is a Box of shape {entry.shape}: ddpgkit reads scalar and 1-D entries only (an "
+                           "image needs a network ddpgkit does not have; flatten other arrays in a wrapper)")
+        if entry.shape[0] < 1:
+            raise EnvError(f"{where} is an empty Box {entry.shape}: leave it out")
         return int(entry.shape[0])
     if isinstance(entry, spaces.MultiBinary):
         shape = np.shape(np.zeros(entry.n))
-        if len(shape) != 1:
-            raise EnvError(f"{where} is a MultiBinary of shape {shape}: ddpgkit reads 1-D entries only")
+        if len(shape) != 1 or shape[0] < 1:
+            raise EnvError(f"{where} is a MultiBinary of shape {shape}: ddpgkit reads non-empty 1-D entries only")
         return int(shape[0])
     if isinstance(entry, spaces.Dict):
         raise EnvError(f"{where} is itself a Dict: ddpgkit reads one level of keys; flatten the inner dict")

@@ -105,6 +105,10 @@ MODEL: tuple[Key, ...] = (
     *_net("critic2_target.obs_net", "its target Q_φ2' (n_critics = 2 and critic_action_layer > 0 only)",
           _MODEL_WRITER),
     *_net("critic2_target.net", "its target Q_φ2' (n_critics = 2 only)", _MODEL_WRITER),
+    Key("obs_norm.count", "()", "float64", "observations the normalizer has seen (obs_norm only)", _MODEL_WRITER),
+    Key("obs_norm.mean", "(obs_dim,)", "float64", "their running mean μ (obs_norm only)", _MODEL_WRITER),
+    Key("obs_norm.m2", "(obs_dim,)", "float64", "their sum of squared deviations from μ: σ² = m2 / count (obs_norm "
+        "only)", _MODEL_WRITER),
 )
 
 _LEARNER = "training.state.learner_state"

@@ -69,6 +69,9 @@ class Agent(Protocol):
     def flat_obs(self, obs: Any) -> np.ndarray:
         """An observation as the env gives it -> the flat vector the networks and the buffer take (obs_dim,)."""
 
+    def observe(self, obs: np.ndarray) -> None:
+        """A flat observation collected in training (the observation normalizer's statistics)."""
+
     def random_action(self) -> np.ndarray:
         """A uniformly random action (the warm-up), (act_dim,)."""
 
@@ -155,6 +158,7 @@ class Trainer:
         obs = self.obs
         next_obs, reward, terminated, truncated, _ = self.agent.env.step(action)
         next_obs = self.agent.flat_obs(next_obs)
+        self.agent.observe(next_obs)
         reward = float(reward)
         _check_finite(step, next_obs, reward)
         self.agent.buffer.add(obs, action, reward, next_obs, terminated, truncated)
@@ -349,6 +353,7 @@ def _loop(trainers: Sequence[Trainer], total_steps: int, callbacks: Sequence[Cal
             if t.obs is None:
                 obs, _ = t.agent.env.reset(seed=t.agent.config.seed if step == 0 else None)
                 t.obs = t.agent.flat_obs(obs)
+                t.agent.observe(t.obs)
                 t.agent.noise.reset()
         if step < learning_starts:
             actions: Sequence[np.ndarray | None] = [None if t.retired else t.agent.random_action() for t in trainers]
