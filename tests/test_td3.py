@@ -318,6 +318,14 @@ def test_the_switches_are_validated(key, value, fragment):
         DDPGConfig(**{key: value})
 
 
+def test_a_config_says_what_it_trains():
+    assert DDPGConfig().algorithm() == "DDPG"
+    assert DDPGConfig.preset("fujimoto2018-td3").algorithm() == "TD3"
+    assert DDPGConfig.preset("fujimoto2018-td3", n_step=3).algorithm() == "TD3 (3-step returns)"
+    assert DDPGConfig(n_critics=2).algorithm() == "DDPG (two critics)"  # without smoothing and delay: not TD3
+    assert DDPGConfig(target_noise=0.2, obs_norm=True).algorithm() == "DDPG (target smoothing, normalized observations)"
+
+
 def test_the_switches_are_off_by_default():
     cfg = DDPGConfig()
     assert (cfg.n_critics, cfg.target_noise, cfg.n_step) == (1, 0.0, 1)
@@ -368,6 +376,7 @@ def test_train_any_preset_with_the_switches_in_a_group_and_a_sweep_grid(tmp_path
                 "0.2", "--n-step", "3", "--seeds", "0-1", "--steps", "300", "--hidden", "16,16", "--buffer-size",
                 "1000", "--eval-episodes", "1", "--eval-interval", "0", "--out", tmp_path / "g")
     assert r.code == 0, r.err
+    assert "training: DDPG (two critics, target smoothing, 3-step returns) on Pendulum-v1" in r.out  # no delay
     for s in (0, 1):
         run = tmp_path / "g" / f"Pendulum-v1-s{s}"
         saved = DDPGConfig.load(run / "config.toml")

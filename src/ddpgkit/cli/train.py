@@ -98,7 +98,7 @@ def train(
     if workers > 1:
         groups = prepare_workers(env_id, resolved, seed_list, dirs, workers=workers, preset=preset, resume=resume,
                                  overwrite=overwrite, tensorboard=tensorboard)
-        _run_workers(groups, f"DDPG on {env_id} for {resolved.config.total_steps:,} steps")
+        _run_workers(groups, f"{resolved.config.algorithm()} on {env_id} for {resolved.config.total_steps:,} steps")
         return
     exp = prepare_experiment(env_id, resolved, dirs, seeds=seed_list, preset=preset, resume=resume,
                              overwrite=overwrite)
@@ -142,7 +142,7 @@ def _run(exp: Experiment, tensorboard: bool = False) -> None:
         where = exp.resumed_from if n == 1 else f"{n} checkpoints ({exp.resumed_from}, ...)"
         print_kv("resuming", f"{where} (step {exp.step:,})")
     seeds = ", ".join(str(s) for s in exp.seeds)
-    print_kv("training", f"DDPG on {agent.env_id or 'custom env'} for {cfg.total_steps:,} steps, "
+    print_kv("training", f"{cfg.algorithm()} on {agent.env_id or 'custom env'} for {cfg.total_steps:,} steps, "
              f"{'seed' if n == 1 else f'{n} seeds together:'} {seeds}, "
              f"networks {'-'.join(map(str, cfg.hidden))}, device {agent.device}")
     if exp.origin is not None:

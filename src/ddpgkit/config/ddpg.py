@@ -149,6 +149,18 @@ class DDPGConfig:
             raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
 
+    def algorithm(self) -> str:
+        """What this config trains, in words: ``"DDPG"``; ``"TD3"`` with two critics, target smoothing and a delayed
+        actor (Fujimoto et al. 2018); the other additions in parentheses (``"DDPG (two critics, 3-step returns)"``)."""
+        td3 = self.n_critics == 2 and self.target_noise > 0 and self.policy_frequency >= 2
+        extras = [] if td3 else [what for on, what in ((self.n_critics == 2, "two critics"),
+                                                       (self.target_noise > 0, "target smoothing")) if on]
+        if self.n_step > 1:
+            extras.append(f"{self.n_step}-step returns")
+        if self.obs_norm:
+            extras.append("normalized observations")
+        return ("TD3" if td3 else "DDPG") + (f" ({', '.join(extras)})" if extras else "")
+
     def replace(self, **changes: Any) -> DDPGConfig:
         """A copy with some fields changed (validated again)."""
         check_keys(changes, "override")

@@ -349,7 +349,8 @@ def _finish(run: Run, checkpointer: Checkpointer, ckpt: Path, wall: float, prese
     env_id = agent.env_id or "custom env"
     trainer = agent.trainer
     assert trainer is not None  # training made it
-    plot_learning_curves(directory / CURVE, [(env_id, read_metrics(directory / METRICS))], f"DDPG on {env_id}")
+    plot_learning_curves(directory / CURVE, [(env_id, read_metrics(directory / METRICS))],
+                         f"{run.agent.config.algorithm()} on {env_id}")
     summary = _summary(run, trainer, preset, group, "finished", ckpt, checkpointer.best, wall)
     write_summary(directory, summary)
     return RunResult(directory, agent, summary, ckpt, list(checkpointer.saved))
