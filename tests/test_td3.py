@@ -506,3 +506,18 @@ def test_the_cut_mark_survives_the_next_checkpoint_whose_chunk_files_are_shared(
     again = DDPG.load(ckpts / "160")  # at step 160, mid-episode too: row 159 marked now
     assert again.buffer.data[149, truncated] == 1.0 and again.buffer.data[159, truncated] == 1.0
     assert torch.equal(again.buffer.data[:159], resumed.buffer.data[:159])
+
+
+def test_the_sb3_td3_preset_holds_the_installed_stable_baselines3s_td3_defaults():
+    sb3 = pytest.importorskip("stable_baselines3", reason="Stable-Baselines3 is a benchmark-only dependency")
+    import inspect
+
+    defaults = {k: v.default for k, v in inspect.signature(sb3.TD3.__init__).parameters.items()}
+    preset = DDPGConfig.preset("sb3-td3")
+    assert preset.actor_lr == preset.critic_lr == defaults["learning_rate"]
+    assert (preset.buffer_size, preset.learning_starts, preset.batch_size, preset.tau, preset.gamma) == \
+        (defaults["buffer_size"], defaults["learning_starts"], defaults["batch_size"], defaults["tau"],
+         defaults["gamma"])
+    assert (preset.policy_frequency, preset.target_noise, preset.target_noise_clip) == \
+        (defaults["policy_delay"], defaults["target_policy_noise"], defaults["target_noise_clip"])
+    assert "400, 300" in inspect.getsource(sb3.td3.policies.TD3Policy.__init__) and preset.hidden == (400, 300)

@@ -57,9 +57,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         learning_starts=10_000, noise="gaussian", noise_scale=0.1, policy_frequency=2, n_critics=2,
         target_noise=0.2, target_noise_clip=0.5, total_steps=1_000_000, eval_interval=5_000, eval_episodes=10,
     ),
-    # Stable-Baselines3 2.9's TD3 class defaults (read from stable_baselines3.TD3: net_arch 400-300, lr 1e-3,
-    # batch 256, 100 random steps, policy_delay 2, target_policy_noise 0.2, target_noise_clip 0.5; SB3 itself adds
-    # no exploration noise, this preset adds the zoo's usual Gaussian 0.1)
+    # Stable-Baselines3 2.9's TD3 class defaults (read from the installed stable_baselines3 2.9.2's TD3 signature
+    # and TD3Policy: net_arch 400-300, lr 1e-3, batch 256, 100 random steps, policy_delay 2, target_policy_noise
+    # 0.2, target_noise_clip 0.5; tests/test_td3.py checks them where SB3 is installed; SB3 itself adds no
+    # exploration noise, this preset adds the zoo's usual Gaussian 0.1)
     "sb3-td3": dict(
         hidden=(400, 300), activation="relu", critic_action_layer=0, final_layer_init=0.0, actor_lr=1e-3,
         critic_lr=1e-3, critic_weight_decay=0.0, gamma=0.99, tau=0.005, batch_size=256, buffer_size=1_000_000,
