@@ -72,7 +72,7 @@ class DDPG:
         check_precision(config.precision, self.device)
         self.eval_envs = EvalEnvs(self.env, eval_env)
         act_space = self.env.action_space
-        #: how observations become the networks' flat vectors: a Box's own, or a Dict's keys in a fixed order
+        #: how observations become the networks' flat vectors (a Box's own, or a Dict's keys in a fixed order)
         self.obs_layout = ObservationLayout.of(self.env.observation_space)
         self.obs_dim = self.obs_layout.obs_dim
         self.act_dim = int(act_space.shape[0])

@@ -68,9 +68,9 @@ def smoothed_target_action(next_action: torch.Tensor, noise: torch.Tensor, low: 
     return torch.clamp(next_action + noise, low, high)
 
 
-#: Target policy smoothing of one batch: ε (B, act_dim) in action units and the bounds (low, high) (act_dim,).
+#: Target policy smoothing of one batch, (ε (B, act_dim) in action units, low (act_dim,), high (act_dim,)).
 Smoothing = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-#: A target critic as :func:`target_y` takes it: (s' (B, obs_dim), a' (B, act_dim)) -> Q' (B, 1).
+#: A target critic as :func:`target_y` takes it, (s' (B, obs_dim), a' (B, act_dim)) -> Q' (B, 1).
 QFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 

@@ -277,10 +277,10 @@ def run_labels(run_dirs: Sequence[str | Path]) -> list[str]:
 
 
 def compare_critics(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
-    """Several runs' critics against the returns they obtained, side by side (:func:`plot_value_check`): DDPG's
-    overestimation next to TD3's on the same task, say. Writes ``<out>/overestimation.png`` from the runs'
-    metrics.csv files, each panel named by :func:`run_labels`; a run whose evaluations did not measure its
-    critic raises RunError before anything is written."""
+    """Several runs' critics against the returns they obtained, side by side
+    (:func:`~ddpgkit.analysis.plots.plot_value_check`): DDPG's overestimation next to TD3's on the same task, say.
+    Writes ``<out>/overestimation.png`` from the runs' metrics.csv files, each panel named by :func:`run_labels`;
+    a run whose evaluations did not measure its critic raises RunError before anything is written."""
     runs = []
     for d, label in zip(run_dirs, run_labels(run_dirs)):
         rows = read_metrics(Path(d) / METRICS)

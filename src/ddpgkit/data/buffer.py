@@ -84,7 +84,7 @@ class ReplayBuffer:
         if n_step < 1:
             raise ValueError(f"n_step must be >= 1, got {n_step}")
         self.n_step, self.gamma = n_step, gamma
-        #: the width of a sampled row: an n-step row carries γ^m in one more column
+        #: the width of a sampled row (an n-step row carries γ^m in one more column)
         self.sample_width = self.width + (n_step > 1)
         self.data = torch.zeros(capacity, self.width, dtype=torch.float32, device=self.device)  # (C, width)
         # On the CPU, rows are written through a numpy view of the storage (no tensor op per add);

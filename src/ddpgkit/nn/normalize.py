@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-#: Added to the variance before the square root: a dimension that never varied maps to 0, not to inf.
+#: Added to the variance before the square root, so that a dimension that never varied maps to 0, not to inf.
 EPS = 1e-8
 
 
