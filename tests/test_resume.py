@@ -43,24 +43,31 @@ def numbers(rows):
     return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 
-def test_checkpoint_resume_is_bit_identical(tmp_path):
-    cfg = DDPGConfig(**SMALL, noise="ou")
-    full = DDPG("Pendulum-v1", cfg, seed=2).learn()
-    interrupted = DDPG("Pendulum-v1", cfg, seed=2)
+def crash_and_resume(run_dir, cfg, seed=2, crash_at=750):
+    """An uninterrupted run of ``cfg``, and the same run crashed at step ``crash_at`` (with ``SMALL``'s
+    intervals: mid-episode, after the checkpoints at steps 400 and 600) and resumed from ``run_dir``'s newest
+    checkpoint; returns (the uninterrupted agent, the resumed one before it trains on)."""
+    full = DDPG("Pendulum-v1", cfg, seed=seed).learn()
+    interrupted = DDPG("Pendulum-v1", cfg, seed=seed)
 
     class Crash(Exception):
         pass
 
     class CrashAt(Callback):
         def on_step(self, trainer):
-            if trainer.step == 750:  # mid-episode, after the checkpoints at steps 400 and 600
+            if trainer.step == crash_at:
                 raise Crash
 
     with pytest.raises(Crash):
-        interrupted.learn(callback=[Checkpointer(tmp_path, cfg.checkpoint_interval, cfg.keep_checkpoints), CrashAt()])
-    assert [p.name for p in list_checkpoints(tmp_path)] == ["600", "400"]  # due at 300 and 600, taken at episode ends
-    [resumed], [path], skipped = load_latest(tmp_path)
+        interrupted.learn(callback=[Checkpointer(run_dir, cfg.checkpoint_interval, cfg.keep_checkpoints), CrashAt()])
+    assert [p.name for p in list_checkpoints(run_dir)] == ["600", "400"]  # due at 300 and 600, taken at episode ends
+    [resumed], [path], skipped = load_latest(run_dir)
     assert path.name == "600" and not skipped and resumed.trainer.step == 600
+    return full, resumed
+
+
+def test_checkpoint_resume_is_bit_identical(tmp_path):
+    full, resumed = crash_and_resume(tmp_path, DDPGConfig(**SMALL, noise="ou"))
     resumed.learn()
     assert identical(model(full), model(resumed))
     assert numbers(full.trainer.history) == numbers(resumed.trainer.history)

@@ -10,15 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from ddpgkit import DDPG, Callback, DDPGConfig
+from ddpgkit import DDPG, DDPGConfig
 from ddpgkit.agents.group import DDPGGroup
 from ddpgkit.algo.ddpg import critic_loss, target_y
 from ddpgkit.data.buffer import Batch, ReplayBuffer
 from ddpgkit.errors import ConfigError
-from ddpgkit.experiments.run import load_latest
 from ddpgkit.nn import Actor, Critic
-from ddpgkit.storage.rundir import list_checkpoints
-from ddpgkit.training.callbacks import Checkpointer
 
 from tests.markers import needs_bf16
 
@@ -266,23 +263,10 @@ def test_the_health_signals_cover_both_critics():
 # ---- exact resume and the config ------------------------------------------------------------------
 
 def test_a_td3_run_with_n_step_returns_killed_mid_episode_resumes_bit_identically(tmp_path):
-    cfg = DDPGConfig(hidden=(32, 32), total_steps=1200, learning_starts=100, batch_size=32, buffer_size=5000,
-                     eval_interval=400, eval_episodes=2, checkpoint_interval=300, keep_checkpoints=2, **TD3, n_step=3)
-    full = DDPG("Pendulum-v1", cfg, seed=2).learn()
-    interrupted = DDPG("Pendulum-v1", cfg, seed=2)
+    from tests.test_resume import SMALL, crash_and_resume
 
-    class Crash(Exception):
-        pass
-
-    class CrashAt(Callback):
-        def on_step(self, trainer):
-            if trainer.step == 750:  # mid-episode, after the checkpoint at step 600
-                raise Crash
-
-    with pytest.raises(Crash):
-        interrupted.learn(callback=[Checkpointer(tmp_path, cfg.checkpoint_interval, cfg.keep_checkpoints), CrashAt()])
-    assert [p.name for p in list_checkpoints(tmp_path)] == ["600", "400"]
-    [resumed], _, _ = load_latest(tmp_path)
+    cfg = DDPGConfig(**SMALL, **TD3, n_step=3)
+    full, resumed = crash_and_resume(tmp_path, cfg)  # crashed at step 750, resumed from step 600
     assert torch.equal(resumed.learner.target_noise_generator.get_state(),
                        _generator_at(cfg, 600))  # the smoothing noise's generator came back
     resumed.learn()
