@@ -124,7 +124,8 @@ def test_a_format_1_checkpoint_loads_losslessly(tmp_path, run, step):
     old_t, new_t = old_meta.pop("training"), new_meta.pop("training")
     added = {k: new_meta["config"].pop(k) for k in set(new_meta["config"]) - set(old_meta["config"])}
     assert added == {"n_critics": 1, "target_noise": 0.0, "target_noise_clip": 0.5, "n_step": 1,  # DDPG's: issue 24
-                     "obs_norm": False, "obs_clip": 5.0}  # and issue 25
+                     "obs_norm": False, "obs_clip": 5.0, "her": "none", "her_k": 4, "action_l2": 0.0,
+                     "random_action_prob": 0.0}  # and issue 25's
     assert new_meta.pop("observation") == new_meta["obs_dim"]  # format 3: a flat Box
     assert old_meta == new_meta
     assert old_t.pop("version") == 1
@@ -132,7 +133,9 @@ def test_a_format_1_checkpoint_loads_losslessly(tmp_path, run, step):
     old_chunks, new_chunks = old_t["buffer"].pop("chunk_files"), new_t["buffer"].pop("chunk_files")
     history, where = old_t["trainer"].pop("history"), new_t.pop("history")  # out of the manifest, into chunk files
     assert where["rows"] == len(history) > 0
-    assert history_rows(where["columns"], [load_file(again / f)["rows"] for f in where["chunk_files"]]) == history
+    new_columns = dict.fromkeys(set(where["columns"]) - {k for r in history for k in r})  # issue 25's success rates
+    assert history_rows(where["columns"], [load_file(again / f)["rows"] for f in where["chunk_files"]]) == \
+        [{**new_columns, **r} for r in history]
     assert old_t == new_t
     for a, b in zip(old_chunks, new_chunks, strict=True):  # the rows: shared files then, inside the copy now
         assert torch.equal(load_file(old.parent / ".chunks" / a)["rows"], load_file(again / b)["rows"])

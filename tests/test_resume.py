@@ -43,12 +43,12 @@ def numbers(rows):
     return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 
-def crash_and_resume(run_dir, cfg, seed=2, crash_at=750):
+def crash_and_resume(run_dir, cfg, seed=2, crash_at=750, env="Pendulum-v1", kept=("600", "400")):
     """An uninterrupted run of ``cfg``, and the same run crashed at step ``crash_at`` (with ``SMALL``'s
-    intervals: mid-episode, after the checkpoints at steps 400 and 600) and resumed from ``run_dir``'s newest
-    checkpoint; returns (the uninterrupted agent, the resumed one before it trains on)."""
-    full = DDPG("Pendulum-v1", cfg, seed=seed).learn()
-    interrupted = DDPG("Pendulum-v1", cfg, seed=seed)
+    intervals: mid-episode, after the checkpoints ``kept``: Pendulum's at steps 400 and 600) and resumed from
+    ``run_dir``'s newest checkpoint; returns (the uninterrupted agent, the resumed one before it trains on)."""
+    full = DDPG(env, cfg, seed=seed).learn()
+    interrupted = DDPG(env, cfg, seed=seed)
 
     class Crash(Exception):
         pass
@@ -60,9 +60,9 @@ def crash_and_resume(run_dir, cfg, seed=2, crash_at=750):
 
     with pytest.raises(Crash):
         interrupted.learn(callback=[Checkpointer(run_dir, cfg.checkpoint_interval, cfg.keep_checkpoints), CrashAt()])
-    assert [p.name for p in list_checkpoints(run_dir)] == ["600", "400"]  # due at 300 and 600, taken at episode ends
+    assert [p.name for p in list_checkpoints(run_dir)] == list(kept)  # due at 300 and 600, taken at episode ends
     [resumed], [path], skipped = load_latest(run_dir)
-    assert path.name == "600" and not skipped and resumed.trainer.step == 600
+    assert path.name == kept[0] and not skipped and resumed.trainer.step == int(kept[0])
     return full, resumed
 
 

@@ -348,7 +348,7 @@ def test_presets_shows_what_td3_changes_beside_the_ddpgs(capsys):
     assert "fujimoto2018-td3" in header and "sb3-td3" in header and "cleanrl-td3" in header
     rows = {line.split()[1]: line for line in r.out.splitlines() if line.startswith("*")}
     assert {"n_critics", "target_noise", "policy_frequency"} <= set(rows)
-    assert rows["n_critics"].split()[2:] == ["1"] * 5 + ["2"] * 3  # the five DDPGs, then the three TD3s
+    assert rows["n_critics"].split()[2:] == ["1"] * 5 + ["2"] * 3 + ["1"]  # five DDPGs, three TD3s, DDPG + HER
 
 
 def test_train_any_preset_with_the_switches_in_a_group_and_a_sweep_grid(tmp_path, capsys):

@@ -26,8 +26,10 @@ from ..config.ddpg import DDPGConfig
 from ..config.hyperparams import defaults_for
 from ..config.seeds import BUFFER_SEED_OFFSET, EVAL_SEED_OFFSET, EXPLORE_SEED_OFFSET, NOISE_SEED_OFFSET
 from ..data.buffer import Batch, ReplayBuffer
+from ..data.her import GoalColumns, Relabeller
 from ..envs.episodes import Episode, discounted_returns
 from ..envs.evaluation import EvalEnvs
+from ..envs.goals import GoalInterface, goal_interface
 from ..envs.make import env_id as get_env_id
 from ..envs.make import make_env
 from ..envs.spaces import ObservationLayout
@@ -76,6 +78,9 @@ class DDPG:
         self.obs_layout = ObservationLayout.of(self.env.observation_space)
         self.obs_dim = self.obs_layout.obs_dim
         self.act_dim = int(act_space.shape[0])
+        #: a goal env's goals and reward function, which HER relabels through (``her``); None without HER
+        self.goals: GoalInterface | None = (goal_interface(self.env, self.obs_layout, self.env_id or "the env")
+                                            if config.her != "none" else None)
         self.action_low = torch.as_tensor(act_space.low, dtype=torch.float32)  # (act_dim,)
         self.action_high = torch.as_tensor(act_space.high, dtype=torch.float32)  # (act_dim,)
 
@@ -118,8 +123,13 @@ class DDPG:
         acts or evaluates (``DDPG.load(..., training_state=False)``: eval, inspect) never allocates it."""
         if self._buffer is None:
             cfg = self.config
+            relabeller = None
+            if self.goals is not None:  # HER: the buffer relabels what it samples (ddpgkit.data.her)
+                relabeller = Relabeller(cfg.her, cfg.her_k, GoalColumns(self.goals.achieved, self.goals.desired),
+                                        self.goals.compute_reward, self.goals.compute_terminated)
             self._buffer = ReplayBuffer(cfg.buffer_size, self.obs_dim, self.act_dim, self.device,
-                                        seed=cfg.seed + BUFFER_SEED_OFFSET, n_step=cfg.n_step, gamma=cfg.gamma)
+                                        seed=cfg.seed + BUFFER_SEED_OFFSET, n_step=cfg.n_step, gamma=cfg.gamma,
+                                        relabeller=relabeller)
         return self._buffer
 
     def close(self) -> None:
@@ -183,6 +193,8 @@ class DDPG:
             if noise:
                 action = exploration_action(action, self.noise.draw(), self.action_low, self.action_high)
             out = action.numpy()
+        if noise:
+            out[0] = self.random_instead(out[0])
         return out[0] if single else out
 
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -214,6 +226,15 @@ class DDPG:
         """A uniform random action in [low, high] from the agent's own generator (warm-up)."""
         u = torch.rand(self.act_dim, generator=self.explore_generator)
         return (self.action_low + u * (self.action_high - self.action_low)).numpy()
+
+    def random_instead(self, action: np.ndarray) -> np.ndarray:
+        """An exploration action (act_dim,), replaced with probability ``random_action_prob`` by a uniformly random
+        one (:meth:`random_action`; the HER paper's DDPG explores so 30% of the time). With 0 (DDPG) nothing is
+        drawn."""
+        p = self.config.random_action_prob
+        if p == 0.0 or float(torch.rand((), generator=self.explore_generator)) >= p:
+            return action
+        return self.random_action()
 
     # ---- learning -----------------------------------------------------------------------------
 

@@ -180,6 +180,9 @@ class DDPGGroup:
             if noise:
                 drawn = torch.stack([m.noise.draw() for m in self.members])  # (N, act_dim)
                 action = exploration_action(action, drawn, self.action_low, self.action_high)
+                retired = self.learner.retired  # a retired member's generators stay as they were
+                return [a if k in retired else m.random_instead(a) for k, (m, a) in enumerate(zip(self.members,
+                                                                                                action.numpy()))]
             return list(action.numpy())
 
     def act(self, observations: Sequence[np.ndarray]) -> list[np.ndarray]:

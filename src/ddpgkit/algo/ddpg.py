@@ -15,6 +15,8 @@ The DDPG family's later fixes, each an addition to these equations, off unless t
 * :func:`target_policy_noise`, :func:`smoothed_target_action` — ã = clip(μ_θ'(s') + ε, low, high),
   ε = clip(N(0, σ²), −c, c)  (``target_noise`` σ, ``target_noise_clip`` c)
 * an n-step batch: y = R^(m) + γ^m (1 − d) Q_φ'(s_{t+m}, μ_θ'(s_{t+m}))  (``n_step``; :func:`td_target` with γ^m)
+* the HER paper's action penalty (Andrychowicz et al. 2017): J(θ) = −mean_B Q_φ(s, μ_θ(s)) + λ mean_{B,A} ū², with
+  ū = (μ_θ(s) − bias) / scale = tanh(f_θ(s)) the action in [−1, 1]  (``action_l2`` λ; :func:`actor_loss`)
 
 Plain functions of networks and a batch. :func:`autograd_critic_gradients` and
 :func:`autograd_actor_gradients` differentiate the two losses by autograd (``backward = "autograd"``);
@@ -31,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.buffer import Batch
-from ..nn.actor_critic import Actor, Critic
+from ..nn.actor_critic import Actor, Critic, scale_action
 from ..nn.backward import Weights
 
 
@@ -118,10 +120,17 @@ def critic_loss(critic: Critic, critic_target: Critic, actor_target: Actor, batc
     return loss + F.mse_loss(q2, y), torch.cat([q, q2], dim=-2).detach(), torch.cat([y, y], dim=-2)  # (2B, 1)
 
 
-def actor_loss(actor: Actor, critic: Critic, obs: torch.Tensor) -> torch.Tensor:
+def actor_loss(actor: Actor, critic: Critic, obs: torch.Tensor, action_l2: float = 0.0) -> torch.Tensor:
     """J(θ) = −1/B Σ_i Q_φ(s_i, μ_θ(s_i)); its gradient is the deterministic policy gradient
-    ∇_θ J = −1/B Σ_i ∇_a Q_φ(s_i, a)|_{a=μ_θ(s_i)} ∇_θ μ_θ(s_i). obs: (B, obs_dim) -> a 0-d loss."""
-    return -critic(obs, actor(obs)).mean()
+    ∇_θ J = −1/B Σ_i ∇_a Q_φ(s_i, a)|_{a=μ_θ(s_i)} ∇_θ μ_θ(s_i). obs: (B, obs_dim) -> a 0-d loss.
+
+    With ``action_l2`` = λ > 0 (the HER paper's DDPG): J(θ) = −1/B Σ_i Q_φ(s_i, μ_θ(s_i)) + λ/(B·A) Σ_{i,j} ū_ij²,
+    ū = tanh(f_θ(s)) = (μ_θ(s) − bias) / scale (B, act_dim), the action in [−1, 1] (baselines' π / max_u)."""
+    if action_l2 == 0.0:
+        return -critic(obs, actor(obs)).mean()
+    unit = actor.net(obs)  # (B, act_dim) ū = tanh(f(s))
+    action = scale_action(unit, actor.action_scale, actor.action_bias)  # (B, act_dim) μ(s)
+    return -critic(obs, action).mean() + action_l2 * unit.square().mean()
 
 
 @torch.no_grad()
@@ -170,13 +179,14 @@ def autograd_critic_gradients(critic: Critic, critic_target: Critic, actor_targe
 
 
 def autograd_actor_gradients(actor: Actor, critic: Critic, obs: torch.Tensor, dtype: torch.dtype | None = None,
-                             want_tanh: bool = True) -> tuple[Weights, torch.Tensor, torch.Tensor | None]:
+                             want_tanh: bool = True, action_l2: float = 0.0
+                             ) -> tuple[Weights, torch.Tensor, torch.Tensor | None]:
     """∇_θ J(θ) of :func:`actor_loss` by autograd (the critic's weights get no gradient): ([(∂J/∂W_i, ∂J/∂b_i)]
     of the actor, J, and with ``want_tanh`` μ's tanh output (B, act_dim) before the action scale, for the
     health signals, computed again in fp32); modifies nothing. obs: (B, obs_dim); ``dtype`` as in
     :func:`autograd_critic_gradients`."""
     with torch.enable_grad(), _autocast(obs.device, dtype):
-        loss = actor_loss(actor, critic, obs)
+        loss = actor_loss(actor, critic, obs, action_l2)
     grads = torch.autograd.grad(loss, list(actor.parameters()))
     tanh_out = None
     if want_tanh:

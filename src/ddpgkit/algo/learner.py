@@ -11,6 +11,8 @@ critic and the clipped double-Q target (``n_critics = 2``: both critics step on 
 the first, both targets are soft-updated), target policy smoothing (``target_noise``: ε drawn here, from the
 learner's own generator, and passed to the target), n-step returns (``n_step``: the batch itself carries
 them, :mod:`ddpgkit.data.nstep`). Together with ``policy_frequency`` = 2 they are TD3 (Fujimoto et al. 2018).
+The HER paper's DDPG (Andrychowicz et al. 2017) adds an action penalty to the actor's loss (``action_l2``:
+:func:`~ddpgkit.algo.ddpg.actor_loss`); its relabelled goals arrive in the batch (:mod:`ddpgkit.data.her`).
 
 :meth:`Learner.update` is that sequence, and it is the only one: the same lines run for one agent's
 (B, ·) tensors and for N agents stacked into one ((N, B, ·), :meth:`Learner.stacked`, a group of seeds).
@@ -94,13 +96,13 @@ def gradient_functions(nets: Networks, config: DDPGConfig) -> tuple[CriticGradie
     """The two gradient functions the config asks for (module doc), bound to ``nets``, and whether they run
     as CUDA graphs (``compile`` on CUDA), whose outputs the next replay overwrites."""
     bf16 = torch.bfloat16 if config.precision == "bf16" else None
-    gamma = config.gamma
+    gamma, action_l2 = config.gamma, config.action_l2
     if config.backward == "autograd":
         actor, critic, actor_target, critic_target = nets.actor, nets.critic, nets.actor_target, nets.critic_target
         twin, twin_target = nets.critic2, nets.critic2_target
         return (lambda batch, smoothing: autograd_critic_gradients(critic, critic_target, actor_target, batch, gamma,
                                                                    bf16, twin, twin_target, smoothing),
-                lambda obs, want_tanh: autograd_actor_gradients(actor, critic, obs, bf16, want_tanh),
+                lambda obs, want_tanh: autograd_actor_gradients(actor, critic, obs, bf16, want_tanh, action_l2),
                 False)
     critic_fn, actor_fn = critic_gradients, actor_gradients
     device = nets.actor.action_scale.device
@@ -118,7 +120,7 @@ def gradient_functions(nets: Networks, config: DDPGConfig) -> tuple[CriticGradie
     scale, bias = nets.actor.action_scale, nets.actor.action_bias
     return (lambda batch, smoothing: critic_fn(critic, critic_target, actor_target, batch, gamma, scale, bias, bf16,
                                                twin, twin_target, smoothing),
-            lambda obs, want_tanh: actor_fn(actor, critic, obs, scale, bias, bf16),
+            lambda obs, want_tanh: actor_fn(actor, critic, obs, scale, bias, bf16, action_l2),
             cuda_graphs)
 
 

@@ -9,7 +9,9 @@ is learned — device, threads, checkpointing — are ignored). For each group:
 * best evaluation during training (the highest evaluation a run reached, which published DDPG
   numbers sometimes report instead of the final one), the same two statistics, labelled as such;
 * the IQM learning curve over evaluation steps with its 95% confidence band;
-* between two groups of the same env, the probability that a run of one ends above a run of the other.
+* between two groups of the same env, the probability that a run of one ends above a run of the other;
+* of goal envs (whose episodes report ``info["is_success"]``): the final success rate's IQM and mean with their
+  intervals, and the IQM success-rate curve.
 
 :func:`make_report` writes ``report.md``, ``report.json`` and PNG figures into a directory.
 """
@@ -50,6 +52,8 @@ class RunRecord:
     best: float
     curve: dict[int, float]  # evaluation step -> mean evaluation return
     diverged: int | None = None
+    success: float | None = None  # the final evaluation's success rate (goal envs), else None
+    success_curve: dict[int, float] = field(default_factory=dict)  # evaluation step -> success rate
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Group:
     stats: dict[str, Estimate] = field(default_factory=dict)
     curve_steps: list[int] = field(default_factory=list)
     curve: list[Estimate] = field(default_factory=list)
+    success_curve: list[Estimate] = field(default_factory=list)  # over curve_steps, where every run reports success
 
 
 @dataclass
@@ -89,6 +94,8 @@ def read_run(run: str | Path) -> RunRecord:
     config = _read_config(run)
     rows = read_metrics(run)
     curve = {int(r["step"]): float(r["eval_mean"]) for r in rows if r.get("eval_mean") is not None}
+    success_curve = {int(r["step"]): float(r["eval_success_rate"]) for r in rows
+                     if r.get("eval_mean") is not None and r.get("eval_success_rate") is not None}
     if summary.get("status") == "diverged":
         step = summary.get("diverged_at")
         return RunRecord(run, str(summary.get("env_id")), config, int(config.get("seed", summary.get("seed", 0))),
@@ -97,8 +104,10 @@ def read_run(run: str | Path) -> RunRecord:
     final = summary.get("final_eval_mean")
     if not isinstance(final, (int, float)) or not math.isfinite(final) or not curve:
         raise RunError(f"{run}: has no final evaluation")
+    success = summary.get("final_eval_success_rate")
+    success = float(success) if isinstance(success, (int, float)) and math.isfinite(success) else None
     return RunRecord(run, str(summary.get("env_id")), config, int(config.get("seed", summary.get("seed", 0))),
-                     float(final), max(curve.values()), curve)
+                     float(final), max(curve.values()), curve, success=success, success_curve=success_curve)
 
 
 def find_runs(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[str]]:
@@ -164,10 +173,17 @@ def analyse(groups: list[Group], reps: int = 10_000, seed: int = 0) -> list[tupl
             "best IQM": stratified_bootstrap_ci(best, iqm, reps, seed=seed),
             "best mean": stratified_bootstrap_ci(best, mean, reps, seed=seed),
         }
+        if all(r.success is not None for r in g.runs):  # a goal env's: the success rates too
+            rates = np.array([r.success for r in g.runs])
+            g.stats["success IQM"] = stratified_bootstrap_ci(rates, iqm, reps, seed=seed)
+            g.stats["success mean"] = stratified_bootstrap_ci(rates, mean, reps, seed=seed)
         steps = sorted(set.intersection(*(set(r.curve) for r in g.runs)))
         g.curve_steps = steps
         g.curve = [stratified_bootstrap_ci([r.curve[s] for r in g.runs], iqm, min(reps, 2_000), seed=seed)
                    for s in steps]
+        if all(set(steps) <= set(r.success_curve) for r in g.runs) and "success IQM" in g.stats:
+            g.success_curve = [stratified_bootstrap_ci([r.success_curve[s] for r in g.runs], iqm, min(reps, 2_000),
+                                                       seed=seed) for s in steps]
     pairs = []
     for x in groups:
         for y in groups:
@@ -198,20 +214,23 @@ def _interval_figure(path: Path, groups: list[Group]) -> Path:
 
 def _curve_figure(path: Path, groups: list[Group]) -> Path:
     envs = sorted({g.env_id for g in groups})
-    fig, axes = subplots(1, len(envs), figsize=(6 * len(envs), 4), squeeze=False)
-    for ax, env in zip(axes[0], envs):
-        for i, g in enumerate(x for x in groups if x.env_id == env):
-            if not g.curve_steps:
-                continue
-            v = [e.value for e in g.curve]
-            ax.plot(g.curve_steps, v, color=f"C{i}", label=f"{g.label} (n={len(g.runs)})")
-            ax.fill_between(g.curve_steps, [e.low for e in g.curve], [e.high for e in g.curve], color=f"C{i}",
-                            alpha=0.25)
-        ax.set_title(f"{env}: IQM of evaluation returns, 95% CI band")
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("evaluation return")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    rows = 2 if any(g.success_curve for g in groups) else 1  # goal envs: the success rates below the returns
+    fig, axes = subplots(rows, len(envs), figsize=(6 * len(envs), 4 * rows), squeeze=False)
+    for row, (what, unit) in enumerate([("curve", "evaluation return"), ("success_curve", "success rate")][:rows]):
+        for ax, env in zip(axes[row], envs):
+            for i, g in enumerate(x for x in groups if x.env_id == env):
+                curve = getattr(g, what)
+                if not g.curve_steps or not curve:
+                    continue
+                ax.plot(g.curve_steps, [e.value for e in curve], color=f"C{i}", label=f"{g.label} (n={len(g.runs)})")
+                ax.fill_between(g.curve_steps, [e.low for e in curve], [e.high for e in curve], color=f"C{i}",
+                                alpha=0.25)
+            ax.set_title(f"{env}: IQM of {unit}s, 95% CI band" if what == "curve" else
+                         f"{env}: IQM of evaluation success rates, 95% CI band")
+            ax.set_xlabel("environment steps")
+            ax.set_ylabel(unit)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -257,6 +276,12 @@ def _markdown(groups: list[Group], pairs: list[tuple[str, str, Estimate]], skipp
             continue
         lines.append(f"| {g.label} | {len(g.runs)} | {len(g.diverged)} | {s['final IQM']} | {s['final mean']} | "
                      f"{s['best IQM']} | {s['best mean']} |")
+    goal = [g for g in groups if "success IQM" in g.stats]
+    if goal:
+        lines += ["", "Success rates of the final evaluations (goal envs: the share of episodes whose last step "
+                  "reported `is_success`):", "", "| group | runs | success IQM | success mean |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| {g.label} | {len(g.runs)} | {g.stats['success IQM']} | {g.stats['success mean']} |" for g in goal]
     if pairs:
         lines += ["", "Probability of improvement on the final return, P(X > Y):", "", "| X | Y | P(X > Y) |",
                   "|---|---|---:|"]
@@ -293,10 +318,12 @@ def make_report(paths: Iterable[str | Path], out_dir: str | Path, reps: int = 10
         "reps": reps, "confidence": 0.95, "method": "stratified bootstrap, percentile",
         "groups": [{"label": g.label, "env_id": g.env_id, "config": g.config, "runs": [str(r.path) for r in g.runs],
                     "seeds": [r.seed for r in g.runs], "final": [r.final for r in g.runs],
-                    "best": [r.best for r in g.runs],
+                    "best": [r.best for r in g.runs], "success": [r.success for r in g.runs],
                     "diverged": [{"run": str(r.path), "seed": r.seed, "step": r.diverged} for r in g.diverged],
                     "stats": {k: vars(e) for k, e in g.stats.items()},
-                    "curve": [{"step": s, **vars(e)} for s, e in zip(g.curve_steps, g.curve)]} for g in groups],
+                    "curve": [{"step": s, **vars(e)} for s, e in zip(g.curve_steps, g.curve)],
+                    "success_curve": [{"step": s, **vars(e)} for s, e in zip(g.curve_steps, g.success_curve)]}
+                   for g in groups],
         "probability_of_improvement": [{"x": x, "y": y, **vars(e)} for x, y, e in pairs],
         "skipped": skipped,
     }

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from ..agents.ddpg import DDPG
 from ..config.seeds import EVAL_SEED_OFFSET
+from ..envs.episodes import success_rate
 from ..envs.render import record_episode
 from ..errors import RunError
 from ..storage.manifest import read_manifest
@@ -25,16 +27,19 @@ def eval_cmd(
     checkpoint: Path | None = typer.Option(None, help="A checkpoint directory [default: the run's latest]."),
     device: str | None = typer.Option(None, help="Device to run the actor on [default: the run's]."),
 ) -> None:
-    """Evaluate a trained run: mean ± std return of deterministic episodes."""
+    """Evaluate a trained run: mean ± std return of deterministic episodes (and a goal env's success rate)."""
     if episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {episodes}")
     if not run_dir.exists():
         raise RunError(f"{run_dir}: no such run directory")
     ckpt = checkpoint if checkpoint is not None else latest_checkpoint(run_dir)
     agent = DDPG.load(ckpt, device=device, training_state=False)
-    returns = agent.evaluate(episodes, seed)
+    ran = agent.run_evaluation(episodes, seed)
+    returns = np.array([e.total_reward for e in ran])
     print_kv("checkpoint", str(ckpt))
     print_kv("return", f"{returns.mean():.2f} ± {returns.std():.2f} over {episodes} episodes")
+    if (rate := success_rate(ran)) is not None:  # a goal env's episodes report info["is_success"]
+        print_kv("success", f"{rate:.2f} ({round(rate * episodes)} of {episodes} episodes)")
     best = best_checkpoint_dir(run_dir)
     if checkpoint is None and best.is_dir():  # the best evaluation's networks, kept beside the latest
         best_agent = DDPG.load(best, device=device, training_state=False)

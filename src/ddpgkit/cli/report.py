@@ -33,6 +33,8 @@ def report(
             continue
         out.print(f"{g.label} (n={len(g.runs)}{diverged}): final IQM {s['final IQM']}, mean {s['final mean']}; "
                   f"best during training IQM {s['best IQM']}, mean {s['best mean']}", markup=False)
+        if "success IQM" in s:
+            out.print(f"{g.label}: final success rate IQM {s['success IQM']}, mean {s['success mean']}", markup=False)
     for x, y, e in result.improvements:
         out.print(f"P({x} > {y}) = {e.value:.2f} [{e.low:.2f}, {e.high:.2f}]", markup=False)
     print_kv("wrote", ", ".join(str(f) for f in result.files))

@@ -24,6 +24,7 @@ NOISE_TYPES = ("gaussian", "ou", "none")
 PRECISIONS = ("fp32", "bf16")
 BACKWARDS = ("handwritten", "autograd")
 DEVICES = ("auto", "cpu", "cuda")
+HER_STRATEGIES = ("none", "future", "final", "episode")
 
 
 def _param(default: Any, help: str, *, flags: tuple[str, ...] = ()) -> Any:
@@ -62,6 +63,13 @@ class DDPGConfig:
     obs_norm: bool = _param(False, "normalize observations by the running mean and variance of those collected, "
                             "clipped to ±obs_clip (inside the agent: acting, evaluation and checkpoints see it)")
     obs_clip: float = _param(5.0, "the clip of normalized observations (used only with obs_norm)")
+    her: str = _param("none", "Hindsight Experience Replay for goal envs: none, or the strategy of the goals a sampled "
+                      "transition is relabelled with: future (reached later in its episode), final, episode")
+    her_k: int = _param(4, "HER: relabelled goals per real one (a share k/(k+1) of every batch relabelled)")
+    action_l2: float = _param(0.0, "weight λ of the actor's action penalty λ·mean((μ(s)−bias)/scale)² (the HER "
+                              "paper's DDPG: 1.0); 0: none (DDPG)")
+    random_action_prob: float = _param(0.0, "probability of a uniformly random action instead of μ(s) + noise "
+                                       "while exploring (the HER paper's DDPG: 0.3); 0: DDPG's exploration")
     gamma: float = _param(0.99, "discount factor γ, in [0, 1]")
     tau: float = _param(0.005, "soft update weight of the online network: θ' ← τθ + (1 − τ)θ', in (0, 1]")
     batch_size: int = _param(256, "transitions per gradient step")
@@ -123,6 +131,12 @@ class DDPGConfig:
         need(self.target_noise_clip > 0, "target_noise_clip", "must be > 0")
         need(self.n_step >= 1, "n_step", "must be >= 1")
         need(self.obs_clip > 0, "obs_clip", "must be > 0")
+        need(self.her in HER_STRATEGIES, "her", f"must be one of {', '.join(HER_STRATEGIES)}")
+        need(self.her_k >= 1, "her_k", "must be >= 1")
+        need(self.her == "none" or self.n_step == 1, "her",
+             "is not built with n_step > 1 (every reward of an n-step window would need relabelling): set n_step = 1")
+        need(self.action_l2 >= 0, "action_l2", "must be >= 0")
+        need(0 <= self.random_action_prob <= 1, "random_action_prob", "must be in [0, 1]")
         need(self.noise in NOISE_TYPES, "noise", f"must be one of {', '.join(NOISE_TYPES)}")
         need(self.noise_scale >= 0, "noise_scale", "must be >= 0")
         need(self.ou_theta >= 0, "ou_theta", "must be >= 0")
@@ -159,6 +173,8 @@ class DDPGConfig:
             extras.append(f"{self.n_step}-step returns")
         if self.obs_norm:
             extras.append("normalized observations")
+        if self.her != "none":
+            extras.append(f"HER {self.her}, k = {self.her_k}")
         return ("TD3" if td3 else "DDPG") + (f" ({', '.join(extras)})" if extras else "")
 
     def replace(self, **changes: Any) -> DDPGConfig:

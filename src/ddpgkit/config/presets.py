@@ -74,6 +74,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         learning_starts=25_000, noise="gaussian", noise_scale=0.1, policy_frequency=2, n_critics=2,
         target_noise=0.2, target_noise_clip=0.5, total_steps=1_000_000, eval_interval=5_000, eval_episodes=10,
     ),
+    # DDPG + HER (Andrychowicz et al. 2017) as OpenAI baselines' her/experiment/config.py sets it: 3×256, Adam 1e-3,
+    # batch 256, polyak 0.95 (τ = 0.05), action L2 1.0, 30% random actions and Gaussian 0.2, observations and goals
+    # normalized and clipped at 5, future strategy with k = 4; γ = 1 − 1/T for Fetch's T = 50
+    "andrychowicz2017-her": dict(
+        hidden=(256, 256, 256), activation="relu", critic_action_layer=0, final_layer_init=0.0, actor_lr=1e-3,
+        critic_lr=1e-3, critic_weight_decay=0.0, gamma=0.98, tau=0.05, batch_size=256, buffer_size=1_000_000,
+        learning_starts=256, noise="gaussian", noise_scale=0.2, random_action_prob=0.3, action_l2=1.0,
+        obs_norm=True, obs_clip=5.0, her="future", her_k=4, policy_frequency=1, total_steps=100_000,
+        eval_interval=5_000, eval_episodes=10,
+    ),
     # the name this preset had before the literature's DDPGs were named: Lillicrap et al.'s values
     "mujoco": _LILLICRAP2015,
 }
@@ -101,5 +111,12 @@ PRESET_SOURCES: dict[str, str] = {
                "policy_delay 2, target noise 0.2 clipped at 0.5) with the zoo's Gaussian 0.1 noise",
     "cleanrl-td3": "CleanRL td3_continuous_action.py: 256-256, Adam 3e-4, batch 256, τ 5e-3, Gaussian 0.1, 25k random "
                    "steps, target noise 0.2 clipped at 0.5, actor and targets every 2nd update",
+    "andrychowicz2017-her": "Andrychowicz et al. 2017 (HER paper), DDPG + HER as OpenAI baselines' her config sets it: "
+                            "3×256, Adam 1e-3, batch 256, polyak 0.95 (τ 0.05), action L2 1.0, random actions 30% and "
+                            "Gaussian 0.2, normalization clip 5, future k = 4, γ = 1 − 1/T with Fetch's T = 50 (0.98; "
+                            "set --gamma for another episode length). Not reproduced in one process: baselines' MPI "
+                            "workers (19 in its README's Fetch example), each collecting 2 episodes per cycle and "
+                            "averaging gradients, and its 40 updates per 100 steps (here 1 per step, after 256 random "
+                            "steps); nor its TD-target clip to [−1/(1 − γ), 0]",
     "mujoco": "= lillicrap2015",
 }

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .her import EpisodeIndex, Relabeller
 from .nstep import n_step_window
 
 
@@ -65,10 +66,13 @@ class ReplayBuffer:
         chunk_rows: rows per checkpoint chunk (default: :func:`~ddpgkit.data.buffer.chunk_rows_for` the row width).
         n_step, gamma: with ``n_step`` > 1 a sampled transition is an n-step one (:mod:`ddpgkit.data.nstep`,
             discounted with ``gamma``), read from the stored one-step rows when the batch is drawn.
+        relabeller: Hindsight Experience Replay (:mod:`ddpgkit.data.her`): a drawn batch's goals replaced by goals
+            reached later in the same episode, which the buffer then tracks (:attr:`episodes`); one-step only.
     """
 
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: str | torch.device = "cpu",
-                 seed: int = 0, chunk_rows: int | None = None, n_step: int = 1, gamma: float = 0.99) -> None:
+                 seed: int = 0, chunk_rows: int | None = None, n_step: int = 1, gamma: float = 0.99,
+                 relabeller: Relabeller | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity, self.obs_dim, self.act_dim = capacity, obs_dim, act_dim
@@ -100,6 +104,12 @@ class ReplayBuffer:
             raise ValueError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
         self.generator = torch.Generator()  # on the CPU whatever the device: a state every device can restore
         self.generator.manual_seed(seed)
+        if relabeller is not None and n_step > 1:
+            raise ValueError("HER relabelling of n-step transitions is not built (each reward of the window would "
+                             "need recomputing): use n_step = 1 with her")
+        self.relabeller = relabeller
+        #: the episode of every row (HER's relabelling draws goals from it); None without a relabeller
+        self.episodes = EpisodeIndex(capacity) if relabeller is not None else None
 
     def __len__(self) -> int:
         return self.size
@@ -116,6 +126,8 @@ class ReplayBuffer:
         row[2 * o + a + 2] = float(truncated)
         if self._rows is None:
             self.data[self.pos].copy_(torch.from_numpy(row))
+        if self.episodes is not None:
+            self.episodes.added(self.added, bool(terminated or truncated))
         self.pos = (self.pos + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
         self.added += 1
@@ -125,13 +137,15 @@ class ReplayBuffer:
         mid-episode drops the rest of it): with n-step sampling, mark it truncated, so that no window runs on
         into the next episode's first transition and its sum bootstraps from this transition's next state, as
         at a time limit. One-step buffers are left as they are (their TD target does not read the flag)."""
-        if self.n_step == 1 or self.size == 0:
+        if (self.n_step == 1 and self.episodes is None) or self.size == 0:
             return
         row = (self.pos - 1) % self.capacity
         terminated, truncated = self._cols["terminated"][0], self._cols["truncated"][0]
-        if float(self.data[row, terminated]) == 0.0:
+        if float(self.data[row, terminated]) == 0.0 and float(self.data[row, truncated]) == 0.0:
             self.data[row, truncated] = 1.0
             self.edited.add(row // self.chunk_rows)  # its write count did not change: a save must rewrite it
+            if self.episodes is not None:  # HER: the cut episode ends here, no goal drawn past it
+                self.episodes.close(self.added - 1)
 
     def sample(self, batch_size: int) -> Batch:
         """Draw ``batch_size`` transitions uniformly with replacement."""
@@ -142,11 +156,29 @@ class ReplayBuffer:
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
         idx = torch.randint(0, self.size, (batch_size,), generator=self.generator)  # (B,) drawn on the CPU
+        if self.relabeller is not None:
+            return self._relabelled_rows(idx)  # (B, width)
         if self.device.type != "cpu":
             idx = idx.to(self.device, non_blocking=True)
         if self.n_step > 1:
             return self._n_step_rows(idx)  # (B, width + 1)
         return self.data.index_select(0, idx)  # (B, width)
+
+    def _relabelled_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """Rows ``idx`` (B,) (on the CPU) with HER's goals (:class:`~ddpgkit.data.her.Relabeller`): (B, width)."""
+        assert self.relabeller is not None and self.episodes is not None
+        u = torch.rand(2, len(idx), generator=self.generator)  # (2, B): which are relabelled, and with which goal
+        rows = self.data.index_select(0, idx.to(self.device, non_blocking=True))  # (B, width)
+        index = self.added - 1 - (self.pos - 1 - idx.numpy()) % self.capacity  # (B,) absolute indices
+        start, end = self.episodes.bounds(index, self.added, self.size)
+        next0 = self._cols["next_obs"][0]
+        alo, ahi = self.relabeller.goals.achieved
+
+        def achieved(j: np.ndarray) -> torch.Tensor:  # achieved_goal(s'_j) of transitions j (absolute): (b, g)
+            rows_j = torch.as_tensor(j % self.capacity, device=self.device)
+            return self.data[rows_j, next0 + alo:next0 + ahi]
+
+        return self.relabeller.relabel(rows, index, achieved, start, end, u, self._cols)
 
     def _n_step_rows(self, idx: torch.Tensor) -> torch.Tensor:
         """The n-step transitions from rows ``idx`` (B,): ``[s_t | a_t | R^(m) | s_{t+m} | terminated | truncated
@@ -246,3 +278,8 @@ class ReplayBuffer:
                 self.data[lo:lo + n].copy_(rows)
         self.size, self.pos, self.added = size, pos, added
         self.generator.set_state(tensors["generator"])
+        if self.episodes is not None:  # the episodes from the rows' end flags, oldest row first
+            order = torch.arange(added - size, added) % self.capacity
+            term, trunc = self._cols["terminated"][0], self._cols["truncated"][0]
+            flags = self.data.index_select(0, order.to(self.device))[:, term:trunc + 1].sum(1) > 0  # (size,)
+            self.episodes.rebuild(flags.cpu().numpy(), added)

@@ -24,7 +24,9 @@ BatchPolicy = Callable[[np.ndarray], np.ndarray]  # (k, obs_dim) -> (k, act_dim)
 class Episode:
     """What happened in one episode: ``total_reward`` (summed step by step, in order), per-step
     ``rewards`` (T,), ``observations`` (T + 1, obs_dim: s_0 … s_T), ``actions`` (T, act_dim), whether
-    it ended by ``terminated`` or ``truncated``, and the rendered ``frames`` when asked for."""
+    it ended by ``terminated`` or ``truncated``, the rendered ``frames`` when asked for, and ``success``: the
+    last step's ``info["is_success"]`` (goal envs, the Gymnasium-Robotics convention), None where the env does not
+    report it."""
 
     total_reward: float
     rewards: np.ndarray
@@ -33,6 +35,7 @@ class Episode:
     terminated: bool
     truncated: bool
     frames: list[np.ndarray] = field(default_factory=list)
+    success: bool | None = None
 
     @property
     def length(self) -> int:
@@ -52,10 +55,10 @@ def run_episode(env: gym.Env, policy: Policy, seed: int | None = None, *, render
     observations, actions, rewards, frames = [obs], [], [], []
     if render:
         frames.append(env.render())
-    total, terminated, truncated = 0.0, False, False
+    total, terminated, truncated, info = 0.0, False, False, {}
     while not (terminated or truncated) and (max_steps is None or len(rewards) < max_steps):
         action = policy(obs)
-        obs, reward, terminated, truncated, _ = env.step(action)
+        obs, reward, terminated, truncated, info = env.step(action)
         obs = flat(obs)
         reward = float(reward)
         total += reward
@@ -65,7 +68,7 @@ def run_episode(env: gym.Env, policy: Policy, seed: int | None = None, *, render
         if render:
             frames.append(env.render())
     return Episode(total, np.asarray(rewards, dtype=np.float64), np.asarray(observations), np.asarray(actions),
-                   bool(terminated), bool(truncated), frames)
+                   bool(terminated), bool(truncated), frames, is_success(info))
 
 
 def run_episodes(envs: Sequence[gym.Env], policy: BatchPolicy, seeds: Sequence[int | None],
@@ -87,13 +90,15 @@ def run_episodes(envs: Sequence[gym.Env], policy: BatchPolicy, seeds: Sequence[i
     actions: list[list[np.ndarray]] = [[] for _ in range(n)]
     rewards: list[list[float]] = [[] for _ in range(n)]
     totals, ends = [0.0] * n, [(False, False)] * n
+    success: list[bool | None] = [None] * n
     running = list(range(n))
     while running:
         batch = policy(np.stack([obs[i] for i in running]))  # (k, act_dim)
         still = []
         for i, action in zip(running, batch):
             action = np.array(action)  # its own copy: the policy may reuse its output buffer
-            o, reward, terminated, truncated, _ = envs[i].step(action)
+            o, reward, terminated, truncated, info = envs[i].step(action)
+            success[i] = is_success(info)
             o = flat(o)
             reward = float(reward)
             totals[i] += reward
@@ -107,7 +112,19 @@ def run_episodes(envs: Sequence[gym.Env], policy: BatchPolicy, seeds: Sequence[i
                 still.append(i)
         running = still
     return [Episode(totals[i], np.asarray(rewards[i], dtype=np.float64), np.asarray(observations[i]),
-                    np.asarray(actions[i]), *ends[i]) for i in range(n)]
+                    np.asarray(actions[i]), *ends[i], success=success[i]) for i in range(n)]
+
+
+def is_success(info: dict) -> bool | None:
+    """A step's ``info["is_success"]`` as a bool (goal envs report 0.0/1.0 or a bool), None where it is absent."""
+    value = info.get("is_success") if isinstance(info, dict) else None
+    return None if value is None else bool(np.asarray(value).item())
+
+
+def success_rate(episodes: Sequence[Episode]) -> float | None:
+    """The share of ``episodes`` that ended in success, None unless every one reports it."""
+    flags = [e.success for e in episodes]
+    return None if not flags or any(f is None for f in flags) else float(np.mean(flags))
 
 
 def _same(obs: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@
 * ``ddpgkit/HugeRewardForSeed1-v0``: HugeReward-v0's reward for the env first reset with seed 1 only (one seed
   of a group diverges), and ``ddpgkit/HugeRewardNever-v0``, the same env for no seed (its reference).
 
-They are registered with Gymnasium under the ``ddpgkit/`` namespace by :func:`register_test_envs`, which
+The goal tasks of :mod:`ddpgkit.envs.goals` (``ddpgkit/BitFlip-v0``, ``ddpgkit/PointReach-v0``) and these are
+registered with Gymnasium under the ``ddpgkit/`` namespace by :func:`register_test_envs`, which
 :func:`ddpgkit.envs.make.make_env` calls when it is asked for an id in that namespace (importing ddpgkit
 registers nothing).
 """
@@ -131,6 +132,9 @@ class UnboundedEnv(MirrorEnv):
 ENTRIES: dict[str, tuple[str, int, dict[str, str | int]]] = {
     "ddpgkit/Mirror-v0": ("ddpgkit.envs.testing:MirrorEnv", 10, {}),
     "ddpgkit/DictMirror-v0": ("ddpgkit.envs.testing:DictMirrorEnv", 10, {}),
+    # the goal tasks of ddpgkit.envs.goals (HER): n = 10 bits, n steps; a point and a goal disc, 50 steps
+    "ddpgkit/BitFlip-v0": ("ddpgkit.envs.goals:BitFlipEnv", 10, {}),
+    "ddpgkit/PointReach-v0": ("ddpgkit.envs.goals:PointReachEnv", 50, {}),
     "ddpgkit/NonFinite-v0": ("ddpgkit.envs.testing:NonFiniteEnv", 200, {}),
     # a finite reward so large that the critic's squared error overflows: the update's NaN sentinel
     "ddpgkit/HugeReward-v0": ("ddpgkit.envs.testing:NonFiniteEnv", 200,

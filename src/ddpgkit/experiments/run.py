@@ -364,9 +364,13 @@ def _summary(run: Run, trainer: Trainer, preset: str | None, group: list[int] | 
     if status != "finished":
         mean, std = float("nan"), float("nan")  # no final evaluation of a run that did not finish
     best_step, best_mean, best_std = best if best else (None, float("nan"), float("nan"))
+    evals = [r for r in trainer.history if r.get("eval_mean") is not None]
+    # goal envs: the share of the final evaluation's episodes that ended in success (None where not reported)
+    success = evals[-1].get("eval_success_rate") if evals and status == "finished" else None
     return {
         "env_id": agent.env_id or "custom env", "seed": cfg.seed, "status": status, "steps": trainer.step,
         "episodes": trainer.episodes, "final_eval_mean": mean, "final_eval_std": std,
+        "final_eval_success_rate": success,
         "eval_episodes": cfg.eval_episodes, "wall_s": wall, "train_s": trainer.elapsed_s,
         "steps_per_s": trainer.step / trainer.elapsed_s if trainer.elapsed_s > 0 else None,
         "best_eval_mean": best_mean, "best_eval_std": best_std, "best_step": best_step,

@@ -38,13 +38,13 @@ from ..algo.learner import Learner
 from ..algo.noise import ActionNoise
 from ..config.ddpg import DDPGConfig
 from ..data.buffer import ReplayBuffer
-from ..envs.episodes import Episode
+from ..envs.episodes import Episode, is_success, success_rate
 from ..errors import NoLearningWarning, NonFiniteError, NonFiniteUpdate
 from ..runtime import GlobalGenerators, generators_in_process, torch_settings
 
 #: The columns of metrics.csv, in order (one row per finished episode and one per evaluation).
-METRIC_COLUMNS = ("step", "episodes", "episode_return", "episode_length", "eval_mean", "eval_std",
-                  "eval_q_mean", "eval_mc_return", "eval_q_gap",
+METRIC_COLUMNS = ("step", "episodes", "episode_return", "episode_length", "episode_success", "eval_mean", "eval_std",
+                  "eval_success_rate", "eval_q_mean", "eval_mc_return", "eval_q_gap",
                   "critic_loss", "actor_loss", "q_mean", *UPDATE_SIGNALS, *ROW_SIGNALS, "steps_per_s", "wall_s")
 
 
@@ -126,6 +126,7 @@ class Trainer:
         self.obs: np.ndarray | None = None  # current observation; None: reset before the next step
         self.episode_return = 0.0
         self.episode_length = 0
+        self.episode_success: bool | None = None  # info["is_success"] of the episode's latest step (goal envs)
         self.last_eval: tuple[float, float] | None = None  # (mean, std) of the latest evaluation
         self.last_eval_step = -1
         self.history: list[dict[str, Any]] = []  # every metrics row
@@ -156,7 +157,8 @@ class Trainer:
     def _env_step(self, step: int, action: np.ndarray) -> bool:
         """Step the env with ``action``, store the transition; True if the episode ended."""
         obs = self.obs
-        next_obs, reward, terminated, truncated, _ = self.agent.env.step(action)
+        next_obs, reward, terminated, truncated, info = self.agent.env.step(action)
+        self.episode_success = is_success(info)
         next_obs = self.agent.flat_obs(next_obs)
         self.agent.observe(next_obs)
         reward = float(reward)
@@ -254,7 +256,8 @@ class Trainer:
         ret, length = self.episode_return, self.episode_length
         self.obs, self.episode_return, self.episode_length = None, 0.0, 0
         self._emit("on_episode_end", ret, length)
-        self._log(episode_return=ret, episode_length=length)
+        success = None if self.episode_success is None else float(self.episode_success)
+        self._log(episode_return=ret, episode_length=length, episode_success=success)
 
     def _evaluate(self) -> None:
         episodes = self.agent.run_evaluation()
@@ -263,7 +266,8 @@ class Trainer:
         self.last_eval = (float(returns.mean()), float(returns.std()))
         self.last_eval_step = self.step
         self._emit("on_eval", returns)
-        self._log(eval_mean=self.last_eval[0], eval_std=self.last_eval[1], eval_q_mean=q_mean,
+        self._log(eval_mean=self.last_eval[0], eval_std=self.last_eval[1], eval_success_rate=success_rate(episodes),
+                  eval_q_mean=q_mean,
                   eval_mc_return=mc_return, eval_q_gap=q_mean - mc_return)
 
     def _log(self, **values: Any) -> None:
