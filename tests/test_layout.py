@@ -158,8 +158,9 @@ def test_no_module_imports_the_package_root():
 
 
 # optional extras, imported where they are used (Ray: once the sweep knows which cluster it starts;
-# TensorBoard's writer: when a run asks for it)
-OPTIONAL_EXTRAS = ("ray", "torch.utils.tensorboard")
+# TensorBoard's writer: when a run asks for it; MuJoCo, for Gymnasium-Robotics' guard, once an id asks for the
+# robotics extra: envs/robotics.py)
+OPTIONAL_EXTRAS = ("ray", "torch.utils.tensorboard", "mujoco")
 
 
 def test_every_import_is_at_module_top():

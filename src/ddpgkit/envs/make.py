@@ -4,7 +4,8 @@ DDPG needs a bounded ``Box`` action space (the actor's tanh is scaled to it) and
 observation, or a ``Dict`` of flat entries (:mod:`ddpgkit.envs.spaces`). :func:`make_env` builds an env
 from an id (or takes a user's ``gymnasium.Env``) and :func:`check_env` says in one sentence why one is
 unsuitable. An id in the ``ddpgkit/`` namespace
-registers ddpgkit's own test environments first (:mod:`ddpgkit.envs.testing`).
+registers ddpgkit's own test environments first (:mod:`ddpgkit.envs.testing`); an id Gymnasium does not know
+imports Gymnasium-Robotics, where it is installed (:mod:`ddpgkit.envs.robotics`).
 
 Importing this module sets ``MUJOCO_GL=egl`` on a Linux machine without a display (and without a
 ``MUJOCO_GL`` of its own): MuJoCo picks its OpenGL backend when it is first imported, and only EGL
@@ -23,6 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ..errors import EnvError
+from .robotics import register_robotics
 from .spaces import ObservationLayout
 from .testing import NAMESPACE, register_test_envs
 
@@ -41,6 +43,8 @@ def make_env(env: str | gym.Env, render_mode: str | None = None, **kwargs: Any) 
         raise EnvError(f"env must be a Gymnasium id or a gymnasium.Env, got {type(env).__name__}")
     if env.startswith(NAMESPACE):
         register_test_envs()
+    if env not in gym.registry:  # Gymnasium-Robotics' ids (FetchReach-v4, ...) where the robotics extra is installed
+        register_robotics()
     if env not in gym.registry:
         close = difflib.get_close_matches(env, list(gym.registry), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.registry for the ids"
