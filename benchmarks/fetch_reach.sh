@@ -29,7 +29,7 @@ for g in rep["groups"]:
     for run in g["runs"]:
         from ddpgkit.storage.rundir import read_metrics
         rows = [r for r in read_metrics(run) if r.get("eval_success_rate") is not None]
-        hit = next((r["step"] for r in rows if r["eval_success_rate"] >= 0.9), None)
+        hit = next((int(r["step"]) for r in rows if r["eval_success_rate"] >= 0.9), None)
         first[run.rsplit("/", 1)[-1]] = hit
     print("first evaluation with success >= 0.9, per run:", first)
 PY

@@ -15,7 +15,7 @@ from ddpgkit.algo.ddpg import actor_loss, autograd_actor_gradients
 from ddpgkit.algo.gradients import actor_gradients, critic_nets
 from ddpgkit.config.presets import PRESETS
 from ddpgkit.data.buffer import ReplayBuffer
-from ddpgkit.data.her import EpisodeIndex, GoalColumns, Relabeller, goal_transition, relabel_probability
+from ddpgkit.data.her import EpisodeIndex, GoalColumns, Relabeller, batch_call, goal_transition, relabel_probability
 from ddpgkit.envs.goals import BitFlipEnv, PointReachEnv
 from ddpgkit.errors import ConfigError, EnvError
 from ddpgkit.nn import Actor, Critic
@@ -138,6 +138,21 @@ def test_a_cut_episode_ends_where_it_was_cut():
     t, goal = batch.obs[:, 0].numpy().astype(int), batch.obs[:, 2].numpy()
     before = (goal != -1) & (t <= 82)
     assert before.any() and np.all(goal[before] - 1 <= 82)  # no goal from past the cut
+
+
+def test_a_goal_function_that_is_not_vectorized_is_called_row_by_row():
+    def one_norm_for_the_batch(a, d):  # Gymnasium-Robotics' maze compute_terminated: one value for any batch
+        return bool(np.linalg.norm(a - d) <= 0.45)
+
+    achieved, desired = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), np.array([[0.1, 0.0], [0.0, 0.0], [2.0, 2.2]])
+    assert batch_call(one_norm_for_the_batch, achieved, desired).tolist() == [1.0, 0.0, 1.0]
+    calls = []
+
+    def vectorized(a, d):
+        calls.append(len(a))
+        return np.where(np.linalg.norm(a - d, axis=-1) > 0.45, -1.0, 0.0)
+
+    assert batch_call(vectorized, achieved, desired).tolist() == [0.0, -1.0, 0.0] and calls == [3]  # one call
 
 
 # ---- the goal interface and the refusals ---------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from ddpgkit import DDPG
 from ddpgkit.envs import robotics
 from ddpgkit.envs.make import make_env
+from ddpgkit.errors import EnvError
 
 from tests.clihelp import run_cli
 
@@ -79,3 +80,19 @@ def test_fetch_reach_trains_saves_loads_and_evaluates_with_her(tmp_path, capsys)
     assert agent.obs_layout.describe() == "achieved_goal:3, desired_goal:3, observation:10"
     env.close()
     agent.close()
+
+
+def test_an_installed_but_broken_gymnasium_robotics_is_named_for_an_unknown_id(monkeypatch):
+    real = importlib.import_module
+
+    def broken(name, *args):
+        if name == "gymnasium_robotics":
+            raise RuntimeError("an incompatible MuJoCo")
+        return real(name, *args)
+
+    monkeypatch.setattr(robotics, "_registered", None)
+    monkeypatch.setattr(robotics, "import_error", None)
+    monkeypatch.setattr(robotics.importlib, "import_module", broken)
+    with pytest.raises(EnvError, match="unknown environment 'FetchNope-v9'.*gymnasium_robotics is installed but failed "
+                                       "to import: RuntimeError: an incompatible MuJoCo"):
+        make_env("FetchNope-v9")

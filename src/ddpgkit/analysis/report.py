@@ -229,8 +229,11 @@ def _curve_figure(path: Path, groups: list[Group]) -> Path:
                          f"{env}: IQM of evaluation success rates, 95% CI band")
             ax.set_xlabel("environment steps")
             ax.set_ylabel(unit)
+            if what == "success_curve":  # a rate: its whole range, so that 0.93 does not look like a collapse
+                ax.set_ylim(-0.03, 1.03)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 

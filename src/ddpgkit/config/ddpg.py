@@ -64,7 +64,8 @@ class DDPGConfig:
                             "clipped to ±obs_clip (inside the agent: acting, evaluation and checkpoints see it)")
     obs_clip: float = _param(5.0, "the clip of normalized observations (used only with obs_norm)")
     her: str = _param("none", "Hindsight Experience Replay for goal envs: none, or the strategy of the goals a sampled "
-                      "transition is relabelled with: future (reached later in its episode), final, episode")
+                      "transition is relabelled with: future (reached later in its episode), final, episode "
+                      "(one-step targets only: refused with n_step > 1)")
     her_k: int = _param(4, "HER: relabelled goals per real one (a share k/(k+1) of every batch relabelled)")
     action_l2: float = _param(0.0, "weight λ of the actor's action penalty λ·mean((μ(s)−bias)/scale)² (the HER "
                               "paper's DDPG: 1.0); 0: none (DDPG)")

@@ -115,8 +115,12 @@ PRESET_SOURCES: dict[str, str] = {
                             "3×256, Adam 1e-3, batch 256, polyak 0.95 (τ 0.05), action L2 1.0, random actions 30% and "
                             "Gaussian 0.2, normalization clip 5, future k = 4, γ = 1 − 1/T with Fetch's T = 50 (0.98; "
                             "set --gamma for another episode length). Not reproduced in one process: baselines' MPI "
-                            "workers (19 in its README's Fetch example), each collecting 2 episodes per cycle and "
-                            "averaging gradients, and its 40 updates per 100 steps (here 1 per step, after 256 random "
-                            "steps); nor its TD-target clip to [−1/(1 − γ), 0]",
+                            "workers (19 in its README's FetchPickAndPlace example), each collecting 2 episodes per "
+                            "cycle and averaging gradients, and its 40 updates per 100 steps (here 1 per step, after "
+                            "256 random steps); nor its target update: polyak 0.95 once per 40 updates there (per "
+                            "update τ ≈ 0.0013), τ 0.05 at every update here; nor its goal normalizer fed with "
+                            "relabelled goals (here every observation entry by the observations collected, "
+                            "achieved_goal too, std floor 1e-8 against its 0.01), its clip of raw observations at 200, "
+                            "Xavier init and TD-target clip to [−1/(1 − γ), 0]",
     "mujoco": "= lillicrap2015",
 }

@@ -136,7 +136,8 @@ class ReplayBuffer:
         """The newest transition's episode was cut short outside the env (a run resumed from a checkpoint taken
         mid-episode drops the rest of it): with n-step sampling, mark it truncated, so that no window runs on
         into the next episode's first transition and its sum bootstraps from this transition's next state, as
-        at a time limit. One-step buffers are left as they are (their TD target does not read the flag)."""
+        at a time limit; with HER, so that the cut episode's goals are drawn from it alone (its episode ends here).
+        Other one-step buffers are left as they are (their TD target does not read the flag)."""
         if (self.n_step == 1 and self.episodes is None) or self.size == 0:
             return
         row = (self.pos - 1) % self.capacity

@@ -21,7 +21,8 @@ transition, never in the next episode; an episode still running ends, for now, a
 of an episode a full buffer has overwritten is not drawn from. ``info`` is not stored, so ``compute_reward``
 is called with an empty dict: tasks whose reward reads ``info`` (none of Gymnasium-Robotics' Fetch and hand
 tasks do) are not relabelled correctly. Where the env has ``compute_terminated``, a relabelled transition's
-``terminated`` flag is recomputed with it too; otherwise the stored flag is kept.
+``terminated`` flag is recomputed with it too; otherwise the stored flag is kept. A function that does not return one
+value per row of a batch is called row by row (:func:`batch_call`).
 
 The draws come from the buffer's own generator, after the indices (two uniform (B,) vectors), so a batch is a
 function of the buffer's state alone and exact resume holds.
@@ -151,11 +152,21 @@ class Relabeller:
         rows[sel_t, next0 + dlo:next0 + dhi] = goal  # and in s'
         achieved = rows[sel_t, next0 + alo:next0 + ahi].cpu().numpy()  # (b, g) achieved_goal(s')
         goal_np = goal.cpu().numpy()
-        reward = np.asarray(self.compute_reward(achieved, goal_np), dtype=np.float32).reshape(-1)  # (b,) r'
-        rows[sel_t, layout["reward"][0]] = torch.as_tensor(np.broadcast_to(reward, (len(sel),)).copy(),
-                                                           device=rows.device)
+        reward = batch_call(self.compute_reward, achieved, goal_np)  # (b,) r'
+        rows[sel_t, layout["reward"][0]] = torch.as_tensor(reward, device=rows.device)
         if self.compute_terminated is not None:
-            done = np.asarray(self.compute_terminated(achieved, goal_np), dtype=np.float32).reshape(-1)
-            rows[sel_t, layout["terminated"][0]] = torch.as_tensor(np.broadcast_to(done, (len(sel),)).copy(),
-                                                                   device=rows.device)
+            done = batch_call(self.compute_terminated, achieved, goal_np)  # (b,)
+            rows[sel_t, layout["terminated"][0]] = torch.as_tensor(done, device=rows.device)
         return rows
+
+
+def batch_call(fn: GoalFunction, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+    """``fn(achieved, desired)`` for a batch (b, g) -> (b,) float32: one call where ``fn`` is vectorized (one value
+    per row), else one call per row — a function that returns one value for the whole batch (Gymnasium-Robotics'
+    maze tasks' ``compute_terminated`` takes one norm over it; Fetch's returns a constant False) is not spread
+    over the rows."""
+    out = np.asarray(fn(achieved, desired), dtype=np.float32).reshape(-1)
+    if out.size == len(achieved):
+        return out
+    return np.array([np.asarray(fn(a, d), dtype=np.float32).reshape(-1)[0] for a, d in zip(achieved, desired)],
+                    dtype=np.float32)

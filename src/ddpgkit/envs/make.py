@@ -24,6 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ..errors import EnvError
+from . import robotics
 from .robotics import register_robotics
 from .spaces import ObservationLayout
 from .testing import NAMESPACE, register_test_envs
@@ -48,6 +49,8 @@ def make_env(env: str | gym.Env, render_mode: str | None = None, **kwargs: Any) 
     if env not in gym.registry:
         close = difflib.get_close_matches(env, list(gym.registry), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.registry for the ids"
+        if robotics.import_error is not None:
+            hint += f" (gymnasium_robotics is installed but failed to import: {robotics.import_error})"
         raise EnvError(f"unknown environment {env!r}{hint}")
     try:
         if render_mode is not None:

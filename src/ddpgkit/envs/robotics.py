@@ -28,18 +28,22 @@ from typing import Any
 import numpy as np
 
 _registered: bool | None = None  # None: not tried yet
+#: why an installed gymnasium_robotics failed to import (not an ImportError: the extra is there but broken), else None
+import_error: str | None = None
 
 
 def register_robotics() -> bool:
     """Register Gymnasium-Robotics' ids (importing it once, its stderr notice held back) and apply
     :func:`fix_joint_types` where MuJoCo needs it; False where the extra is not installed."""
-    global _registered
+    global _registered, import_error
     if _registered is None:
         try:
             with contextlib.redirect_stderr(io.StringIO()):
                 importlib.import_module("gymnasium_robotics")
         except ImportError:
             _registered = False
+        except Exception as e:  # noqa: BLE001 - installed but broken: the unknown id's message says so
+            _registered, import_error = False, f"{type(e).__name__}: {e}".splitlines()[0][:200]
         else:
             fix_joint_types()
             _registered = True
