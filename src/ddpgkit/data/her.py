@@ -5,7 +5,7 @@ A goal env (the Gymnasium-Robotics interface) observes a Dict with ``observation
 ``desired_goal`` and computes its reward as ``compute_reward(achieved_goal, desired_goal, info)``, vectorized
 over a batch. The replay buffer stores the flat rows of :mod:`ddpgkit.envs.spaces` (the Dict's entries
 concatenated in a recorded order); :class:`Relabeller` knows where the goals sit in a row (:class:`GoalColumns`)
-and rewrites a drawn batch:
+and rewrites a drawn batch::
 
     with probability p = k / (k + 1) a transition (s‖g, a, r, s'‖g) of an episode [t_0, t_end] gets
         g' = achieved_goal(s'_j) with  j = t + ⌊u (t_end − t + 1)⌋   (``future``: a transition at or after t)

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 _registered: bool | None = None  # None: not tried yet
-#: why an installed gymnasium_robotics failed to import (not an ImportError: the extra is there but broken), else None
+#: why an installed gymnasium_robotics failed to import (an error other than ImportError, so the extra is there but
+#: broken), else None
 import_error: str | None = None
 
 
