@@ -1,0 +1,149 @@
+"""``ddpgkit tune`` (issue 26): specs refused in one line; a real study (Optuna, a local Ray instance) whose trials
+are groups of seeds, its objective the IQM written out from the runs' own summaries, its best configuration written
+as files `train --config` and `sweep` read and tested on seeds the search never saw; the same spec, the same study;
+a driver killed mid-study and the same command continuing it, every trial counted once."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ddpgkit import DDPGConfig
+from ddpgkit.experiments.sweep import SweepSpec
+from ddpgkit.experiments.tune import TuneError, TuneSpec, run_tune
+from ddpgkit.storage.rundir import read_summary
+
+from tests.clihelp import assert_one_line_error, run_cli
+from tests.test_sweep import DDPGKIT_BIN, end_sessions
+
+pytest.importorskip("optuna")
+
+SPEC = {"envs": ["Pendulum-v1"], "preset": "pendulum", "trials": 4, "budget": 1200, "tune_seeds": "0-1",
+        "test_seeds": "10-11", "pruner": "median",
+        "config": {"eval_interval": 400, "eval_episodes": 2, "learning_starts": 200, "hidden": [16, 16],
+                   "checkpoint_interval": 400},
+        "space": {"tau": {"low": 0.001, "high": 0.05, "log": True}, "batch_size": {"choices": [32, 64]}}}
+
+
+def toml(data: dict) -> str:
+    def value(v):
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        return json.dumps(v) if not isinstance(v, bool) else ("true" if v else "false")
+
+    top = [f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    tables = [f"\n[{k}]\n" + "\n".join(f"{json.dumps(x) if '/' in x else x} = {value(y)}" for x, y in v.items())
+              for k, v in data.items() if isinstance(v, dict)]
+    return "\n".join(top) + "\n" + "\n".join(tables) + "\n"
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"budjet": 10}, "unknown key 'budjet'; did you mean 'budget'"),
+    ({"test_seeds": "1-3"}, "test_seeds must not include tuning seeds"),
+    ({"space": {"tau": {"low": 0.1, "high": 0.01}}}, r"\[space\] tau: needs numbers low < high"),
+    ({"space": {"tau": {"low": 0.0, "high": 0.1, "log": True}}}, "a log scale needs low > 0"),
+    ({"space": {"tua": {"choices": [1]}}}, "unknown DDPGConfig field 'tua'; did you mean 'tau'"),
+    ({"space": {"eval_interval": {"choices": [100]}}}, "eval_interval is both fixed in"),
+    ({"envs": ["Pendulum-v1", "MountainCarContinuous-v0"]}, r"\[normalize\] needs 'Pendulum-v1'"),
+    ({"objective": "best"}, "objective must be one of final, auc"),
+    ({"trials": 0}, "trials must be an integer >= 1"),
+    ({"space": {"batch_size": {"choices": [64, 100000000]}}}, "batch_size must not exceed buffer_size"),
+])
+def test_bad_specs_are_named(changes, match):
+    with pytest.raises(TuneError, match=match):
+        TuneSpec.from_dict({**SPEC, **changes})
+
+
+def test_a_bad_spec_is_one_line_from_the_command(tmp_path, capsys):
+    spec = tmp_path / "t.toml"
+    spec.write_text(toml({**SPEC, "test_seeds": "0-3"}))
+    assert_one_line_error(run_cli(capsys, "tune", spec, "--out", tmp_path / "t"), "must not include tuning seeds")
+    assert_one_line_error(run_cli(capsys, "tune", tmp_path, "--finish"), "not a tune directory")
+
+
+def test_a_study_of_groups_of_seeds_finds_tests_and_proposes(tmp_path, capsys):
+    spec = tmp_path / "t.toml"
+    spec.write_text(toml(SPEC))
+    out = tmp_path / "tune"
+    r = run_cli(capsys, "tune", spec, "--out", out)
+    assert r.code == 0, r.err
+    trials = json.loads((out / "trials.json").read_text())
+    assert sorted(map(int, trials)) == [0, 1, 2, 3]
+    assert all(t["state"] in ("complete", "pruned") for t in trials.values())
+    for number, t in trials.items():  # the objective: the IQM (of two: their mean) of the runs' final evaluations
+        if t["state"] == "complete":
+            finals = [read_summary(out / "trials" / f"{int(number):04d}" / f"Pendulum-v1-s{s}")["final_eval_mean"]
+                      for s in (0, 1)]
+            assert t["value"] == pytest.approx(np.mean(finals), rel=1e-9)
+            assert t["low"] <= t["value"] <= t["high"]
+    best = max((t for t in trials.values() if t["state"] == "complete"), key=lambda t: t["value"])
+    tuned = DDPGConfig.load(out / "best.toml")  # what `ddpgkit train --config` reads
+    assert tuned.tau == best["params"]["tau"] and tuned.batch_size == best["params"]["batch_size"]
+    assert (tuned.total_steps, tuned.hidden, tuned.gamma) == (1200, (16, 16), 0.98)  # budget, [config], the preset
+    sweep = SweepSpec.load(out / "test_sweep.toml")  # and what `ddpgkit sweep` reads
+    assert sweep.seeds == [10, 11] and sweep.config["tau"] == tuned.tau and sweep.preset == "pendulum"
+    report = json.loads((out / "test" / "report" / "report.json").read_text())
+    assert sorted(sorted(g["seeds"]) for g in report["groups"]) == [[10, 11], [10, 11]]  # the test seeds only
+    assert {Path(g["runs"][0]).parent.name for g in report["groups"]} == {"tuned", "base"}
+    assert len(report["probability_of_improvement"]) == 2
+    md = (out / "tune.md").read_text()
+    assert "Parameter importances" in md and "| 3 |" in md and (out / "objective.png").is_file()
+    assert (out / "params.png").is_file() and "P(" in r.out
+    r = run_cli(capsys, "tune", out, "--propose")
+    assert r.code == 0 and r.out.startswith('"Pendulum-v1": EnvEntry(dict(')
+    assert "measured here on test seeds 10-11" in r.out
+    assert f"tau={tuned.tau!r}" in r.out
+
+
+def test_the_same_spec_gives_the_same_study(tmp_path):
+    spec = TuneSpec.from_dict({**SPEC, "trials": 3})
+    a = run_tune(spec, tmp_path / "a", finish_after=False)
+    b = run_tune(spec, tmp_path / "b", finish_after=False)
+    assert [(s.params, s.state, s.value) for s in a.trials] == [(s.params, s.state, s.value) for s in b.trials]
+    assert len({s.params["tau"] for s in a.trials}) == 3
+
+
+def _steps(run: Path) -> list[int]:
+    ckpts = run / "checkpoints"
+    return [int(p.name) for p in ckpts.iterdir() if p.name.isdigit()] if ckpts.is_dir() else []
+
+
+def test_a_killed_driver_then_the_same_command_continues_the_study(tmp_path):
+    spec = tmp_path / "t.toml"
+    spec.write_text(toml({**SPEC, "trials": 3, "budget": 4000, "pruner": "none", "parallel": 1}))
+    out = tmp_path / "tune"
+    proc = subprocess.Popen([str(DDPGKIT_BIN), "tune", str(spec), "--out", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    first = out / "trials" / "0000" / "Pendulum-v1-s0"
+    deadline = time.time() + 240
+    while time.time() < deadline and max(_steps(first), default=0) < 800:  # trial 0 in flight, checkpointed
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    end_sessions({proc.pid})  # what the dead driver's local Ray instance left
+    assert not (first / "summary.json").exists() and not (out / "tune.md").exists()
+    r = subprocess.run([str(DDPGKIT_BIN), "tune", str(spec), "--out", str(out)], capture_output=True, text=True,
+                       timeout=400, start_new_session=True)
+    assert r.returncode == 0, r.stderr
+    trials = json.loads((out / "trials.json").read_text())
+    assert sorted(map(int, trials)) == [0, 1, 2] and all(t["state"] == "complete" for t in trials.values())
+    assert read_summary(first)["resumed"] is True and read_summary(first)["steps"] == 4000  # from its checkpoint
+    assert sorted(p.name for p in (out / "trials").iterdir()) == ["0000", "0001", "0002"]  # none counted twice
+
+
+def test_the_readme_tune_spec_is_a_valid_spec(tmp_path):
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = next(b for b in re.findall(r"```toml\n(.*?)```", readme, flags=re.S) if "tune_seeds" in b)
+    path = tmp_path / "pendulum-tune.toml"
+    path.write_text(block)
+    spec = TuneSpec.load(path)
+    assert (spec.trials, spec.budget, spec.tune_seeds, spec.test_seeds[0]) == (12, 10000, [0, 1, 2, 3, 4], 100)
+    assert [p.name for p in spec.space] == ["tau", "actor_lr", "batch_size", "hidden"]
+    assert spec.configs({"hidden": [256, 256]}, [0])["Pendulum-v1"][0].hidden == (256, 256)
