@@ -19,7 +19,7 @@ for k in 5seeds 1seed; do
 done
 # the three on the same test seeds: tuned on 5-seed groups, tuned on 1 seed, the base (the 5-seed study's base runs)
 mkdir -p "$WORK/compare"
-ln -sfn "$WORK/5seeds/test/tuned" "$WORK/compare/tuned-on-5-seeds"
-ln -sfn "$WORK/1seed/test/tuned" "$WORK/compare/tuned-on-1-seed"
+ln -sfn "$(ls -td "$WORK"/5seeds/test/tuned-* | head -1)" "$WORK/compare/tuned-on-5-seeds"
+ln -sfn "$(ls -td "$WORK"/1seed/test/tuned-* | head -1)" "$WORK/compare/tuned-on-1-seed"
 ln -sfn "$WORK/5seeds/test/base" "$WORK/compare/base"
 $DK report "$WORK/compare/tuned-on-5-seeds" "$WORK/compare/tuned-on-1-seed" "$WORK/compare/base" --out "$WORK/compare/report"

@@ -81,7 +81,8 @@ def test_a_study_of_groups_of_seeds_finds_tests_and_proposes(tmp_path, capsys):
                       for s in (0, 1)]
             assert t["value"] == pytest.approx(np.mean(finals), rel=1e-9)
             assert t["low"] <= t["value"] <= t["high"]
-    best = max((t for t in trials.values() if t["state"] == "complete"), key=lambda t: t["value"])
+    best = max(({**t, "number": int(n)} for n, t in trials.items() if t["state"] == "complete"),
+               key=lambda t: t["value"])
     tuned = DDPGConfig.load(out / "best.toml")  # what `ddpgkit train --config` reads
     assert tuned.tau == best["params"]["tau"] and tuned.batch_size == best["params"]["batch_size"]
     assert (tuned.total_steps, tuned.hidden, tuned.gamma) == (1200, (16, 16), 0.98)  # budget, [config], the preset
@@ -89,7 +90,7 @@ def test_a_study_of_groups_of_seeds_finds_tests_and_proposes(tmp_path, capsys):
     assert sweep.seeds == [10, 11] and sweep.config["tau"] == tuned.tau and sweep.preset == "pendulum"
     report = json.loads((out / "test" / "report" / "report.json").read_text())
     assert sorted(sorted(g["seeds"]) for g in report["groups"]) == [[10, 11], [10, 11]]  # the test seeds only
-    assert {Path(g["runs"][0]).parent.name for g in report["groups"]} == {"tuned", "base"}
+    assert {Path(g["runs"][0]).parent.name for g in report["groups"]} == {f"tuned-{best['number']:04d}", "base"}
     assert len(report["probability_of_improvement"]) == 2
     md = (out / "tune.md").read_text()
     assert "Parameter importances" in md and "| 3 |" in md and (out / "objective.png").is_file()
@@ -101,7 +102,7 @@ def test_a_study_of_groups_of_seeds_finds_tests_and_proposes(tmp_path, capsys):
 
 
 def test_the_same_spec_gives_the_same_study(tmp_path):
-    spec = TuneSpec.from_dict({**SPEC, "trials": 3})
+    spec = TuneSpec.from_dict({**SPEC, "trials": 3, "parallel": 1})
     a = run_tune(spec, tmp_path / "a", finish_after=False)
     b = run_tune(spec, tmp_path / "b", finish_after=False)
     assert [(s.params, s.state, s.value) for s in a.trials] == [(s.params, s.state, s.value) for s in b.trials]
@@ -134,6 +135,7 @@ def test_a_killed_driver_then_the_same_command_continues_the_study(tmp_path):
     assert sorted(map(int, trials)) == [0, 1, 2] and all(t["state"] == "complete" for t in trials.values())
     assert read_summary(first)["resumed"] is True and read_summary(first)["steps"] == 4000  # from its checkpoint
     assert sorted(p.name for p in (out / "trials").iterdir()) == ["0000", "0001", "0002"]  # none counted twice
+    assert len({t["params"]["tau"] for t in trials.values()}) == 3  # the continued study did not propose trial 0 again
 
 
 def test_the_readme_tune_spec_is_a_valid_spec(tmp_path):

@@ -39,7 +39,7 @@ reached. A trial that fails or diverges is recorded as failed with its one line;
 
 :func:`finish` (at the end, or ``ddpgkit tune DIR --finish``): the best trial's configuration is written as
 ``best.toml`` (every field, for ``ddpgkit train --config``) and ``test_sweep.toml`` (a sweep spec of it on the test
-seeds), then it and the base configuration are trained on the test seeds (``test/tuned``, ``test/base``) and
+seeds), then it and the base configuration are trained on the test seeds (``test/tuned-NNNN``, ``test/base``) and
 reported with :func:`~ddpgkit.analysis.report.make_report` (IQM with CI of each, P(tuned > base)). ``tune.md``
 lists the trials, Optuna's parameter importances and two figures (the objective over trials, each parameter
 against it).
@@ -75,7 +75,7 @@ SPEC_KEYS = {"envs", "preset", "trials", "budget", "tune_seeds", "test_seeds", "
 OBJECTIVES = ("final", "auc")
 PRUNERS = ("median", "halving", "none")
 
-#: The default search space: rl-baselines3-zoo's DDPG/TD3 space (its hyperparams_opt.py), in ddpgkit's fields
+#: The default search space, rl-baselines3-zoo's DDPG/TD3 space (its hyperparams_opt.py), in ddpgkit's fields
 #: (the zoo's one learning rate for both networks is two here; its noise std range [0, 1] is kept at [0, 0.5], where
 #: DDPG explores at all without saturating the actions).
 DEFAULT_SPACE: dict[str, dict[str, Any]] = {
@@ -152,6 +152,8 @@ def _param(name: str, data: Any, source: str) -> Param:
         raise TuneError(f"{where}: log and int must be true or false")
     if log and low <= 0:
         raise TuneError(f"{where}: a log scale needs low > 0, got {low!r}")
+    if integer and not (float(low).is_integer() and float(high).is_integer()):
+        raise TuneError(f"{where}: an integer range needs integer bounds, got {low!r}, {high!r}")
     return Param(name, float(low), float(high), log, integer)
 
 
@@ -336,12 +338,17 @@ def open_study(spec: TuneSpec, out: Path) -> Any:
     from optuna.storages.journal import JournalFileBackend  # noqa: PLC0415
 
     storage = JournalStorage(JournalFileBackend(str(out / "study.journal")))
-    pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
-              "halving": optuna.pruners.SuccessiveHalvingPruner(),
+    # no trial is judged before a quarter of its budget (its first evaluations are mostly the warm-up's noise)
+    pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=spec.budget // 4),
+              "halving": optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, spec.budget // 4)),
               "none": optuna.pruners.NopPruner()}[spec.pruner]
-    sampler = optuna.samplers.TPESampler(multivariate=True, seed=spec.seed, n_startup_trials=min(5, spec.trials))
-    return optuna.create_study(storage=storage, study_name="ddpgkit-tune", direction="maximize", sampler=sampler,
-                               pruner=pruner, load_if_exists=True)
+    study = optuna.create_study(storage=storage, study_name="ddpgkit-tune", direction="maximize", pruner=pruner,
+                                load_if_exists=True)
+    # the sampler's generator from the seed and the trials so far: a continued study goes on from where it was,
+    # rather than proposing its first trials' values again
+    seed = spec.seed + 1_000_003 * len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(multivariate=True, seed=seed, n_startup_trials=min(5, spec.trials))
+    return study
 
 
 def trial_dir(out: Path, number: int) -> Path:
@@ -407,6 +414,8 @@ class _Running:
 
 
 SPEC_FILE, TRIALS_FILE = "tune_spec.json", "trials.json"
+#: what a study may change when it is continued: how many trials, and how many run at once
+FREE_KEYS = ("trials", "parallel", "cpus_per_trial")
 
 
 def _check_dir(spec: TuneSpec, raw: dict[str, Any], out: Path) -> None:
@@ -417,12 +426,12 @@ def _check_dir(spec: TuneSpec, raw: dict[str, Any], out: Path) -> None:
             saved = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise TuneError(f"{path}: unreadable ({one_line(e)})") from None
-        if saved != json.loads(json.dumps(raw)):
-            diff = sorted(k for k in set(saved) | set(raw) if saved.get(k) != json.loads(json.dumps(raw.get(k))))
+        new = json.loads(json.dumps(raw))
+        diff = sorted(k for k in set(saved) | set(new) if k not in FREE_KEYS and saved.get(k) != new.get(k))
+        if diff:
             raise TuneError(f"{out} holds a study of another spec (differs in {', '.join(diff)}); use another --out, "
                             "or the same spec to continue it")
-    else:
-        atomic_write_text(path, json.dumps(raw, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(raw, indent=1, sort_keys=True) + "\n")
 
 
 def load_tune_dir(out: str | Path) -> tuple[TuneSpec, dict[str, Any]]:
@@ -449,8 +458,8 @@ def _read_states(out: Path, study: Any) -> dict[int, TrialState]:
              optuna.trial.TrialState.WAITING: "waiting"}
     states = {}
     for t in study.get_trials(deepcopy=False):
-        e = extra.get(t.number, {})
-        states[t.number] = TrialState(t.number, dict(t.params), names[t.state], t.value, e.get("step", 0),
+        e = {**extra.get(t.number, {}), **t.user_attrs}  # the trial's own record first
+        states[t.number] = TrialState(t.number, dict(t.params), names[t.state], t.value, e.get("step", 0) or 0,
                                       e.get("error"), e.get("low"), e.get("high"))
     return states
 
@@ -513,13 +522,19 @@ def _study(spec: TuneSpec, out: Path, address: str | None, num_cpus: int | None,
         ray = _start_ray(address, num_cpus)
     try:
         remote = ray.remote(run_task)
-        parallel = spec.parallel or max(1, int(ray.cluster_resources().get("CPU", 1) // spec.cpus_per_trial))
+        per_trial = spec.cpus_per_trial * len(spec.envs)  # one task per env
+        parallel = spec.parallel or max(1, int(ray.cluster_resources().get("CPU", 1) // per_trial))
         running: dict[int, _Running] = {}
         while resume or started < spec.trials or running:
             while len(running) < parallel and (resume or started < spec.trials):
                 if resume:
-                    frozen, trial = resume.pop(0), None
-                    number, sampled = frozen.number, dict(frozen.params)
+                    frozen = resume.pop(0)
+                    trial, number, sampled = running_trial(study, frozen), frozen.number, dict(frozen.params)
+                    if set(sampled) != set(dists):  # the driver stopped while the trial was being proposed
+                        state = states.setdefault(number, TrialState(number, sampled))
+                        state.state, state.error = "failed", "the driver stopped while this trial was proposed"
+                        _tell(study, trial, number, optuna.trial.TrialState.FAIL, error=state.error)
+                        continue
                 else:
                     trial = study.ask(dists)
                     number, sampled = trial.number, dict(trial.params)
@@ -529,8 +544,8 @@ def _study(spec: TuneSpec, out: Path, address: str | None, num_cpus: int | None,
                 try:
                     configs = spec.configs({k: by_name[k].value(v) for k, v in sampled.items()}, spec.tune_seeds)
                 except TuneError as e:  # a combination the config refuses: failed, in one line
-                    _tell(study, trial, number, optuna.trial.TrialState.FAIL)
                     state.state, state.error = "failed", one_line(e)
+                    _tell(study, trial, number, optuna.trial.TrialState.FAIL, error=state.error)
                     continue
                 payloads = _payloads(spec, configs, trial_dir(out, number))
                 refs = [remote.options(num_cpus=spec.cpus_per_trial, max_retries=3, retry_exceptions=False,
@@ -561,7 +576,23 @@ def _get(ray: Any, ref: Any, n: int) -> list[dict[str, Any]]:
         return [{"status": "failed", "error": one_line(f"{type(e).__name__}: {e}")[:300]}] * n
 
 
-def _tell(study: Any, trial: Any, number: int, state: Any, value: float | None = None) -> None:
+def running_trial(study: Any, frozen: Any) -> Any:
+    """The Optuna ``Trial`` of a trial left running by a driver that stopped, so that it can be reported to the pruner
+    again: built from its storage id, which Optuna keeps private (``FrozenTrial._trial_id``); None where that is gone
+    (it is then told by number and not pruned)."""
+    optuna = _optuna()
+    trial_id = getattr(frozen, "_trial_id", None)
+    if not isinstance(trial_id, int):
+        return None
+    return optuna.trial.Trial(study, trial_id)
+
+
+def _tell(study: Any, trial: Any, number: int, state: Any, value: float | None = None, **attrs: Any) -> None:
+    """Tell the study how the trial ended, with what the driver knows of it (error, step, interval) stored in the
+    trial itself first, so that no kill between the two loses it."""
+    if trial is not None:
+        for key, v in attrs.items():
+            trial.set_user_attr(key, v)
     study.tell(trial if trial is not None else number, value, state=state)
 
 
@@ -576,17 +607,27 @@ def _advance(spec: TuneSpec, study: Any, run: _Running, ray: Any, optuna: Any) -
             state.state = "failed"
             state.error = failed[0] if failed else (f"seed {diverged[0].get('seed')} diverged at step "
                                                     f"{diverged[0].get('diverged_at')} ({diverged[0].get('signal')})")
-            _tell(study, run.trial, state.number, optuna.trial.TrialState.FAIL)
+            _tell(study, run.trial, state.number, optuna.trial.TrialState.FAIL, error=state.error, step=state.step)
             return True
+        if run.trial is not None:  # the evaluations not yet reported (the tasks may all end within one poll)
+            for step, value in curve(spec, run.payloads).items():
+                if step not in state.reported and step < spec.budget:
+                    run.trial.report(value, step)
+                    state.reported.add(step)
         value, low, high = objective_value(spec, run.payloads)
+        if not math.isfinite(value):
+            state.state, state.error = "failed", f"the objective is {value} (a run without a finite final evaluation)"
+            _tell(study, run.trial, state.number, optuna.trial.TrialState.FAIL, error=state.error, step=spec.budget)
+            return True
         state.state, state.value, state.low, state.high, state.step = "complete", value, low, high, spec.budget
-        _tell(study, run.trial, state.number, optuna.trial.TrialState.COMPLETE, value)
+        _tell(study, run.trial, state.number, optuna.trial.TrialState.COMPLETE, value, step=spec.budget, low=low,
+              high=high)
         return True
     points = curve(spec, run.payloads)
     if points:
         state.step = max(points)
     if run.trial is None:
-        return False  # resumed after a restart: finished by number, not pruned
+        return False  # resumed after a restart without its Optuna trial (running_trial): finished by number
     for step, value in points.items():
         if step in state.reported or step >= spec.budget:
             continue
@@ -597,7 +638,7 @@ def _advance(spec: TuneSpec, study: Any, run: _Running, ray: Any, optuna: Any) -
                 if k not in run.results:
                     ray.cancel(ref, force=True)
             state.state, state.step = "pruned", step
-            _tell(study, run.trial, state.number, optuna.trial.TrialState.PRUNED)
+            _tell(study, run.trial, state.number, optuna.trial.TrialState.PRUNED, step=step)
             return True
     return False
 
@@ -623,9 +664,13 @@ def finish(spec: TuneSpec, out: str | Path, *, address: str | None = None, num_c
             raise TuneError(f"{out}: no trial has finished yet; nothing to test")
         values = best_values(spec, best)
         tuned, base = spec.configs(values, spec.test_seeds), spec.configs({}, spec.test_seeds)
+        if tuned == base:
+            raise TuneError(f"{out}: the best trial ({best.number}) is the base configuration itself; there is no "
+                            "tuned configuration to test against it")
         files = _write_best(spec, out, best, values, tuned)
         test = out / "test"
-        jobs = {"tuned": _payloads(spec, tuned, test / "tuned"), "base": _payloads(spec, base, test / "base")}
+        tuned_dir = test / f"tuned-{best.number:04d}"  # the trial's number: a later, better trial gets its own runs
+        jobs = {"tuned": _payloads(spec, tuned, tuned_dir), "base": _payloads(spec, base, test / "base")}
         todo = [p for ps in jobs.values() for p in ps
                 if not all(run_finished(Path(t["run_dir"]), spec.budget) for t in p["trials"])]
         if todo:
@@ -642,7 +687,7 @@ def finish(spec: TuneSpec, out: str | Path, *, address: str | None = None, num_c
             failed = [r["error"] for r in results if r["status"] == "failed"]
             if failed:
                 raise TuneError(f"testing on the test seeds failed: {failed[0]}")
-        report = make_report([test / "tuned", test / "base"], test / "report")
+        report = make_report([tuned_dir, test / "base"], test / "report")
         files += report.files
         files.append(write_tune_md(spec, out, study, states, best, report))
     finally:
@@ -681,7 +726,8 @@ def _seeds(seeds: list[int]) -> str:
 
 
 def importances(study: Any) -> dict[str, float] | None:
-    """Optuna's parameter importances (fANOVA) over the finished trials; None with fewer than two."""
+    """Optuna's parameter importances (its default evaluator, PED-ANOVA in Optuna 5.1) over the finished trials; None
+    with fewer than two."""
     optuna = _optuna()
     done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if len(done) < 2:
@@ -715,7 +761,7 @@ def write_tune_md(spec: TuneSpec, out: Path, study: Any, states: dict[int, Trial
         lines.append(f"| {s.number} | {s.state} | {value} | {s.step:,} | {json.dumps(best_values(spec, s))} | "
                      f"{s.error or ''} |")
     imp = importances(study)
-    lines += ["", "Parameter importances (Optuna's fANOVA over the finished trials):", ""]
+    lines += ["", "Parameter importances (Optuna's default evaluator, PED-ANOVA in 5.1, over the finished trials):", ""]
     lines += [f"* {k}: {v:.2f}" for k, v in imp.items()] if imp else ["* fewer than two finished trials differ"]
     if report is not None:
         lines += ["", f"On the test seeds {_seeds(spec.test_seeds)} (never seen by the search), the tuned "
@@ -801,10 +847,14 @@ def propose_entry(out: str | Path) -> str:
     default = DDPGConfig()
     values = {k: v for k, v in tuned.to_dict().items() if v != default.to_dict()[k] and k != "seed"}
     report = json.loads((out / "test" / "report" / "report.json").read_text(encoding="utf-8"))
-    tuned_g = next((g for g in report["groups"] if "tuned" in g["runs"][0]), None) if report["groups"] else None
-    base_g = next((g for g in report["groups"] if "base" in g["runs"][0]), None) if report["groups"] else None
+    def group(kind: str) -> dict[str, Any] | None:  # the env's group whose runs are in test/<kind>...
+        return next((g for g in report["groups"] if g["env_id"] == spec.envs[0] and g["runs"] and g["stats"]
+                     and all(Path(r).parent.name.split("-")[0] == kind for r in g["runs"])), None)
+
+    tuned_g, base_g = group("tuned"), group("base")
     if tuned_g is None or base_g is None:
-        raise TuneError(f"{out}: the test report lacks the tuned or the base group")
+        raise TuneError(f"{out}: the test report has no finished {'tuned' if tuned_g is None else 'base'} runs of "
+                        f"{spec.envs[0]}")
     t, b = tuned_g["stats"]["final IQM"], base_g["stats"]["final IQM"]
     pi = next((p for p in report["probability_of_improvement"] if p["x"] == tuned_g["label"]
                and p["y"] == base_g["label"]), None)
