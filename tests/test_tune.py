@@ -149,3 +149,61 @@ def test_the_readme_tune_spec_is_a_valid_spec(tmp_path):
     assert (spec.trials, spec.budget, spec.tune_seeds, spec.test_seeds[0]) == (12, 10000, [0, 1, 2, 3, 4], 100)
     assert [p.name for p in spec.space] == ["tau", "actor_lr", "batch_size", "hidden"]
     assert spec.configs({"hidden": [256, 256]}, [0])["Pendulum-v1"][0].hidden == (256, 256)
+
+
+def test_a_trial_left_running_is_rebuilt_as_an_optuna_trial_and_the_guard_holds(tmp_path):
+    """The guard around Optuna's private ``FrozenTrial._trial_id`` (running_trial): a trial a stopped driver left
+    running comes back as a Trial that reports to the pruner; without the id, None (told by number instead)."""
+    import optuna
+
+    from ddpgkit.experiments.tune import open_study, running_trial
+
+    spec = TuneSpec.from_dict(SPEC)
+    study = open_study(spec, tmp_path)
+    asked = study.ask({"tau": optuna.distributions.FloatDistribution(0.001, 0.05, log=True)})
+    again = open_study(spec, tmp_path)  # a new driver: the study from its journal
+    [frozen] = again.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    trial = running_trial(again, frozen)
+    assert trial.number == asked.number and trial.params == asked.params
+    trial.report(-500.0, 600)
+    again.tell(trial, -400.0)
+    assert again.trials[0].intermediate_values == {600: -500.0} and again.trials[0].value == -400.0
+
+    class WithoutId:
+        number = 0
+
+    assert running_trial(again, WithoutId()) is None
+
+
+def _fake_run(run: Path, evals: dict[int, float], final: float) -> None:
+    """A run directory as a finished run leaves it: metrics.csv with its evaluations and summary.json."""
+    run.mkdir(parents=True)
+    (run / "metrics.csv").write_text("step,eval_mean\n" + "".join(f"{s},{v}\n" for s, v in evals.items()))
+    (run / "summary.json").write_text(json.dumps({"status": "finished", "final_eval_mean": final}))
+
+
+def test_several_envs_are_scored_on_one_scale(tmp_path):
+    from ddpgkit.experiments.tune import curve, objective_value
+
+    spec = TuneSpec.from_dict({**SPEC, "envs": ["Pendulum-v1", "MountainCarContinuous-v0"], "tune_seeds": "0-3",
+                               "normalize": {"Pendulum-v1": [-1500, -100], "MountainCarContinuous-v0": [-100, 100]},
+                               "objective": "final"})
+    finals = {"Pendulum-v1": [-200.0, -300.0, -250.0, -1000.0], "MountainCarContinuous-v0": [90.0, 80.0, -5.0, 95.0]}
+    payloads = []
+    for env, values in finals.items():
+        runs = []
+        for seed, final in enumerate(values):
+            _fake_run(tmp_path / env / f"s{seed}", {400: final - 10, 800: final}, final)
+            runs.append({"run_dir": str(tmp_path / env / f"s{seed}")})
+        payloads.append({"env_id": env, "trials": runs})
+    # IQM of four values: the mean of the middle two (rliable's 25% trimmed mean)
+    pend = (-300.0 + -250.0) / 2
+    car = (80.0 + 90.0) / 2
+    expected = np.mean([(pend + 1500) / 1400, (car + 100) / 200])
+    value, _, _ = objective_value(spec, payloads)
+    assert value == pytest.approx(expected)
+    c = curve(spec, payloads)
+    assert sorted(c) == [400, 800] and c[800] == pytest.approx(expected)
+    auc = TuneSpec.from_dict({**SPEC, "envs": spec.envs, "tune_seeds": "0-3", "objective": "auc",
+                              "normalize": {"Pendulum-v1": [-1500, -100], "MountainCarContinuous-v0": [-100, 100]}})
+    assert objective_value(auc, payloads)[0] == pytest.approx(np.mean([c[400], c[800]]))
