@@ -12,7 +12,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,render,ray,mujoco,box2d,robotics,tune,tensorboard,docs]"
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,render,ray,mujoco,box2d,robotics,tune,export,tensorboard,docs]"
 	touch $(STAMP)
 
 run: install

@@ -159,8 +159,9 @@ def test_no_module_imports_the_package_root():
 
 # optional extras, imported where they are used (Ray: once the sweep knows which cluster it starts;
 # TensorBoard's writer: when a run asks for it; MuJoCo, for Gymnasium-Robotics' guard, once an id asks for the
-# robotics extra: envs/robotics.py; Optuna, once `ddpgkit tune` starts or reads a study: experiments/tune.py)
-OPTIONAL_EXTRAS = ("ray", "torch.utils.tensorboard", "mujoco", "optuna")
+# robotics extra: envs/robotics.py; Optuna, once `ddpgkit tune` starts or reads a study: experiments/tune.py; onnxscript
+# and onnxruntime, when a policy is exported to ONNX or run from it: agents/export.py)
+OPTIONAL_EXTRAS = ("ray", "torch.utils.tensorboard", "mujoco", "optuna", "onnxscript", "onnxruntime")
 
 
 def test_every_import_is_at_module_top():

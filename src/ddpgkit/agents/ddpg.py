@@ -42,6 +42,7 @@ from ..storage.schema import check_meta, upgrade
 from ..training.loop import Callback, Trainer, learn_target, train_loop
 from ..training.state import history_chunk, history_chunks, restore_training_state
 from ..training.state import training_state as collect_training_state
+from .export import export_policy
 
 
 class DDPG:
@@ -323,6 +324,13 @@ class DDPG:
         return float(np.concatenate(qs).mean()), float(np.concatenate(gs).mean())
 
     # ---- persistence --------------------------------------------------------------------------
+
+    def export(self, path: str | Path, format: str = "onnx", checkpoint: str | Path | None = None) -> tuple[Path, Path]:
+        """Write the policy as one graph from the env's observation to its action — normalization and the rescale
+        to the action bounds inside, any batch size, fp32 — as ``format`` ("onnx" or "torchscript") to ``path``,
+        and its JSON contract beside it (``path`` with ``.json``; :mod:`ddpgkit.agents.export`). ``checkpoint``: the
+        checkpoint directory the agent was loaded from, recorded with its manifest's SHA-256. Returns both paths."""
+        return export_policy(self, path, format, Path(checkpoint) if checkpoint is not None else None)
 
     def model_tensors(self) -> dict[str, torch.Tensor]:
         """The networks' tensors by name (``actor.net.linear0.weight``, ...), as saved: the four of DDPG, and

@@ -12,7 +12,7 @@ import sys
 import typer
 
 from ..errors import DDPGKitError, RunInterrupted, one_line
-from . import evaluate, fit, hyperparams, inspect, plot, presets, report, sweep, train, tune  # noqa: F401  (each registers its command)
+from . import evaluate, export, fit, hyperparams, inspect, plot, presets, report, sweep, train, tune  # noqa: F401  (each registers its command)
 from .app import UserError, app
 
 EXIT_ERROR = 1
