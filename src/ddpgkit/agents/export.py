@@ -28,7 +28,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -36,19 +36,30 @@ import torch
 from torch import nn
 
 from .._version import __version__
+from ..envs.spaces import ObservationLayout
 from ..errors import DDPGKitError, one_line
-from ..nn.actor_critic import scale_action
+from ..nn.actor_critic import Actor, scale_action
+from ..nn.normalize import RunningNorm
 from ..storage.atomic import atomic_write_json
 from ..storage.manifest import MANIFEST
-
-if TYPE_CHECKING:
-    from .ddpg import DDPG
 
 FORMATS = ("onnx", "torchscript")
 #: the file name each format gets by default, beside its contract (``policy.json``)
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 #: The ONNX opset the export asks for.
 OPSET = 18
+
+
+class Exportable(Protocol):
+    """What an export reads of an agent (:class:`ddpgkit.DDPG` has it)."""
+
+    actor: Actor
+    obs_norm: RunningNorm | None
+    obs_layout: ObservationLayout
+    obs_dim: int
+    env: gym.Env
+    env_id: str | None
+    num_timesteps: int
 
 
 class ExportError(DDPGKitError, ValueError):
@@ -60,7 +71,7 @@ class PolicyGraph(nn.Module):
     """The exported map (module doc) of an agent's actor and normalization, as fp32 constants on the CPU: one input
     per observation key (or one ``obs``), one output ``action``."""
 
-    def __init__(self, agent: DDPG) -> None:
+    def __init__(self, agent: Exportable) -> None:
         super().__init__()
         self.net = copy.deepcopy(agent.actor.net).float().cpu().eval()
         self.register_buffer("action_scale", agent.actor.action_scale.detach().float().cpu().clone())
@@ -89,7 +100,7 @@ def _space_json(space: gym.spaces.Space) -> dict[str, Any]:
     return out
 
 
-def contract(agent: DDPG, fmt: str, file: Path, checkpoint: Path | None, step: int) -> dict[str, Any]:
+def contract(agent: Exportable, fmt: str, file: Path, checkpoint: Path | None, step: int) -> dict[str, Any]:
     """The JSON contract of an exported policy (module doc)."""
     obs_space = agent.env.observation_space
     if agent.obs_layout.keys is not None:
@@ -110,7 +121,7 @@ def contract(agent: DDPG, fmt: str, file: Path, checkpoint: Path | None, step: i
     }
 
 
-def export_policy(agent: DDPG, path: str | Path, fmt: str = "onnx",
+def export_policy(agent: Exportable, path: str | Path, fmt: str = "onnx",
                   checkpoint: Path | None = None) -> tuple[Path, Path]:
     """Write ``agent``'s policy as ``fmt`` to ``path`` and its contract beside it (``path`` with ``.json``); returns
     both paths. The file is written to a temporary name and renamed, so a failed export leaves no partial file and
