@@ -169,3 +169,20 @@ def test_without_the_export_extra_the_onnx_export_says_how_to_install_it(tmp_pat
     with pytest.raises(ExportError, match=r"pip install 'ddpgkit\[export\]'"):
         agent.export(tmp_path / "p.onnx")
     assert not (tmp_path / "p.onnx").exists() and not (tmp_path / "p.json").exists()
+
+
+def test_a_mujoco_policy_exports_with_unbounded_observations_and_evaluates_alike(tmp_path, capsys):
+    """MuJoCo's observations are unbounded: the contract writes null for an infinite bound (JSON has no infinity),
+    and `eval --policy` prints `eval`'s digits on InvertedPendulum-v5."""
+    pytest.importorskip("mujoco")
+    run = tmp_path / "ip"
+    r = run_cli(capsys, "train", "InvertedPendulum-v5", "--steps", "1500", "--learning-starts", "500", "--hidden",
+                "32,32", "--eval-interval", "0", "--eval-episodes", "5", "--out", run)
+    assert r.code == 0, r.err
+    assert run_cli(capsys, "export", run).code == 0
+    contract = json.loads((run / "policy.json").read_text())
+    assert contract["observation"]["keys"][0]["low"] == [None] * 4 and contract["action"]["low"] == [-3.0]
+    plain = run_cli(capsys, "eval", run, "--episodes", "5")
+    exported = run_cli(capsys, "eval", run, "--episodes", "5", "--policy", run / "policy.onnx")
+    line = next(x for x in plain.out.splitlines() if x.startswith("return"))
+    assert exported.code == 0 and line in exported.out

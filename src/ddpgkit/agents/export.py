@@ -95,9 +95,20 @@ class PolicyGraph(nn.Module):
 def _space_json(space: gym.spaces.Space) -> dict[str, Any]:
     out: dict[str, Any] = {"type": type(space).__name__, "shape": list(space.shape or ()),
                            "dtype": str(space.dtype) if space.dtype is not None else None}
-    if isinstance(space, gym.spaces.Box):
-        out["low"], out["high"] = np.asarray(space.low).tolist(), np.asarray(space.high).tolist()
+    if isinstance(space, gym.spaces.Box):  # JSON has no infinity: an unbounded side is null
+        out["low"], out["high"] = (_bounds(space.low), _bounds(space.high))
     return out
+
+
+def _bounds(values: np.ndarray) -> Any:
+    """Bounds as JSON: floats, null where infinite (MuJoCo's observations are unbounded)."""
+    return _finite_or_none(np.asarray(values, dtype=np.float64).tolist())
+
+
+def _finite_or_none(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_finite_or_none(x) for x in v]
+    return v if np.isfinite(v) else None
 
 
 def contract(agent: Exportable, fmt: str, file: Path, checkpoint: Path | None, step: int) -> dict[str, Any]:
