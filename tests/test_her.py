@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from ddpgkit import DDPG, DDPGConfig
-from ddpgkit.agents.group import DDPGGroup
 from ddpgkit.algo.ddpg import actor_loss, autograd_actor_gradients
 from ddpgkit.algo.gradients import actor_gradients, critic_nets
 from ddpgkit.config.presets import PRESETS
@@ -292,17 +291,11 @@ def test_a_her_run_killed_mid_episode_resumes_bit_identically(tmp_path):
 
 
 def test_a_group_member_with_her_samples_and_learns_what_it_does_alone():
+    from tests.test_td3 import member_learns_as_alone
+
     cfg = DDPGConfig(**{**GOAL, "total_steps": 400, "batch_size": 32, "hidden": (16, 16)}, action_l2=1.0,
                      obs_norm=True)
-    group = DDPGGroup.create("ddpgkit/PointReach-v0", cfg, seeds=[0, 1])
-    single = DDPG("ddpgkit/PointReach-v0", cfg, seed=1)
-    group.learn_until(260)
-    single.learn_until(260)
-    start = cfg.learning_starts  # after it, the actions follow weights equal up to rounding
-    assert torch.equal(group.members[1].buffer.data[:start], single.buffer.data[:start])
-    ours, theirs = group.members[1].model_tensors(), single.model_tensors()
-    for k in ours:  # 60 updates on relabelled batches drawn alike: equal up to the products' rounding
-        torch.testing.assert_close(ours[k], theirs[k], rtol=1e-4, atol=1e-5)
+    member_learns_as_alone("ddpgkit/PointReach-v0", cfg, [0, 1], 1, 260)  # 60 updates on relabelled batches
 
 
 # ---- the preset ---------------------------------------------------------------------------------

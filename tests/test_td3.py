@@ -197,17 +197,22 @@ def test_a_group_update_with_the_switches_equals_each_agent_updating_alone(polic
                            a.learner.target_noise_generator.get_state())
 
 
-def test_a_group_member_with_n_step_returns_samples_what_its_single_run_samples():
-    cfg = DDPGConfig(**{**TINY, **TD3, "n_step": 3})
-    group = DDPGGroup.create("Pendulum-v1", cfg, seeds=[0, 1])
-    single = DDPG("Pendulum-v1", cfg, seed=0)
-    group.learn_until(130)
-    single.learn_until(130)
+def member_learns_as_alone(env, cfg, seeds, member, steps):
+    """Group member ``member`` of ``seeds`` trained ``steps`` steps stores the warm-up's transitions its single run
+    stores, bit for bit, and ends with its weights up to the products' rounding (the batches drawn alike)."""
+    group = DDPGGroup.create(env, cfg, seeds=seeds)
+    single = DDPG(env, cfg, seed=seeds[member])
+    group.learn_until(steps)
+    single.learn_until(steps)
     start = cfg.learning_starts  # after it, the actions follow weights equal up to rounding
-    assert torch.equal(group.members[0].buffer.data[:start], single.buffer.data[:start])
-    ours, theirs = group.members[0].model_tensors(), single.model_tensors()
-    for k in ours:  # 30 updates on n-step batches drawn alike: equal up to the products' rounding
+    assert torch.equal(group.members[member].buffer.data[:start], single.buffer.data[:start])
+    ours, theirs = group.members[member].model_tensors(), single.model_tensors()
+    for k in ours:
         torch.testing.assert_close(ours[k], theirs[k], rtol=1e-4, atol=1e-5)
+
+
+def test_a_group_member_with_n_step_returns_samples_what_its_single_run_samples():
+    member_learns_as_alone("Pendulum-v1", DDPGConfig(**{**TINY, **TD3, "n_step": 3}), [0, 1], 0, 130)  # 30 updates
 
 
 @needs_bf16

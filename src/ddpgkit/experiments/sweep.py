@@ -114,14 +114,7 @@ class SweepSpec:
     @classmethod
     def load(cls, path: str | Path) -> SweepSpec:
         """Read a spec from a TOML file; an unreadable file, invalid TOML or a bad key raises SweepError naming it."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise SweepError(f"{path}: cannot read: {e.strerror or e}") from None
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-            raise SweepError(f"{path}: invalid TOML: {one_line(e)}") from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_spec(path, SweepError), str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "spec") -> SweepSpec:
@@ -215,6 +208,18 @@ class SweepSpec:
             else:
                 out.append([t])
         return out
+
+
+def read_spec(path: str | Path, error: type[Exception]) -> dict[str, Any]:
+    """A spec file's TOML mapping (a sweep's, a study's); an unreadable file or invalid TOML raises ``error`` naming
+    the file in one line."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise error(f"{path}: cannot read: {e.strerror or e}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise error(f"{path}: invalid TOML: {one_line(e)}") from None
 
 
 def _parse_seeds(value: Any, source: str) -> list[int]:

@@ -50,7 +50,6 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -68,7 +67,7 @@ from ..config.seeds import parse_seeds
 from ..errors import ConfigError, one_line
 from ..storage.atomic import atomic_write_text, ensure_writable_dir
 from ..storage.rundir import RunError, RunLock, read_metrics, read_summary, run_finished
-from .sweep import SweepError, _start_ray, _stderr_to, run_task
+from .sweep import SweepError, _start_ray, _stderr_to, read_spec, run_task
 
 SPEC_KEYS = {"envs", "preset", "trials", "budget", "tune_seeds", "test_seeds", "objective", "pruner", "seed",
              "parallel", "cpus_per_trial", "config", "space", "normalize"}
@@ -179,19 +178,12 @@ class TuneSpec:
     @classmethod
     def load(cls, path: str | Path) -> TuneSpec:
         """Read a spec; an unreadable file, invalid TOML or a bad key raises TuneError naming it."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise TuneError(f"{path}: cannot read: {e.strerror or e}") from None
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-            raise TuneError(f"{path}: invalid TOML: {one_line(e)}") from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(cls.raw(path), str(path))
 
     @staticmethod
     def raw(path: str | Path) -> dict[str, Any]:
-        """The spec file's mapping as read (recorded in the tune directory; :meth:`load` has checked it)."""
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        """The spec file's mapping as read (recorded in the tune directory), or TuneError in one line."""
+        return read_spec(path, TuneError)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "spec") -> TuneSpec:
