@@ -406,7 +406,7 @@ class _Running:
 
 
 SPEC_FILE, TRIALS_FILE = "tune_spec.json", "trials.json"
-#: what a study may change when it is continued: how many trials, and how many run at once
+#: what a study may change when it is continued (how many trials, and how many run at once)
 FREE_KEYS = ("trials", "parallel", "cpus_per_trial")
 
 
