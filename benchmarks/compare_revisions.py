@@ -119,7 +119,10 @@ else:  # fingerprint of a short run's final weights: "fingerprint SEED [autograd
         for name, t in sorted(agent.model_tensors().items()):
             h.update(name.encode()); h.update(t.numpy().tobytes())
         for row in agent.trainer.history:  # the metrics rows, losses and health signals included, but not the clock
-            h.update(repr(sorted((k, v) for k, v in row.items() if k not in ("steps_per_s", "wall_s"))).encode())
+            # and not the columns a row leaves empty (None), so that a column added later (issue 25's success
+            # rates, None on Pendulum) does not change the fingerprint of the same numbers
+            h.update(repr(sorted((k, v) for k, v in row.items()
+                                 if k not in ("steps_per_s", "wall_s") and v is not None)).encode())
     print(h.hexdigest()[:16])
 '''
 
