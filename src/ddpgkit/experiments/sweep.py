@@ -120,15 +120,7 @@ class SweepSpec:
     def from_dict(cls, data: dict[str, Any], source: str = "spec") -> SweepSpec:
         """Build from a parsed TOML mapping; unknown keys and wrong types are named in the error
         (``source``: where the mapping came from)."""
-        for key in data:
-            if key not in SPEC_KEYS:
-                close = difflib.get_close_matches(key, SPEC_KEYS, n=1)
-                raise SweepError(f"{source}: unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
-        envs = data.get("envs")
-        if isinstance(envs, str):
-            envs = [envs]
-        if not (isinstance(envs, list) and envs and all(isinstance(e, str) and e for e in envs)):
-            raise SweepError(f"{source}: envs must be a non-empty list of Gymnasium ids")
+        envs = spec_envs(data, SPEC_KEYS, source, SweepError)
         seeds = _parse_seeds(data.get("seeds"), source)
         preset = data.get("preset")
         if preset is not None and preset not in PRESETS:
@@ -208,6 +200,21 @@ class SweepSpec:
             else:
                 out.append([t])
         return out
+
+
+def spec_envs(data: dict[str, Any], keys: set[str], source: str, error: type[Exception]) -> list[str]:
+    """A spec's (a sweep's, a study's) keys checked against ``keys`` (an unknown one named with the nearest) and its
+    ``envs``: a non-empty list of ids (one id alone taken as a list); ``error`` in one line otherwise."""
+    for key in data:
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=1)
+            raise error(f"{source}: unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+    envs = data.get("envs")
+    if isinstance(envs, str):
+        envs = [envs]
+    if not (isinstance(envs, list) and envs and all(isinstance(e, str) and e for e in envs)):
+        raise error(f"{source}: envs must be a non-empty list of Gymnasium ids")
+    return list(envs)
 
 
 def read_spec(path: str | Path, error: type[Exception]) -> dict[str, Any]:

@@ -67,7 +67,7 @@ from ..config.seeds import parse_seeds
 from ..errors import ConfigError, one_line
 from ..storage.atomic import atomic_write_text, ensure_writable_dir
 from ..storage.rundir import RunError, RunLock, read_metrics, read_summary, run_finished
-from .sweep import SweepError, _start_ray, _stderr_to, read_spec, run_task
+from .sweep import SweepError, _start_ray, _stderr_to, read_spec, run_task, spec_envs
 
 SPEC_KEYS = {"envs", "preset", "trials", "budget", "tune_seeds", "test_seeds", "objective", "pruner", "seed",
              "parallel", "cpus_per_trial", "config", "space", "normalize"}
@@ -188,15 +188,7 @@ class TuneSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "spec") -> TuneSpec:
         """Build from a parsed mapping; every error names ``source`` and the key."""
-        for key in data:
-            if key not in SPEC_KEYS:
-                close = difflib.get_close_matches(key, SPEC_KEYS, n=1)
-                raise TuneError(f"{source}: unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
-        envs = data.get("envs")
-        if isinstance(envs, str):
-            envs = [envs]
-        if not (isinstance(envs, list) and envs and all(isinstance(e, str) and e for e in envs)):
-            raise TuneError(f"{source}: envs must be a non-empty list of Gymnasium ids")
+        envs = spec_envs(data, SPEC_KEYS, source, TuneError)
         ints = {}
         for key, low in (("trials", 1), ("budget", 1), ("seed", 0), ("parallel", 0)):
             v = data.get(key, 0 if key in ("seed", "parallel") else None)
