@@ -58,11 +58,69 @@ def test_activations_by_name(name):
 
 
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
-def test_functional_forward_equals_running_the_layers(name):
+def test_written_out_forward_equals_the_modules_while_stock(name):
+    """The written-out pass (DDPG's default update) reads weights and activation names; while the MLP is as
+    built (is_stock) it computes exactly what calling its modules computes."""
     torch.manual_seed(0)
     f = MLP(3, 2, hidden=(8, 8), activation=name, output_activation="tanh")
     x = torch.randn(5, 3)
-    assert torch.equal(f(x), nn.Sequential.forward(f, x))  # the printed layers, run one by one
+    assert f.is_stock()
+    with torch.no_grad():
+        assert torch.equal(forward_with_cache(f, x.clone())[0], f(x))
+
+
+def test_a_hook_on_relu0_sees_the_first_hidden_layer():
+    """forward calls the named modules, as the chapter's Network does: a hook on relu0 receives h0."""
+    torch.manual_seed(0)
+    f = MLP(1, 1)
+    x = torch.linspace(-3, 3, 7)[:, None]
+    seen = []
+    handle = f.relu0.register_forward_hook(lambda module, inputs, output: seen.append(output.detach()))
+    assert not f.is_stock()
+    f(x)
+    handle.remove()
+    assert f.is_stock()
+    h0 = torch.clamp(x @ f.linear0.weight.T + f.linear0.bias, min=0)  # h0 = ReLU(W0 x + b0)
+    assert len(seen) == 1 and torch.equal(seen[0], h0.detach())
+
+
+def test_swapping_a_layer_changes_the_network():
+    torch.manual_seed(0)
+    f = MLP(1, 1, hidden=(4, 4))
+    x = torch.linspace(-3, 3, 7)[:, None]
+    f.relu0 = nn.Tanh()  # as a learner tries another g in the first hidden layer
+    (W0, b0), (W1, b1), (W2, b2) = [(m.weight, m.bias) for m in f.linears]
+    y = torch.relu(torch.tanh(x @ W0.T + b0) @ W1.T + b1) @ W2.T + b2
+    torch.testing.assert_close(f(x), y)
+    assert not f.is_stock()
+    f.relu0 = nn.ReLU()
+    assert f.is_stock()
+    f.linear1 = nn.Linear(4, 4)  # a new layer of the same size: the affine layers are looked up again
+    assert f.linears[1] is f.linear1 and f.is_stock()
+    f.linear1 = nn.Linear(4, 5)
+    assert not f.is_stock()
+
+
+def test_the_written_out_update_refuses_a_changed_network_and_autograd_trains_it():
+    from dataclasses import replace
+
+    from ddpgkit import DDPG, DDPGConfig
+    from ddpgkit.algo.learner import Learner
+    from ddpgkit.data.buffer import Batch
+
+    config = DDPGConfig(hidden=(8, 8))
+    agent = DDPG("Pendulum-v1", config, seed=0)
+    agent.actor.net.relu0 = nn.Tanh()
+    with pytest.raises(ValueError, match="actor.*replaced or carries a hook.*backward='autograd'"):
+        Learner(agent.learner.nets, config)
+    learner = Learner(agent.learner.nets, replace(config, backward="autograd"))
+    g = torch.Generator().manual_seed(0)
+    batch = Batch(torch.randn(16, 3, generator=g), torch.rand(16, 1, generator=g) * 4 - 2,
+                  torch.randn(16, 1, generator=g), torch.randn(16, 3, generator=g), torch.zeros(16, 1),
+                  torch.zeros(16, 1))
+    before = agent.actor.net.linear0.weight.clone()
+    learner.update(batch)
+    assert not torch.equal(before, agent.actor.net.linear0.weight)
 
 
 def test_unknown_activation_lists_valid_names():

@@ -36,7 +36,7 @@ In fp32 both give the same numbers bit for bit (tests).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -46,6 +46,7 @@ from ..data.buffer import Batch
 from ..errors import NonFiniteUpdate
 from ..nn.actor_critic import Actor, Critic
 from ..nn.backward import Weights
+from ..nn.mlp import MLP
 from ..nn.stacked import stack_modules
 from .ddpg import Smoothing, autograd_actor_gradients, autograd_critic_gradients, soft_update, target_policy_noise
 from .gradients import actor_gradients, batch_mean, critic_gradients, critic_nets
@@ -104,6 +105,11 @@ def gradient_functions(nets: Networks, config: DDPGConfig) -> tuple[CriticGradie
                                                                    bf16, twin, twin_target, smoothing),
                 lambda obs, want_tanh: autograd_actor_gradients(actor, critic, obs, bf16, want_tanh, action_l2),
                 False)
+    changed = [f.name for f in fields(nets) if getattr(nets, f.name) is not None
+               for m in getattr(nets, f.name).modules() if isinstance(m, MLP) and not m.is_stock()]
+    if changed:
+        raise ValueError(f"{', '.join(sorted(set(changed)))}: a layer was replaced or carries a hook, and the "
+                         "written-out update computes the network as built; train it with backward='autograd'")
     critic_fn, actor_fn = critic_gradients, actor_gradients
     device = nets.actor.action_scale.device
     cuda_graphs = config.compile and device.type == "cuda"

@@ -25,7 +25,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-# The same functions without a module call, for MLP.forward (identical results, less overhead).
+# The same functions without a module call, for the written-out pass (ddpgkit.nn.backward): identical results.
 FUNCTIONAL = {
     "relu": torch.relu,
     "tanh": torch.tanh,
@@ -84,8 +84,7 @@ class MLP(nn.Sequential):
         super().__init__(layers)
         self.in_features = in_features
         self.out_features = out_features
-        self._g = FUNCTIONAL[activation]
-        self._g_out = FUNCTIONAL[output_activation] if output_activation is not None else None
+        self._sizes = list(zip(sizes[:-1], sizes[1:]))  # (in, out) of each affine layer, for is_stock
         self.activation_name = activation  # g, by name (the written-out backward pass looks up g' by it)
         self.output_activation_name = output_activation
         if final_layer_init is not None:
@@ -96,17 +95,34 @@ class MLP(nn.Sequential):
             nn.init.uniform_(last.bias, -final_layer_init, final_layer_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, in_features) -> (B, out_features). The same computation as running the layers in
-        order, written with functional calls: a network of a few small layers is dominated by
-        per-call overhead, not arithmetic."""
-        linears, g = self.linears, self._g
-        for lin in linears[:-1]:
-            x = F.linear(x, lin.weight, lin.bias)  # W x + b
-            if g is not None:
-                x = g(x)
-        last = linears[-1]
-        x = F.linear(x, last.weight, last.bias)
-        return x if self._g_out is None else self._g_out(x)
+        """x: (B, in_features) -> (B, out_features): the named modules called in order, as the chapter's
+        ``Network.forward`` calls them (``h0 = relu0(linear0(x))``, ``h1 = relu1(linear1(h0))``,
+        ``y = linear2(h1)``). So a forward hook on ``relu0`` sees ``h0``, and ``f.relu0 = nn.Tanh()``
+        changes the network. (DDPG's default update does not call this: it runs the written-out pass of
+        :mod:`ddpgkit.nn.backward`, which computes the network :meth:`is_stock` describes.)"""
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+    def is_stock(self) -> bool:
+        """True while every module is the kind the constructor made (``linearI`` an ``nn.Linear`` of the
+        sizes given, each activation the named kind) and none of them, nor the MLP, carries a forward hook:
+        then :mod:`ddpgkit.nn.backward`'s written-out pass, which reads only the weights and the activation
+        names, computes what :meth:`forward` computes. A module swapped (``f.relu0 = nn.Tanh()``) or hooked
+        makes it False; DDPG's learner then refuses its written-out update (``backward="autograd"`` runs it)."""
+        kinds = {name: ACTIVATIONS[self.activation_name] for name in self._modules if not name.startswith("linear")}
+        if self.output_activation_name is not None:
+            kinds[f"{self.output_activation_name}_out"] = ACTIVATIONS[self.output_activation_name]
+        for name, module in [("", self), *self._modules.items()]:
+            if module._forward_hooks or module._forward_pre_hooks:
+                return False
+            if name and type(module) is not (nn.Linear if name.startswith("linear") else kinds[name]):
+                return False
+        return [(m.in_features, m.out_features) for m in self.linears] == self._sizes
+
+    def __setattr__(self, name: str, value: object) -> None:
+        self.__dict__.pop("_linears", None)  # a layer replaced: look the affine layers up again
+        super().__setattr__(name, value)
 
     @property
     def linears(self) -> list[nn.Linear]:
