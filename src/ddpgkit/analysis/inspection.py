@@ -30,6 +30,7 @@ from ..envs.episodes import Episode
 from ..errors import CheckpointError, ConfigError, RunError, one_line
 from ..storage.atomic import atomic_write_bytes, ensure_writable_dir
 from ..storage.rundir import INSPECT, METRICS, checkpoints_by_step, read_metrics, read_summary
+from .language import text
 from .plots import plot_value_check
 
 PENDULUM_MAX_SPEED = 8.0  # Pendulum-v1's bound on θ̇ (rad/s)
@@ -140,27 +141,28 @@ def _draw(fig: Figure, maps: ValueMaps, plane: StateSlice, path_xy: np.ndarray, 
     # a jump across half the plane is θ wrapping from π to −π: no line across the figure there
     jumps = np.flatnonzero(np.abs(np.diff(path_xy[:, 0])) > 0.5 * (extent[1] - extent[0])) + 1
     line = np.insert(path_xy.astype(np.float64), jumps, np.nan, axis=0)
-    panels = ((maps.action, f"policy μ(s): {action_label}", "coolwarm"), (maps.q, "value Q(s, μ(s))", "viridis"))
-    for k, (values, name, cmap) in enumerate(panels):
+    panels = ((maps.action, text("policy μ(s)"), action_label, "coolwarm"),
+              (maps.q, text("value Q(s, μ(s))"), text("Q (discounted return)"), "viridis"))
+    for k, (values, name, unit, cmap) in enumerate(panels):
         ax = fig.add_subplot(1, 2, k + 1)
         vmin, vmax = limits[k] if limits is not None else (float(values.min()), float(values.max()))
         im = ax.imshow(values, origin="lower", extent=extent, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
-        fig.colorbar(im, ax=ax, label=name.split(": ")[-1] if k == 0 else "Q (discounted return)")
+        fig.colorbar(im, ax=ax, label=unit)
         ax.plot(line[:, 0], line[:, 1], ".-", color="black", markersize=2.5, linewidth=0.4,
-                label="evaluation episode")
-        ax.plot(path_xy[:1, 0], path_xy[:1, 1], "o", color="white", markeredgecolor="black", label="start")
+                label=text("evaluation episode"))
+        ax.plot(path_xy[:1, 0], path_xy[:1, 1], "o", color="white", markeredgecolor="black", label=text("start"))
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
-        ax.set_xlabel(plane.x_label)
-        ax.set_ylabel(plane.y_label)
-        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(text(plane.x_label))
+        ax.set_ylabel(text(plane.y_label))
+        ax.set_title(name if k else f"{name}: {unit}", fontsize=10)
         ax.legend(loc="upper right", fontsize=7)
     fig.suptitle(heading, fontsize=11)
 
 
 def _action_label(agent: DDPG) -> str:
     if (agent.env_id or "").startswith("Pendulum-"):
-        return "torque (N·m)"
+        return text("torque (N·m)")
     return "action[0]" + (f" of {agent.act_dim}" if agent.act_dim > 1 else "")
 
 
@@ -169,8 +171,9 @@ def plot_value_maps(path: str | Path, agent: DDPG, plane: StateSlice, episode: E
     """One PNG: μ(s) and Q(s, μ(s)) over ``plane``, the episode's states on top."""
     maps = value_maps(agent, plane, resolution)
     fig = Figure(figsize=(11, 4.4))
-    heading = (f"What DDPG learned on {agent.env_id}, step {step:,}: over {plane.description}; "
-               f"its hardest evaluation episode, return {episode.total_reward:.1f}")
+    heading = text("What DDPG learned on {env}, step {step}: over {plane}; its hardest evaluation episode, "
+                   "return {ret}", env=agent.env_id, step=f"{step:,}", plane=text(plane.description),
+                   ret=f"{episode.total_reward:.1f}")
     _draw(fig, maps, plane, plane.from_obs(episode.observations), heading, _action_label(agent))
     return _save_png(fig, path)
 
@@ -194,8 +197,9 @@ def animate_value_maps(path: str | Path, agents: Sequence[tuple[int, DDPG]], pla
     frames = []
     for step, agent, m, episode in maps:
         fig = Figure(figsize=(11, 4.4))
-        heading = (f"{agent.env_id}, step {step:,}: μ(s) and Q(s, μ(s)) over {plane.description}; "
-                   f"evaluation return {episode.total_reward:.1f}")
+        heading = text("{env}, step {step}: μ(s) and Q(s, μ(s)) over {plane}; evaluation return {ret}",
+                       env=agent.env_id, step=f"{step:,}", plane=text(plane.description),
+                       ret=f"{episode.total_reward:.1f}")
         _draw(fig, m, plane, plane.from_obs(episode.observations), heading, _action_label(agent),
               ((low, high), q_lim))
         fig.tight_layout()
@@ -259,7 +263,7 @@ def inspect_run(run_dir: str | Path, checkpoint: int | None = None, out: str | P
     check = None
     if any(r.get("eval_q_mean") is not None for r in rows):
         check = plot_value_check(target / "overestimation.png", [(run.name, rows)],
-                                 f"The critic of {agent.env_id} against the returns obtained")
+                                 text("The critic of {env} against the returns obtained", env=agent.env_id))
     return Inspection(maps, animation, check, step, plane, [s for s, _ in agents])
 
 
@@ -291,8 +295,9 @@ def compare_critics(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     target = Path(out)
     ensure_writable_dir(target)
     env_ids = {_env_of(Path(d)) for d in run_dirs}
-    on = f" on {env_ids.pop()}" if len(env_ids) == 1 else ""
-    return plot_value_check(target / "overestimation.png", runs, f"The critics against the returns obtained{on}")
+    title = (text("The critics against the returns obtained on {env}", env=env_ids.pop()) if len(env_ids) == 1
+             else text("The critics against the returns obtained"))
+    return plot_value_check(target / "overestimation.png", runs, title)
 
 
 def _env_of(run: Path) -> str:

@@ -7,47 +7,20 @@ can be redrawn later from a run's files alone.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
 import torch
-from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..errors import ConfigError
 from ..nn.fitting import Dataset, predict
 from ..nn.mlp import activation as make_activation
 from .figure import subplots
+from .language import JAPANESE_FONT, text, use_japanese_font, use_language  # noqa: F401  (the last three: here as before)
 
 _DPI = 120
-
-# The Japanese font: IPAexGothic, as the matplotlib-fontja package ships it (the `docs` extra).
-JAPANESE_FONT = "IPAexGothic"
-_FONTJA_PACKAGE, _FONTJA_FILE = "matplotlib_fontja", "fonts/ipaexg.ttf"
-
-
-def use_japanese_font() -> str:
-    """Let every figure drawn from now on show Japanese text: IPAexGothic (from the ``matplotlib-fontja``
-    package, installed by the ``docs`` extra) is registered with matplotlib and put behind its default
-    sans-serif font as a fallback, so Latin letters, digits and symbols keep their usual look and
-    Japanese characters come from IPAexGothic (matplotlib's own fonts have none: it draws boxes and
-    warns "Glyph ... missing from font(s)"). Returns the font's name; raises ConfigError if the package
-    is not installed. Use it in a ``matplotlib.rc_context()`` to limit it to some figures."""
-    spec = importlib.util.find_spec(_FONTJA_PACKAGE)  # found, not imported: importing it changes rcParams
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("Japanese labels need the matplotlib-fontja package: pip install 'ddpgkit[docs]'")
-    path = Path(next(iter(spec.submodule_search_locations))) / _FONTJA_FILE
-    if not path.is_file():
-        raise ConfigError(f"matplotlib-fontja is installed but {path} is missing; reinstall it")
-    if JAPANESE_FONT not in {f.name for f in font_manager.fontManager.ttflist}:
-        font_manager.fontManager.addfont(str(path))
-    # matplotlib falls back glyph by glyph along an explicit list of family names (not inside a generic one)
-    matplotlib.rcParams["font.family"] = [matplotlib.rcParams["font.sans-serif"][0], JAPANESE_FONT]
-    return JAPANESE_FONT
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -70,13 +43,14 @@ def plot_activation(path: str | Path, name: str = "relu", low: float = -1.0, hig
     ax.plot(x.numpy(), y.numpy(), color="C0")
     ax.axhline(0, color="0.8", lw=0.8, zorder=0)
     ax.axvline(0, color="0.8", lw=0.8, zorder=0)
-    ax.set(xlabel="x", ylabel=f"{name}(x)", title=f"Activation function: {name}")
+    ax.set(xlabel="x", ylabel=f"{name}(x)", title=text("Activation function: {name}", name=name))
     return _save(fig, path)
 
 
-def plot_function(path: str | Path, model: torch.nn.Module, title: str = "Untrained network",
+def plot_function(path: str | Path, model: torch.nn.Module, title: str | None = None,
                   data: Dataset | None = None) -> Path:
-    """A 1-input network on x = arange(-π, π, 0.01) (or the data's range), with data points if given."""
+    """A 1-input network on x = arange(-π, π, 0.01) (or the data's range), with data points if given; the
+    title defaults to "Untrained network" (in the figures' language, :mod:`ddpgkit.analysis.language`)."""
     low, high = (-math.pi, math.pi)
     if data is not None:
         low, high = min(low, data.x.min().item()), max(high, data.x.max().item() + 0.01)
@@ -88,10 +62,10 @@ def plot_function(path: str | Path, model: torch.nn.Module, title: str = "Untrai
         ax.plot(x[:, 0].numpy(), y[:, j].numpy(), color=f"C{j}", label=label)
     if data is not None:
         for j in range(data.out_dim):
-            label = f"training data ({data.name})" if j == 0 else None
+            label = text("training data ({name})", name=data.name) if j == 0 else None
             ax.scatter(data.x[:, 0].numpy(), data.y[:, j].numpy(), color="red" if j == 0 else f"C{j}",
                        marker="o" if j == 0 else "x", zorder=3, label=label)
-    ax.set(xlabel="x", ylabel="y", title=title)
+    ax.set(xlabel="x", ylabel="y", title=text("Untrained network") if title is None else title)
     ax.legend(loc="best")
     return _save(fig, path)
 
@@ -103,35 +77,37 @@ def plot_data(path: str | Path, data: Dataset) -> Path:
         ax.scatter(data.x[:, 0].numpy(), data.y[:, j].numpy(), color="red" if j == 0 else f"C{j}",
                    label=f"y{j}")
     ax.set(xlabel="x0" if data.in_dim > 1 else "x", ylabel="y",
-           title=f"Training data: {data.name}, {data.x.shape[0]} points")
+           title=text("Training data: {name}, {n} points", name=data.name, n=data.x.shape[0]))
     if data.out_dim > 1:
         ax.legend(loc="best")
     return _save(fig, path)
 
 
-def plot_fit(path: str | Path, model: torch.nn.Module, data: Dataset, title: str = "Fitted network") -> Path:
+def plot_fit(path: str | Path, model: torch.nn.Module, data: Dataset, title: str | None = None) -> Path:
     """The fitted network over the training points; for inputs of more than one dimension, a
     predicted-against-target plot (points on the diagonal are fitted exactly)."""
     if data.in_dim == 1:
-        return plot_function(path, model, title, data)
+        return plot_function(path, model, text("Fitted network") if title is None else title, data)
     pred = predict(model, data.x)
     fig, ax = subplots(figsize=(5, 5))
     for j in range(data.out_dim):
         ax.scatter(data.y[:, j].numpy(), pred[:, j].numpy(), s=12, color=f"C{j}", label=f"y{j}")
     lo = min(data.y.min().item(), pred.min().item())
     hi = max(data.y.max().item(), pred.max().item())
-    ax.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls="--", label="exact")
-    ax.set(xlabel="target y", ylabel="prediction f(x; ω)", title=title)
+    ax.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls="--", label=text("exact"))
+    ax.set(xlabel=text("target y"), ylabel=text("prediction f(x; ω)"),
+           title=text("Fitted network") if title is None else title)
     ax.legend(loc="best")
     return _save(fig, path)
 
 
-def plot_loss(path: str | Path, losses: Sequence[float], title: str = "Training loss") -> Path:
+def plot_loss(path: str | Path, losses: Sequence[float], title: str | None = None) -> Path:
     """Loss per step on a log scale."""
     fig, ax = subplots(figsize=(6, 4))
     ax.plot(range(len(losses)), losses, color="C0")
     ax.set_yscale("log")
-    ax.set(xlabel="step", ylabel="MSE loss L(ω; D)", title=title)
+    ax.set(xlabel=text("step"), ylabel=text("MSE loss L(ω; D)"),
+           title=text("Training loss") if title is None else title)
     ax.grid(True, which="both", alpha=0.3)
     return _save(fig, path)
 
@@ -149,10 +125,10 @@ def _draw_value_check(ax: Axes, runs: Sequence[tuple[str, Sequence[dict]]]) -> N
         xs, qs, gs = (list(v) for v in zip(*values))
         color = f"C{k % 10}"
         name = "" if len(runs) == 1 else f"{label}: "
-        ax.plot(xs, qs, color=color, marker="o", ms=3, lw=1.6, label=f"{name}critic's Q(s, μ(s))")
-        ax.plot(xs, gs, color=color, ls="--", marker="s", ms=3, lw=1.2, label=f"{name}discounted return obtained")
-    ax.set(xlabel="environment steps", ylabel="value (discounted return)",
-           title="Over- or underestimation: Q against what happened\n(means over the evaluation episodes' states)")
+        ax.plot(xs, qs, color=color, marker="o", ms=3, lw=1.6, label=name + text("critic's Q(s, μ(s))"))
+        ax.plot(xs, gs, color=color, ls="--", marker="s", ms=3, lw=1.2, label=name + text("discounted return obtained"))
+    ax.set(xlabel=text("environment steps"), ylabel=text("value (discounted return)"),
+           title=text("The critic's Q against the returns obtained\n(means over the evaluation episodes' states)"))
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
 
@@ -167,20 +143,22 @@ def plot_value_check(path: str | Path, runs: Sequence[tuple[str, Sequence[dict]]
                          sharey=True)
     if len(drawn) == 1:
         _draw_value_check(axes[0][0], drawn)
+        if title:  # one title: the caller's, in place of the panel's own
+            axes[0][0].set_title(f"{title}\n" + text("(means over the evaluation episodes' states)"))
     for k, (label, rows) in enumerate(drawn if len(drawn) > 1 else []):
         ax = axes[0][k]
         _draw_value_check(ax, [(label, rows)])
         _, q, g = _value_rows(rows)[-1]
-        ax.set_title(f"{label}\nlast evaluation: Q − G = {q - g:+.1f}", fontsize="medium")
+        ax.set_title(f"{label}\n" + text("last evaluation: Q − G = {gap}", gap=f"{q - g:+.1f}"), fontsize="medium")
         if k:
             ax.set_ylabel("")
-    if title:
+    if title and len(drawn) > 1:
         fig.suptitle(title)
     return _save(fig, path)
 
 
 def plot_learning_curves(path: str | Path, runs: Sequence[tuple[str, Sequence[dict]]],
-                         title: str = "Learning curve") -> Path:
+                         title: str | None = None) -> Path:
     """Returns against environment steps for one or more runs (rows of their metrics.csv):
     training-episode returns as faint lines, deterministic evaluations as mean ± std; beside them,
     where the rows have it, the critic's estimate against the returns obtained (:func:`plot_value_check`)."""
@@ -194,15 +172,16 @@ def plot_learning_curves(path: str | Path, runs: Sequence[tuple[str, Sequence[di
         if train:
             xs, ys = zip(*train)
             ax.plot(xs, ys, color=color, alpha=0.25, lw=0.8,
-                    label=f"{label}: training episodes" if len(runs) == 1 else None)
+                    label=text("{label}: training episodes", label=label) if len(runs) == 1 else None)
         if evals:
             xs, means, stds = (list(v) for v in zip(*evals))
             lo = [m - s for m, s in zip(means, stds)]
             hi = [m + s for m, s in zip(means, stds)]
             ax.fill_between(xs, lo, hi, color=color, alpha=0.15, lw=0)
             ax.plot(xs, means, color=color, marker="o", ms=3, lw=1.6,
-                    label=f"{label}: evaluation (mean ± std)" if len(runs) == 1 else label)
-    ax.set(xlabel="environment steps", ylabel="episode return", title=title)
+                    label=text("{label}: evaluation (mean ± std)", label=label) if len(runs) == 1 else label)
+    ax.set(xlabel=text("environment steps"), ylabel=text("episode return"),
+           title=text("Learning curve") if title is None else title)
     ax.grid(True, alpha=0.3)
     if runs:
         ax.legend(loc="lower right", fontsize="small")
@@ -211,7 +190,8 @@ def plot_learning_curves(path: str | Path, runs: Sequence[tuple[str, Sequence[di
     return _save(fig, path)
 
 
-# the panels of plot_health: (title, y label, log scale, [(column, line label, line style)])
+# the panels of plot_health: (title, y label, log scale, [(column, line label, line style)]); the linear panels of
+# shares and of the noise's size start at 0 (ZERO_BASED), so that sampling noise around 0.2 does not fill the axis
 _HEALTH_PANELS = (
     ("Gradient norms", "‖∇‖₂ (all layers)", True,
      [("critic_grad_norm", "critic ‖∇φ L‖", "-"), ("actor_grad_norm", "actor ‖∇θ J‖", "--")]),
@@ -226,8 +206,10 @@ _HEALTH_PANELS = (
     ("Losses", "loss", True, [("critic_loss", "critic L(φ)", "-")]),
 )
 
+_ZERO_BASED = ("Saturation", "Exploration noise")
 
-def plot_health(path: str | Path, runs: Sequence[tuple[str, Sequence[dict]]], title: str = "Training health") -> Path:
+
+def plot_health(path: str | Path, runs: Sequence[tuple[str, Sequence[dict]]], title: str | None = None) -> Path:
     """The health signals of one or more runs' metrics rows (:mod:`ddpgkit.algo.health`) against
     environment steps, one panel a question: are the gradients alive, does the critic fit its targets,
     where do its values go, are the actor's outputs pinned, how much does it explore. Rows without a
@@ -245,15 +227,18 @@ def plot_health(path: str | Path, runs: Sequence[tuple[str, Sequence[dict]]], ti
                     continue
                 xs, ys = zip(*points)
                 ax.plot(xs, ys, color=f"C{k % 10}", ls=style, lw=1.2,
-                        label=name if len(runs) == 1 else f"{label}: {name}")
+                        label=text(name) if len(runs) == 1 else f"{label}: {text(name)}")
                 drawn = True
         if log and drawn:
             ax.set_yscale("log")
-        ax.set(xlabel="environment steps", ylabel=ylabel, title=panel)
+        if panel in _ZERO_BASED and drawn:
+            ax.set_ylim(bottom=0, top=max(ax.get_ylim()[1], 1.05) if panel == "Saturation" else None)
+        ax.set(xlabel=text("environment steps"), ylabel=text(ylabel), title=text(panel))
         ax.grid(True, alpha=0.3)
         if drawn:
             ax.legend(loc="best", fontsize="small")
         else:
-            ax.text(0.5, 0.5, "not in these metrics", ha="center", va="center", transform=ax.transAxes, color="0.5")
-    fig.suptitle(title)
+            ax.text(0.5, 0.5, text("not in these metrics"), ha="center", va="center", transform=ax.transAxes,
+                    color="0.5")
+    fig.suptitle(text("Training health") if title is None else title)
     return _save(fig, path)

@@ -29,11 +29,13 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..errors import RunError
 from ..storage.atomic import atomic_write_json, atomic_write_text, ensure_writable_dir
 from ..storage.rundir import CONFIG, METRICS, SUMMARY, config_table, read_metrics, read_summary
 from .figure import subplots
+from .language import text
 from .stats import Estimate, iqm, mean, probability_of_improvement_ci, stratified_bootstrap_ci
 
 #: Config keys that do not change what is learned; runs differing only in these are one group.
@@ -197,17 +199,19 @@ def analyse(groups: list[Group], reps: int = 10_000, seed: int = 0) -> list[tupl
 def _interval_figure(path: Path, groups: list[Group]) -> Path:
     groups = [g for g in groups if g.stats]
     keys = ["final IQM", "final mean", "best IQM", "best mean"]
-    fig, axes = subplots(1, len(keys), figsize=(3.2 * len(keys), 0.6 * len(groups) + 1.6), sharey=True)
+    # one return scale for the four panels (each its own would stretch every interval across its axis), few ticks
+    fig, axes = subplots(1, len(keys), figsize=(3.2 * len(keys), 0.6 * len(groups) + 1.6), sharey=True, sharex=True)
     for ax, key in zip(axes, keys):
         for i, g in enumerate(groups):
             e = g.stats[key]
             ax.plot([e.low, e.high], [i, i], color=f"C{i}", linewidth=6, alpha=0.5, solid_capstyle="butt")
             ax.plot([e.value], [i], marker="|", color="black", markersize=14)
-        ax.set_title(key + (" (max over evaluations)" if key.startswith("best") else ""), fontsize=9)
-        ax.set_xlabel("return")
+        ax.set_title(text(key + (" (max over evaluations)" if key.startswith("best") else "")), fontsize=9)
+        ax.set_xlabel(text("return"))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(groups)), [f"{g.label} (n={len(g.runs)})" for g in groups], fontsize=8)
-    fig.suptitle("Final and best evaluation returns: estimate and 95% stratified-bootstrap CI")
+    fig.suptitle(text("Final and best evaluation returns: estimate and 95% stratified-bootstrap CI"))
     fig.tight_layout()
     return _save(fig, path)
 
@@ -225,10 +229,10 @@ def _curve_figure(path: Path, groups: list[Group]) -> Path:
                 ax.plot(g.curve_steps, [e.value for e in curve], color=f"C{i}", label=f"{g.label} (n={len(g.runs)})")
                 ax.fill_between(g.curve_steps, [e.low for e in curve], [e.high for e in curve], color=f"C{i}",
                                 alpha=0.25)
-            ax.set_title(f"{env}: IQM of {unit}s, 95% CI band" if what == "curve" else
-                         f"{env}: IQM of evaluation success rates, 95% CI band")
-            ax.set_xlabel("environment steps")
-            ax.set_ylabel(unit)
+            ax.set_title(text("{env}: IQM of evaluation returns, 95% CI band" if what == "curve" else
+                              "{env}: IQM of evaluation success rates, 95% CI band", env=env))
+            ax.set_xlabel(text("environment steps"))
+            ax.set_ylabel(text(unit))
             if what == "success_curve":  # a rate: its whole range, so that 0.93 does not look like a collapse
                 ax.set_ylim(-0.03, 1.03)
             ax.grid(alpha=0.3)
@@ -250,7 +254,7 @@ def _improvement_figure(path: Path, pairs: list[tuple[str, str, Estimate]]) -> P
     ax.set_yticks(range(len(pairs)), labels, fontsize=8)
     ax.axvline(0.5, color="grey", linestyle="--")
     ax.set_xlim(0, 1)
-    ax.set_xlabel("probability of improvement (final return), 95% CI")
+    ax.set_xlabel(text("probability of improvement (final return), 95% CI"))
     fig.tight_layout()
     return _save(fig, path)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..analysis.language import text
 from ..analysis.plots import plot_health, plot_learning_curves, plot_value_check
 from ..storage.rundir import CURVE, HEALTH, read_metrics
 from .app import UserError, app, print_kv
@@ -36,9 +37,9 @@ def plot(
     plot_learning_curves(target, runs, title)
     print_kv("wrote", str(target))
     if health:
-        plot_health(health_target, runs, "Training health" if len(run_dirs) == 1 else f"Training health: {title}")
+        plot_health(health_target, runs, None if len(run_dirs) == 1 else text("Training health: {title}", title=title))
         print_kv("wrote", str(health_target))
     measured = [(label, rows) for label, rows in runs if any(r.get("eval_q_mean") is not None for r in rows)]
     if len(run_dirs) > 1 and len(measured) > 1:
-        plot_value_check(values_target, measured, "The critics against the returns obtained")
+        plot_value_check(values_target, measured, text("The critics against the returns obtained"))
         print_kv("wrote", str(values_target))
