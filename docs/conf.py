@@ -7,6 +7,7 @@ image, a reference that resolves to nothing or a notebook cell that fails stops 
 """
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -61,6 +62,15 @@ nitpick_ignore_regex = [
 html_theme = "furo"
 html_extra_path = ["_extra"]  # build/docs/index.html: a pointer to the start page, docs/index.html
 html_title = f"ddpgkit {release}"
+# The site is English with Japanese pages: those are served with lang="ja" (_page_language below), so that a
+# browser draws their kanji with Japanese glyph shapes and reads them as Japanese. The search index splits
+# words with Sphinx's Japanese splitter, which cuts Japanese text into words (the English one keeps a whole
+# Japanese sentence as one "word", so no Japanese term is found) and English at spaces and punctuation as the
+# English one does, without its stemming ("trains" does not find "train").
+html_search_language = "ja"
+
+#: The pages written in Japanese (document names, without the .md).
+JAPANESE_PAGES = re.compile(r"^(README\.ja|docs/tutorial/ja/.*)$")
 
 
 def _root_names(app, env, node, contnode):
@@ -78,5 +88,12 @@ def _root_names(app, env, node, contnode):
                                              node, contnode)
 
 
+def _page_language(app, pagename, templatename, context, doctree):
+    """lang="ja" on the <html> of the Japanese pages (the theme writes ``language`` there)."""
+    if JAPANESE_PAGES.match(pagename):
+        context["language"] = "ja"
+
+
 def setup(app):
     app.connect("missing-reference", _root_names)
+    app.connect("html-page-context", _page_language)

@@ -5,6 +5,7 @@ text, and every figure loads.
 Needs the `docs` extra and the packages chromium, chromium-driver and fonts-ipaexfont-gothic (.ci/run
 installs them); without the browser the browser part is skipped, except in CI, where it fails."""
 
+import json
 import os
 import re
 import shutil
@@ -45,6 +46,18 @@ def test_the_build_makes_every_page(site):
         assert (site / page).is_file(), page
     assert 'id="ddpgkit.agents.ddpg.DDPG"' in (site / "docs/api/agents.html").read_text(encoding="utf-8")
     assert 'id="ddpgkit.config.ddpg.DDPGConfig"' in (site / "docs/api/config.html").read_text(encoding="utf-8")
+
+
+def test_japanese_pages_are_served_as_japanese_and_searchable(site):
+    for page in ("README.ja.html", "docs/tutorial/ja/01_networks.html", "docs/tutorial/ja/05_seeds_and_beyond.html"):
+        assert '<html class="no-js" lang="ja"' in (site / page).read_text(encoding="utf-8"), page
+    for page in ("README.html", "docs/tutorial/en/01_networks.html", "docs/index.html"):
+        assert '<html class="no-js" lang="en"' in (site / page).read_text(encoding="utf-8"), page
+    script = (site / "searchindex.js").read_text(encoding="utf-8")  # Search.setIndex({...})
+    terms = json.loads(script[script.index("(") + 1:script.rindex(")")])["terms"]
+    # Japanese words are terms of the index (the query is split the same way), not parts of sentence-long tokens
+    assert {"フィッティング", "損失", "学習"} <= set(terms)
+    assert max(len(t) for t in terms if JAPANESE.search(t)) < 20
 
 
 def test_the_build_fails_on_a_broken_link(tmp_path):
@@ -107,6 +120,7 @@ def test_the_japanese_tutorial_shows_japanese_text_and_its_figures(browser, site
     for part in ("01_networks", "02_fitting", "04_pendulum"):
         page = f"docs/tutorial/ja/{part}.html"
         state = _open(browser, site, page)
+        assert browser.execute_script("return document.documentElement.lang") == "ja", page
         japanese = JAPANESE.findall(state["text"])
         assert len(japanese) > 200, f"{page}: {len(japanese)} Japanese characters"
         _assert_images_load(state, page)
