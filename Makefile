@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.ddpgkit-installed
 # pytest workers: the suite is CPU-bound and every test runs torch with one thread (see runtime.py)
 WORKERS ?= 2
 
-.PHONY: install run fit test docs lint bench clean
+.PHONY: install run fit test docs figures lint bench clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ docs: install
 	rm -rf build/docs
 	$(VENV)/bin/sphinx-build -q -n -W --keep-going -c docs . build/docs
 	@echo "docs: build/docs/index.html"
+
+# The committed pictures (docs/fit, docs/pendulum, docs/sweep) regenerated from the commands that draw them
+figures: install
+	bash benchmarks/figures.sh
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

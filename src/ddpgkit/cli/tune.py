@@ -66,7 +66,8 @@ def tune(
             target = out_dir if out_dir is not None else Path("runs") / "tune" / spec_or_dir.stem
         if trials is not None:
             spec.trials, raw["trials"] = trials, trials
-        print_kv("tune", f"{spec.trials} trials of {len(spec.tune_seeds)} seeds each on {', '.join(spec.envs)}, "
+        seeds = f"{len(spec.tune_seeds)} seed{'s' if len(spec.tune_seeds) > 1 else ''}"
+        print_kv("tune", f"{spec.trials} trials of {seeds} each on {', '.join(spec.envs)}, "
                  f"{spec.budget:,} steps; test seeds {len(spec.test_seeds)}; on "
                  f"{'Ray at ' + address if address else 'a local Ray instance'}")
         print_kv("tune directory", str(target))
