@@ -7,6 +7,7 @@
 #                             value_maps.gif, overestimation.png (inspect); overestimation_ddpg_td3.png beside the
 #                             same with TD3's three switches (inspect DDPG_RUN TD3_RUN)
 #   docs/sweep/               ten seeds of the pendulum preset in one process, and their report
+#   docs/*/ja/                the same pictures labelled in Japanese (--lang ja), for the Japanese pages
 #   bash benchmarks/figures.sh [WORKDIR]
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,8 +17,11 @@ export MPLBACKEND=Agg
 rm -rf "$W" && mkdir -p "$W"
 lscpu | grep -E "Model name" | sed 's/  */ /g'
 
+mkdir -p "$ROOT/docs/fit/ja" "$ROOT/docs/pendulum/ja" "$ROOT/docs/sweep/ja"
 "$DK" fit --out "$W/fit"
 cp "$W/fit/fit.png" "$W/fit/loss.png" "$ROOT/docs/fit/"
+"$DK" fit --out "$W/fit_ja" --lang ja
+cp "$W/fit_ja/fit.png" "$W/fit_ja/loss.png" "$ROOT/docs/fit/ja/"
 
 P="$W/pendulum"
 "$DK" train Pendulum-v1 --preset pendulum --out "$P" --checkpoint-interval 2000 --keep-checkpoints 10
@@ -26,14 +30,22 @@ P="$W/pendulum"
 "$DK" inspect "$P"
 cp "$P/learning_curve.png" "$P/health.png" "$P/pendulum.gif" "$ROOT/docs/pendulum/"
 cp "$P/inspect/value_maps.png" "$P/inspect/value_maps.gif" "$P/inspect/overestimation.png" "$ROOT/docs/pendulum/"
+"$DK" plot "$P" --lang ja --out "$W/ja/learning_curve.png"
+"$DK" inspect "$P" --lang ja --out "$W/ja/inspect"
+cp "$W/ja/learning_curve.png" "$W/ja/health.png" "$W/ja/inspect/value_maps.png" "$W/ja/inspect/overestimation.png" \
+   "$ROOT/docs/pendulum/ja/"
 
 T="$W/td3/Pendulum-v1-s0"
 "$DK" train Pendulum-v1 --preset pendulum --n-critics 2 --target-noise 0.2 --policy-frequency 2 --out "$T"
 mkdir -p "$W/ddpg" && ln -sfn "$P" "$W/ddpg/Pendulum-v1-s0"
 "$DK" inspect "$W/ddpg/Pendulum-v1-s0" "$T" --out "$W/compare"
 cp "$W/compare/overestimation.png" "$ROOT/docs/pendulum/overestimation_ddpg_td3.png"
+"$DK" inspect "$W/ddpg/Pendulum-v1-s0" "$T" --out "$W/compare_ja" --lang ja
+cp "$W/compare_ja/overestimation.png" "$ROOT/docs/pendulum/ja/overestimation_ddpg_td3.png"
 
 "$DK" train Pendulum-v1 --preset pendulum --seeds 0-9 --out "$W/seeds"
 "$DK" report "$W/seeds" --out "$W/report"
 cp "$W/report/final_and_best.png" "$W/report/learning_curves.png" "$ROOT/docs/sweep/"
+"$DK" report "$W/seeds" --out "$W/report_ja" --lang ja
+cp "$W/report_ja/final_and_best.png" "$W/report_ja/learning_curves.png" "$ROOT/docs/sweep/ja/"
 echo "figures: docs/fit, docs/pendulum, docs/sweep regenerated from $W"

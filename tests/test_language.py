@@ -113,3 +113,14 @@ def test_report_figures_share_one_return_scale(tmp_path, monkeypatch):
                    "best IQM": Estimate(-122.0, -128.0, -118.0), "best mean": Estimate(-123.0, -127.0, -118.5)}
     report._interval_figure(tmp_path / "final_and_best.png", [group])
     assert len(axes_limits) == 4 and len(set(axes_limits)) == 1
+
+
+def test_the_commands_draw_in_the_language_asked(tmp_path, capsys):
+    from tests.clihelp import assert_one_line_error, run_cli, run_subprocess
+    from tests.pngcheck import assert_png
+
+    r = run_subprocess("fit", "--steps", "5", "--lang", "ja", "--out", tmp_path / "ja")  # a process: the language
+    assert r.code == 0 and "missing from font" not in r.err, r.err                     # is the process's own
+    assert_png(tmp_path / "ja" / "fit.png")
+    for command in (("fit", "--steps", "5"), ("plot", tmp_path), ("report", tmp_path), ("inspect", tmp_path)):
+        assert_one_line_error(run_cli(capsys, *command, "--lang", "fr"), "unknown --lang 'fr'; valid: en, ja")

@@ -35,6 +35,7 @@ JAPANESE: dict[str, str] = {
     "Activation function: {name}": "活性化関数：{name}",
     "Untrained network": "学習前のネットワーク",
     "Fitted network": "フィッティング後のネットワーク",
+    "Fitted network after {steps} steps": "{steps} ステップのフィッティング後のネットワーク",
     "training data ({name})": "教師データ（{name}）",
     "Training data: {name}, {n} points": "教師データ：{name}、{n} 点",
     "target y": "教師データの y",

@@ -42,6 +42,21 @@ def _root(
     """The neural networks DDPG uses as function approximators, and DDPG built on them."""
 
 
+def lang_option() -> str:
+    """The ``--lang`` option of the commands that draw figures."""
+    return typer.Option("en", "--lang", help="Language of the figures' titles, axes and legends: en or ja (ja "
+                        "draws with the Japanese font of the docs extra).")
+
+
+def use_lang(lang: str) -> None:
+    """Draw this command's figures in ``lang`` (:func:`ddpgkit.analysis.language.use_language`)."""
+    from ..analysis.language import LANGUAGES, use_language
+
+    if lang not in LANGUAGES:
+        raise UserError(f"unknown --lang {lang!r}; valid: {', '.join(LANGUAGES)}")
+    use_language(lang)
+
+
 def print_kv(key: str, value: str) -> None:
     """``key: value`` on stdout, without rich markup."""
     out.print(f"{key}: {value}", markup=False)

@@ -11,7 +11,7 @@ import typer
 from ..experiments.chapter import run_fit
 from ..nn.fitting import LR_SCHEDULES, TARGETS
 from ..nn.mlp import ACTIVATIONS, count_parameters
-from .app import UserError, app, out, parse_hidden
+from .app import UserError, app, lang_option, out, parse_hidden, use_lang
 from .progress import progress_bar
 
 
@@ -30,12 +30,14 @@ def fit(
                                         "(replaces --target and --points)."),
     out_dir: Path = typer.Option(Path("runs/fit"), "--out", help="Directory for figures and metrics.json."),
     threads: int = typer.Option(1, help="torch intra-op threads (0: torch's default)."),
+    lang: str = lang_option(),
 ) -> None:
     """Fit an MLP to data with MSE and Adam, as chapter 6 does, and draw its figures.
 
     With no flags it reproduces the chapter: 20 points of sin on [-π, π], a 1→256→256→1 ReLU
     network, Adam with lr 1e-3, 100 steps, seed 0.
     """
+    use_lang(lang)
     if steps < 1:
         raise UserError(f"--steps must be a positive integer, got {steps}")
     if points < 1:

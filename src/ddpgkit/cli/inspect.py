@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..analysis.inspection import compare_critics, inspect_run, run_labels
-from .app import UserError, app, print_kv
+from .app import UserError, app, lang_option, print_kv, use_lang
 
 
 @app.command("inspect")
@@ -21,12 +21,14 @@ def inspect_cmd(
     dims: str | None = typer.Option(None, "--dims", help="Two observation dimensions to draw, e.g. 0,1 (the "
                                     "others held at a visited state's values) [default for Pendulum-v1: its "
                                     "angle and angular velocity]."),
+    lang: str = lang_option(),
 ) -> None:
     """Draw the learned policy μ(s) and value Q(s, μ(s)) as heat maps over the state space, with an
     evaluation episode on top (value_maps.png), their animation over the run's checkpoints
     (value_maps.gif), and the critic's Q against the discounted returns obtained at every evaluation
     (overestimation.png). Given several runs (DDPG's and TD3's on one task, say), each is drawn, and their
     critics against the returns side by side in one more overestimation.png."""
+    use_lang(lang)
     parsed = None
     if dims is not None:
         try:

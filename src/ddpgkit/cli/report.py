@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..analysis.report import make_report
-from .app import UserError, app, out, print_kv, warn
+from .app import UserError, app, lang_option, out, print_kv, use_lang, warn
 
 
 @app.command()
@@ -16,9 +16,11 @@ def report(
     out_dir: Path | None = typer.Option(None, "--out", help="Where report.md, report.json and the figures go "
                                         "[default: DIR/report for one directory, else ./report]."),
     reps: int = typer.Option(10_000, help="Bootstrap resamples for the confidence intervals."),
+    lang: str = lang_option(),
 ) -> None:
     """IQM and mean of final and best returns with 95% stratified-bootstrap confidence intervals,
     IQM learning curves, and probabilities of improvement, per group of runs that differ only in seed."""
+    use_lang(lang)
     if reps < 100:
         raise UserError(f"--reps must be >= 100, got {reps}")
     target = out_dir if out_dir is not None else (run_dirs[0] / "report" if len(run_dirs) == 1 else Path("report"))

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..analysis.language import text
 from ..analysis.plots import plot_activation, plot_data, plot_fit, plot_function, plot_loss
 from ..nn.fitting import Dataset, FitResult, fit, load_csv, make_dataset
 from ..nn.mlp import MLP
@@ -49,9 +50,10 @@ def run_fit(out_dir: str | Path = "runs/fit", *, target: str = "sin", points: in
             model = MLP(dataset.in_dim, dataset.out_dim, tuple(hidden), activation)
         figures = [plot_activation(out / "activation.png", activation), plot_data(out / "data.png", dataset)]
         if dataset.in_dim == 1:
-            figures.append(plot_function(out / "untrained.png", model, "Untrained network"))
+            figures.append(plot_function(out / "untrained.png", model, text("Untrained network")))
         result = fit(dataset, steps=steps, lr=lr, seed=seed, lr_schedule=lr_schedule, model=model, on_step=on_step)
-        figures.append(plot_fit(out / "fit.png", result.model, dataset, f"Fitted network after {steps} steps"))
+        figures.append(plot_fit(out / "fit.png", result.model, dataset,
+                                text("Fitted network after {steps} steps", steps=steps)))
         figures.append(plot_loss(out / "loss.png", result.losses))
     metrics = {
         "initial_loss": result.initial_loss, "final_loss": result.final_loss, "steps": steps,
