@@ -1,33 +1,50 @@
-"""The README's examples are executed, and its printed numbers are what the code prints today."""
+"""The README's and the user guide's examples are executed, and their printed numbers are what the code prints
+today. (The README's commands themselves run in tests/test_readme_commands.py.)"""
 
 import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+README_JA = README.parent / "README.ja.md"
+GUIDE = README.parent / "docs" / "guide"
 
 
 def python_blocks(text: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
-def test_readme_python_examples_run(tmp_path, monkeypatch):
+def guide_pages() -> list[Path]:
+    pages = sorted(GUIDE.glob("*.md"))
+    assert pages, "docs/guide has no pages"
+    return pages
+
+
+def test_readme_and_guide_python_examples_run(tmp_path, monkeypatch):
+    """Every python block of README.md and of the user guide's pages runs as written, in a fresh directory."""
     monkeypatch.chdir(tmp_path)
-    blocks = python_blocks(README.read_text())
-    assert blocks
-    for block in blocks:
-        exec(compile(block, str(README), "exec"), {"__name__": "readme"})
+    assert python_blocks(README.read_text(encoding="utf-8")), "README.md shows the Python API"
+    for page in [README, *guide_pages()]:
+        for block in python_blocks(page.read_text(encoding="utf-8")):
+            exec(compile(block, str(page), "exec"), {"__name__": "readme"})
 
 
 def test_readme_fit_numbers_are_current(tmp_path, capsys):
+    """`ddpgkit fit`'s printed numbers are those the guide's fit page shows, the README's and README.ja.md's Python
+    example prints in its comment, and README.ja.md explains."""
     from ddpgkit.cli import main
 
     assert main(["fit", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    text = README.read_text()
+    fit_page = (GUIDE / "fit.md").read_text(encoding="utf-8")
+    numbers = {}
     for key in ("initial loss:", "final loss after 100 steps:", "parameters:"):
         line = next(line for line in printed.splitlines() if line.startswith(key))
-        number = line.split(":", 1)[1].split("(")[0].strip()
-        assert f"{key} {number}" in text, f"README is stale: {line!r}"
+        numbers[key] = line.split(":", 1)[1].split("(")[0].strip()
+        assert f"{key} {numbers[key]}" in fit_page, f"docs/guide/fit.md is stale: {line!r}"
+    comment = f"# {numbers['initial loss:']} -> {numbers['final loss after 100 steps:']}"
+    for page in (README, README_JA):
+        assert comment in page.read_text(encoding="utf-8"), f"{page.name}'s fit example does not print {comment!r}"
+    assert f"initial loss: {numbers['initial loss:']}" in README_JA.read_text(encoding="utf-8")
 
 
 def test_make_targets_run_what_the_readme_says():
@@ -52,6 +69,28 @@ def test_make_targets_run_what_the_readme_says():
     assert [c.split("ddpgkit ", 1)[1] for c in commands("run")] == ["train Pendulum-v1 --preset pendulum --overwrite"]
     text = README.read_text()
     assert "`make fit` runs the chapter's fit" in text
+
+
+def test_make_figures_draws_every_committed_picture():
+    """`make figures` runs benchmarks/figures.sh, and the script copies in every picture committed under
+    docs/fit, docs/pendulum and docs/sweep (and their ja/ folders): none is drawn by hand or left stale."""
+    import subprocess
+
+    root = README.parent
+    p = subprocess.run(["make", "--no-print-directory", "-n", "-o", "install", "figures"], cwd=root,
+                       capture_output=True, text=True, check=True)
+    assert "bash benchmarks/figures.sh" in p.stdout
+    script = (root / "benchmarks" / "figures.sh").read_text()
+    copies = " ".join(line for line in script.replace("\\\n", " ").splitlines() if line.startswith(("cp ", "   ")))
+    pictures = sorted(f for d in ("fit", "pendulum", "sweep") for f in (root / "docs" / d).rglob("*")
+                      if f.suffix in (".png", ".gif"))
+    assert len(pictures) >= 10
+    for picture in pictures:
+        folder = picture.parent.relative_to(root)
+        assert f"$ROOT/{folder}/" in copies, f"{picture.relative_to(root)}: no cp into {folder} in figures.sh"
+        named = picture.name in copies or (picture.name == "overestimation_ddpg_td3.png" and
+                                           f"$ROOT/{folder}/overestimation_ddpg_td3.png" in copies)
+        assert named, f"{picture.relative_to(root)} is not written by benchmarks/figures.sh"
 
 
 def test_architecture_names_every_module():
@@ -87,10 +126,11 @@ def test_the_api_reference_documents_every_library_module():
 
 
 def test_readme_sweep_spec_is_a_valid_spec(tmp_path):
-    """The sweep spec the README shows loads as written and expands to the trials it describes."""
+    """The sweep spec the guide shows (docs/guide/seeds.md) loads as written and expands to the trials it
+    describes."""
     from ddpgkit.experiments.sweep import SweepSpec
 
-    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = re.findall(r"```toml\n(.*?)```", (GUIDE / "seeds.md").read_text(encoding="utf-8"), flags=re.S)
     spec_text = next(b for b in blocks if "envs =" in b)
     path = tmp_path / "pendulum-10.toml"
     path.write_text(spec_text)
@@ -111,29 +151,67 @@ def test_benchmark_sweep_specs_are_valid_and_use_the_tables_entries(tmp_path):
 
 
 def test_japanese_readme_example_runs_and_its_commands_are_the_readmes(tmp_path, monkeypatch):
-    """README.ja.md's Python example runs as written, and each command it shows is one the English README
-    shows too (whose numbers the tests above keep current)."""
-    ja = (README.parent / "README.ja.md").read_text(encoding="utf-8")
-    assert "README.ja.md" in README.read_text()  # linked from the README
+    """README.ja.md's Python example runs as written, and its console blocks are the English README's — the same
+    commands in the same order, showing the same output (which tests/test_readme_commands.py checks)."""
+    from tests.test_readme_commands import console_steps
+
+    ja = README_JA.read_text(encoding="utf-8")
+    assert "README.ja.md" in README.read_text(encoding="utf-8")  # linked from the README
     monkeypatch.chdir(tmp_path)
     blocks = python_blocks(ja)
     assert blocks
     for block in blocks:
         exec(compile(block, "README.ja.md", "exec"), {"__name__": "readme_ja"})
-    commands = re.findall(r"^\$ (\.venv/bin/ddpgkit .*)$", ja, flags=re.M)
-    assert commands
-    english = README.read_text()
-    for command in commands:
-        assert command.split(" runs/")[0] in english, command
+    assert console_steps(ja) == console_steps(README.read_text(encoding="utf-8"))
+
+
+def _prose(text: str) -> str:
+    """The text without its fenced code blocks."""
+    return re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+
+
+JAPANESE = "\u3000-\u30ff\u3400-\u9fff\uff00-\uffef"  # kana, CJK punctuation, kanji, full-width forms
+
+
+def test_japanese_readme_has_no_line_break_inside_a_paragraph():
+    """A Japanese paragraph is one line: a break between two Japanese characters would show as a space, and a
+    line of Japanese continued on the next line is a paragraph broken in two places in the source."""
+    prose = _prose(README_JA.read_text(encoding="utf-8"))
+    between = re.findall(f"[{JAPANESE}]\n[{JAPANESE}]", prose)
+    assert not between, f"line breaks between Japanese characters: {between}"
+    lines = prose.splitlines()
+    continued = [f"{a!r} / {b!r}" for a, b in zip(lines, lines[1:])
+                 if re.search(f"[{JAPANESE}]", a) and b.strip() and not re.match(r"\s*([-*#|!>]|\d+\.|```)", b)]
+    assert not continued, f"paragraphs continued on a second line: {continued}"
+
+
+def _links(text: str) -> list[str]:
+    return re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
 
 
 def test_japanese_readme_links_resolve():
     root = README.parent
-    ja = (root / "README.ja.md").read_text(encoding="utf-8")
-    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", ja)
+    ja = README_JA.read_text(encoding="utf-8")
+    targets = _links(ja)
     assert targets
     missing = [t for t in targets if not t.startswith("http") and not (root / t).exists()]
     assert not missing, missing
+    assert "docs/tutorial/ja/01_networks.md" in targets  # the Japanese tutorial
+    assert {f"docs/guide/{p.name}" for p in guide_pages()} <= set(targets)  # every guide page
+
+
+def test_readme_and_guide_links_resolve():
+    """The README links every guide page, and every relative link of the README and of the guide leads to a file
+    (the site's build checks the same, with the anchors, in tests/test_site.py)."""
+    pages = [README, *guide_pages()]
+    for page in pages:
+        missing = [t for t in _links(page.read_text(encoding="utf-8"))
+                   if not t.startswith(("http:", "https:")) and not (page.parent / t).exists()]
+        assert not missing, f"{page.name}: {missing}"
+    readme_targets = set(_links(README.read_text(encoding="utf-8")))
+    assert {f"docs/guide/{p.name}" for p in guide_pages()} <= readme_targets
+    index = (README.parent / "docs" / "index.md").read_text(encoding="utf-8")
+    assert all(f"guide/{p.stem}\n" in index for p in guide_pages()), "docs/index.md's user guide toctree"
 
 
 def _documented(cls: type, name: str) -> bool:

@@ -375,8 +375,8 @@ def test_edited_metadata_with_a_recomputed_checksum_loads_exactly_or_fails_clean
 
 
 def test_train_resume_applies_device_and_threads(uninterrupted, tmp_path, capsys, monkeypatch):
-    """`train ... --resume --device X --threads N` continues on X with N threads (README: those flags
-    are accepted on resume); the run's config.toml and new checkpoints record them."""
+    """`train ... --resume --device X --threads N` continues on X with N threads (docs/guide/checkpoints.md: those
+    flags are accepted on resume); the run's config.toml and new checkpoints record them."""
     import shutil
 
     from ddpgkit.config.ddpg import DDPGConfig

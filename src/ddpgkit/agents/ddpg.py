@@ -2,7 +2,7 @@
 persistence.
 
 ``DDPG(env, config, seed=0).learn(steps)``, ``predict``, ``save`` and ``DDPG.load`` behave as in
-Stable-Baselines3 where the names are shared (README: "Coming from Stable-Baselines3"). The agent *has* an
+Stable-Baselines3 where the names are shared (docs/guide/from-sb3.md). The agent *has* an
 update, :attr:`DDPG.learner` (:class:`ddpgkit.algo.learner.Learner`: the paper's order of steps, with
 gradients written out or by autograd), rather than being one: a group of seeds
 (:class:`ddpgkit.agents.group.DDPGGroup`) trains its members through one stacked learner, while each member

@@ -32,7 +32,8 @@ def _table(statuses: list[TrialStatus]) -> Table:
 
 @app.command()
 def sweep(
-    spec_file: Path = typer.Argument(..., help="The sweep's TOML spec (envs, seeds, [config], [grid]; see README)."),
+    spec_file: Path = typer.Argument(..., help="The sweep's TOML spec (envs, seeds, [config], [grid]; "
+                                     "docs/guide/seeds.md)."),
     out_dir: Path | None = typer.Option(None, "--out", help="Sweep directory [default: runs/sweeps/SPEC_NAME]."),
     address: str | None = typer.Option(None, "--address", help="Join the Ray cluster at HOST:PORT (with its token "
                                        "from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token) instead of "

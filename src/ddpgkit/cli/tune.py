@@ -32,7 +32,8 @@ def _table(states: list[TrialState], total: int) -> Table:
 @app.command()
 def tune(
     spec_or_dir: Path = typer.Argument(..., help="The tune spec (TOML: envs, budget, tune_seeds, test_seeds, trials, "
-                                       "[space]; see README), or a tune directory with --finish / --propose."),
+                                       "[space]; docs/guide/tuning.md), or a tune directory with --finish / "
+                                       "--propose."),
     out_dir: Path | None = typer.Option(None, "--out", help="Tune directory [default: runs/tune/SPEC_NAME]."),
     address: str | None = typer.Option(None, "--address", help="Join the Ray cluster at HOST:PORT (with its token) "
                                        "instead of starting a local instance, as `ddpgkit sweep` does."),

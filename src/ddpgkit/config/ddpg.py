@@ -95,7 +95,7 @@ class DDPGConfig:
                            "out; identical numbers in fp32, less overhead) or autograd (bf16: under autocast)")
     compile: bool = _param(False, "compile the hand-written update with torch.compile (on CUDA as CUDA "
                                   "graphs): faster updates after a compile of seconds; pays on long runs (benchmarks)")
-    threads: int = _param(1, "torch intra-op threads; 0 keeps torch's default (see README: thread policy)")
+    threads: int = _param(1, "torch intra-op threads; 0 keeps torch's default (docs/guide/speed.md, Threads)")
 
     def __post_init__(self) -> None:
         for f in fields(self):

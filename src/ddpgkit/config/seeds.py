@@ -1,6 +1,6 @@
 """Seeds: the sub-seeds one run seed gives each of a run's generators, and the text form of several seeds.
 
-One seed per run fixes everything random in it (README: Seeds). The generators that must not share a
+One seed per run fixes everything random in it (docs/guide/seeds.md). The generators that must not share a
 stream get the run seed plus a fixed offset, so that every one of them is independent and fixed.
 """
 
