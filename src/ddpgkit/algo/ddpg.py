@@ -3,7 +3,8 @@ reinforcement learning", Algorithm 1):
 
 * :func:`td_target`   — y = r + γ (1 − d) Q_φ'(s', μ_θ'(s'))  (:func:`target_y`: the same from the target networks)
 * :func:`critic_loss` — L(φ) = mean_B (Q_φ(s, a) − y)²
-* :func:`actor_loss`  — J(θ) = −mean_B Q_φ(s, μ_θ(s))  (its gradient is the deterministic policy gradient)
+* :func:`actor_loss`  — L_μ(θ) = −J(θ) = −mean_B Q_φ(s, μ_θ(s)), the objective J(θ) = E_s[Q_φ(s, μ_θ(s))] that the
+  paper maximises, negated to be minimised (its gradient is the deterministic policy gradient, negated)
 * :func:`soft_update` — θ' ← τ θ + (1 − τ) θ'
 * :func:`exploration_action` — a = clip(μ_θ(s) + N, low, high)
 
@@ -15,7 +16,7 @@ The DDPG family's later fixes, each an addition to these equations, off unless t
 * :func:`target_policy_noise`, :func:`smoothed_target_action` — ã = clip(μ_θ'(s') + ε, low, high),
   ε = clip(N(0, σ²), −c, c)  (``target_noise`` σ, ``target_noise_clip`` c)
 * an n-step batch: y = R^(m) + γ^m (1 − d) Q_φ'(s_{t+m}, μ_θ'(s_{t+m}))  (``n_step``; :func:`td_target` with γ^m)
-* the HER paper's action penalty (Andrychowicz et al. 2017): J(θ) = −mean_B Q_φ(s, μ_θ(s)) + λ mean_{B,A} ū², with
+* the HER paper's action penalty (Andrychowicz et al. 2017): L_μ(θ) = −mean_B Q_φ(s, μ_θ(s)) + λ mean_{B,A} ū², with
   ū = (μ_θ(s) − bias) / scale = tanh(f_θ(s)) the action in [−1, 1]  (``action_l2`` λ; :func:`actor_loss`)
 
 Plain functions of networks and a batch. :func:`autograd_critic_gradients` and
@@ -121,10 +122,11 @@ def critic_loss(critic: Critic, critic_target: Critic, actor_target: Actor, batc
 
 
 def actor_loss(actor: Actor, critic: Critic, obs: torch.Tensor, action_l2: float = 0.0) -> torch.Tensor:
-    """J(θ) = −1/B Σ_i Q_φ(s_i, μ_θ(s_i)); its gradient is the deterministic policy gradient
-    ∇_θ J = −1/B Σ_i ∇_a Q_φ(s_i, a)|_{a=μ_θ(s_i)} ∇_θ μ_θ(s_i). obs: (B, obs_dim) -> a 0-d loss.
+    """The actor's loss L_μ(θ) = −J(θ) = −1/B Σ_i Q_φ(s_i, μ_θ(s_i)): the paper maximises J(θ) = E_s[Q_φ(s, μ_θ(s))],
+    an optimiser minimises, so the loss is J's negative. Its gradient is the deterministic policy gradient negated,
+    ∇_θ L_μ = −1/B Σ_i ∇_a Q_φ(s_i, a)|_{a=μ_θ(s_i)} ∇_θ μ_θ(s_i). obs: (B, obs_dim) -> a 0-d loss.
 
-    With ``action_l2`` = λ > 0 (the HER paper's DDPG): J(θ) = −1/B Σ_i Q_φ(s_i, μ_θ(s_i)) + λ/(B·A) Σ_{i,j} ū_ij²,
+    With ``action_l2`` = λ > 0 (the HER paper's DDPG): L_μ(θ) = −1/B Σ_i Q_φ(s_i, μ_θ(s_i)) + λ/(B·A) Σ_{i,j} ū_ij²,
     ū = tanh(f_θ(s)) = (μ_θ(s) − bias) / scale (B, act_dim), the action in [−1, 1] (baselines' π / max_u)."""
     if action_l2 == 0.0:
         return -critic(obs, actor(obs)).mean()
@@ -181,8 +183,8 @@ def autograd_critic_gradients(critic: Critic, critic_target: Critic, actor_targe
 def autograd_actor_gradients(actor: Actor, critic: Critic, obs: torch.Tensor, dtype: torch.dtype | None = None,
                              want_tanh: bool = True, action_l2: float = 0.0
                              ) -> tuple[Weights, torch.Tensor, torch.Tensor | None]:
-    """∇_θ J(θ) of :func:`actor_loss` by autograd (the critic's weights get no gradient): ([(∂J/∂W_i, ∂J/∂b_i)]
-    of the actor, J, and with ``want_tanh`` μ's tanh output (B, act_dim) before the action scale, for the
+    """∇_θ L_μ(θ) of :func:`actor_loss` by autograd (the critic's weights get no gradient): ([(∂L_μ/∂W_i, ∂L_μ/∂b_i)]
+    of the actor, L_μ, and with ``want_tanh`` μ's tanh output (B, act_dim) before the action scale, for the
     health signals, computed again in fp32); modifies nothing. obs: (B, obs_dim); ``dtype`` as in
     :func:`autograd_critic_gradients`."""
     with torch.enable_grad(), _autocast(obs.device, dtype):

@@ -1,4 +1,4 @@
-"""The fast path: ∇L(φ) and ∇J(θ) of :mod:`ddpgkit.algo.ddpg`'s losses with the backward pass written out.
+"""The fast path: ∇L(φ) and ∇L_μ(θ) of :mod:`ddpgkit.algo.ddpg`'s losses with the backward pass written out.
 
 Same equations, same kernels as autograd on :func:`~ddpgkit.algo.ddpg.critic_loss` and
 :func:`~ddpgkit.algo.ddpg.actor_loss` — in fp32 the gradients are identical bit for bit (tested) —
@@ -123,15 +123,15 @@ def _critic_step(critic: CriticNets, batch: Batch, y: torch.Tensor, dtype: torch
 def actor_gradients(actor: MLP, critic: CriticNets, obs: torch.Tensor, action_scale: torch.Tensor,
                     action_bias: torch.Tensor, dtype: torch.dtype | None = None, action_l2: float = 0.0
                     ) -> tuple[Weights, torch.Tensor, torch.Tensor]:
-    """∇_θ J of :func:`~ddpgkit.algo.ddpg.actor_loss`:
+    """∇_θ L_μ of :func:`~ddpgkit.algo.ddpg.actor_loss`:
 
-        J(θ) = −1/B Σ_i Q_φ(s_i, μ_θ(s_i)),   ∂J/∂Q = −1/B,
-        back through the critic to ∂J/∂a only (its weights get no gradient), ∂J/∂(tanh output) = ∂J/∂a · scale,
+        L_μ(θ) = −J(θ) = −1/B Σ_i Q_φ(s_i, μ_θ(s_i)),   ∂L_μ/∂Q = −1/B,
+        back through the critic to ∂L_μ/∂a only (its weights get no gradient), ∂L_μ/∂(tanh output) = ∂L_μ/∂a · scale,
         then through μ's MLP.
 
-    With ``action_l2`` = λ > 0, J gains λ/(B·A) Σ ū² (ū the tanh output, (B, A)) and ∂J/∂ū gains 2λ ū / (B·A).
+    With ``action_l2`` = λ > 0, L_μ gains λ/(B·A) Σ ū² (ū the tanh output, (B, A)) and ∂L_μ/∂ū gains 2λ ū / (B·A).
 
-    obs: (B, obs_dim). Returns ([(∂J/∂W_i, ∂J/∂b_i)] of the actor's MLP, J, μ's tanh output (B, act_dim)
+    obs: (B, obs_dim). Returns ([(∂L_μ/∂W_i, ∂L_μ/∂b_i)] of the actor's MLP, L_μ, μ's tanh output (B, act_dim)
     before the action scale); modifies nothing.
     """
     actor_weights = layer_weights(actor, dtype)
@@ -141,7 +141,7 @@ def actor_gradients(actor: MLP, critic: CriticNets, obs: torch.Tensor, action_sc
     loss = -batch_mean(q_pi)
     _, grad_a = _critic_backward(critic, critic_cache, torch.full_like(q_pi, -1.0 / q_pi.shape[-2]), dtype,
                                  weight_grads=False)  # (B, act_dim)
-    grad_unit = grad_a * action_scale  # (B, act_dim) ∂J/∂ū
+    grad_unit = grad_a * action_scale  # (B, act_dim) ∂L_μ/∂ū
     if action_l2 != 0.0:  # the action penalty λ mean(ū²), per agent over its B·A entries
         loss = loss + action_l2 * tanh_out.square().mean((-2, -1))
         grad_unit = grad_unit + tanh_out * (2.0 * action_l2 / (tanh_out.shape[-2] * tanh_out.shape[-1]))

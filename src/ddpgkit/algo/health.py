@@ -5,7 +5,8 @@ step (the numbers the update computes anyway: no extra forward pass on the fast 
 per metrics row by :mod:`ddpgkit.training.loop` (:data:`UPDATE_SIGNALS`):
 
 * ``critic_grad_norm``: ‖∇_φ L‖₂ over all critic parameters (all layers' weights and biases); per row the mean.
-* ``actor_grad_norm``: ‖∇_θ J‖₂ over all actor parameters; 0 means the actor does not learn; the mean.
+* ``actor_grad_norm``: ‖∇_θ L_μ‖₂ over all actor parameters (L_μ = −J: the same norm); 0 means the actor does
+  not learn; the mean.
 * ``td_error_mean``: 1/B Σ_i abs(δ_i) with δ_i = Q_φ(s_i, a_i) − y_i (y: :func:`~ddpgkit.algo.ddpg.td_target`);
   the mean.
 * ``td_error_max``: max_i abs(δ_i); the maximum.

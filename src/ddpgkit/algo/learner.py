@@ -61,7 +61,7 @@ NON_FINITE_KERNEL = getattr(torch, "_amp_foreach_non_finite_check_and_unscale_",
 #: ``critic(batch, smoothing) -> (∇_φ L as [(∂W_i, ∂b_i)], L, Q(s, a) (B, 1), δ = Q − y (B, 1))`` (two critics:
 #: both critics' gradients, Q and δ of both, (2B, 1))
 CriticGradients = Callable[[Batch, Smoothing | None], tuple[Weights, torch.Tensor, torch.Tensor, torch.Tensor]]
-#: ``actor(obs (B, obs_dim), want_tanh) -> (∇_θ J as [(∂W_i, ∂b_i)], J, μ's tanh output (B, act_dim) or None)``
+#: ``actor(obs (B, obs_dim), want_tanh) -> (∇_θ L_μ as [(∂W_i, ∂b_i)], L_μ, μ's tanh output (B, act_dim) or None)``
 ActorGradients = Callable[[torch.Tensor, bool], tuple[Weights, torch.Tensor, torch.Tensor | None]]
 
 
@@ -241,7 +241,7 @@ class Learner:
         q_mean = batch_mean(q)
         self._apply(grads, self._critic_params, self.critic_optimizer)
         if self.num_updates % cfg.policy_frequency == 0:
-            # actor: minimise J(θ) = −1/B Σ Q(s, μ(s)); the critic's weights get no gradient
+            # actor: minimise L_μ(θ) = −J(θ) = −1/B Σ Q(s, μ(s)); the critic's weights get no gradient
             measure = self._measure_actor()
             grads, loss_pi, tanh_out = self._actor_gradients(batch.obs, measure)
             self._check_finite("actor", loss_pi, grads, batch)

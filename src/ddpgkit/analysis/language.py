@@ -65,7 +65,7 @@ JAPANESE: dict[str, str] = {
     "Gradient norms": "勾配のノルム",
     "‖∇‖₂ (all layers)": "‖∇‖₂（全層）",
     "critic ‖∇φ L‖": "critic の ‖∇φ L‖",
-    "actor ‖∇θ J‖": "actor の ‖∇θ J‖",
+    "actor ‖∇θ L_μ‖": "actor の ‖∇θ L_μ‖",
     "TD error |δ| = |Q(s, a) − y|": "TD 誤差 |δ| = |Q(s, a) − y|",
     "mean": "平均",
     "max": "最大",

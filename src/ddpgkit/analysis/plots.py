@@ -194,7 +194,7 @@ def plot_learning_curves(path: str | Path, runs: Sequence[tuple[str, Sequence[di
 # shares and of the noise's size start at 0 (ZERO_BASED), so that sampling noise around 0.2 does not fill the axis
 _HEALTH_PANELS = (
     ("Gradient norms", "‖∇‖₂ (all layers)", True,
-     [("critic_grad_norm", "critic ‖∇φ L‖", "-"), ("actor_grad_norm", "actor ‖∇θ J‖", "--")]),
+     [("critic_grad_norm", "critic ‖∇φ L‖", "-"), ("actor_grad_norm", "actor ‖∇θ L_μ‖", "--")]),
     ("TD error |δ| = |Q(s, a) − y|", "|δ|", True,
      [("td_error_mean", "mean", "-"), ("td_error_max", "max", "--")]),
     ("Q(s, a) on the training batches", "Q", False,
