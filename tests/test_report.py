@@ -69,6 +69,16 @@ def test_unfinished_runs_are_skipped_and_named(runs, tmp_path, capsys):
     assert (copy / "report" / "report.md").is_file()
 
 
+def test_a_repeated_config_and_seed_is_one_sample(runs, tmp_path):
+    """Two directories of one config and seed (the same test seeds trained by two tune studies) count once."""
+    copy = tmp_path / "copy"
+    shutil.copytree(runs / "tau0.01" / "s1", copy / "s1")
+    rep = make_report([runs, copy], tmp_path / "report", reps=500)
+    assert [[r.seed for r in g.runs] for g in rep.groups] == [[0, 1, 2], [0, 1, 2]]
+    assert [s for s in rep.skipped if "the same env, config and seed as" in s and "counted once" in s] == [
+        f"{copy / 's1'}: the same env, config and seed as {runs / 'tau0.01' / 's1'} (counted once)"]  # first by path
+
+
 def test_report_errors_one_line(tmp_path, capsys):
     assert_one_line_error(run_cli(capsys, "report", tmp_path / "none"), "no such directory")
     empty = tmp_path / "empty"

@@ -136,6 +136,24 @@ def find_runs(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[str]]:
     return runs, skipped
 
 
+def drop_repeats(runs: Sequence[RunRecord]) -> tuple[list[RunRecord], list[str]]:
+    """The runs with each (env, config, seed) once — the first by path — and a line for every repeat: two run
+    directories of one config and one seed (the same test seeds trained by two tune studies, a run copied) are
+    one sample, not two; counted twice they would narrow every interval."""
+    kept: list[RunRecord] = []
+    repeats: list[str] = []
+    first: dict[str, RunRecord] = {}
+    for run in sorted(runs, key=lambda r: str(r.path)):
+        config = {k: v for k, v in run.config.items() if k not in IGNORED_KEYS}
+        key = json.dumps([run.env_id, config, run.seed], sort_keys=True)
+        if key in first:
+            repeats.append(f"{run.path}: the same env, config and seed as {first[key].path} (counted once)")
+        else:
+            first[key] = run
+            kept.append(run)
+    return kept, repeats
+
+
 def group_runs(runs: Sequence[RunRecord]) -> list[Group]:
     """Groups of runs with the same env and config except :data:`IGNORED_KEYS`, labelled by what
     differs between groups (the env alone when nothing else does)."""
@@ -314,6 +332,8 @@ def make_report(paths: Iterable[str | Path], out_dir: str | Path, reps: int = 10
         raise RunError(f"every run found diverged ({len(runs)}); there is nothing to estimate")
     if reps < 100:
         raise ValueError(f"reps must be >= 100, got {reps}")
+    runs, repeats = drop_repeats(runs)
+    skipped = skipped + repeats
     groups = group_runs(runs)
     pairs = analyse(groups, reps, seed)
     out = ensure_writable_dir(out_dir)

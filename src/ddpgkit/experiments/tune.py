@@ -63,7 +63,7 @@ from ..analysis.stats import iqm, stratified_bootstrap_ci
 from ..config.ddpg import DDPGConfig
 from ..config.presets import PRESETS
 from ..config.resolve import resolve_config
-from ..config.seeds import parse_seeds
+from ..config.seeds import parse_seeds, seed_ranges
 from ..errors import ConfigError, one_line
 from ..storage.atomic import atomic_write_text, ensure_writable_dir
 from ..storage.rundir import RunError, RunLock, read_metrics, read_summary, run_finished
@@ -683,7 +683,7 @@ def _write_best(spec: TuneSpec, out: Path, best: TrialState, values: dict[str, A
                 tuned: dict[str, list[DDPGConfig]]) -> list[Path]:
     env = spec.envs[0]
     origin = {"tuned": f"ddpgkit tune {out}: trial {best.number} of {len(spec.envs)} env(s), objective "
-                       f"{spec.objective} = {best.value:.4g} on seeds {_seeds(spec.tune_seeds)}",
+                       f"{spec.objective} = {best.value:.4g} on seeds {seed_ranges(spec.tune_seeds)}",
               "base": f"preset:{spec.preset}" if spec.preset else f"table:{env}"}
     paths = [tuned[env][0].replace(seed=0).save(out / "best.toml", origin)]
     lines = [f"# the best configuration of {out} (trial {best.number}) on the test seeds, as a sweep",
@@ -703,10 +703,6 @@ def _toml(v: Any) -> str:
     if isinstance(v, str):
         return json.dumps(v)
     return json.dumps(v) if isinstance(v, list) else repr(v)
-
-
-def _seeds(seeds: list[int]) -> str:
-    return f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
 
 
 def importances(study: Any) -> dict[str, float] | None:
@@ -730,7 +726,8 @@ def write_tune_md(spec: TuneSpec, out: Path, study: Any, states: dict[int, Trial
     counts = {k: sum(s.state == k for s in rows) for k in ("complete", "pruned", "failed", "running")}
     lines = [f"# ddpgkit tune: {', '.join(spec.envs)}", "",
              f"{len(rows)} trials ({counts['complete']} complete, {counts['pruned']} pruned, {counts['failed']} "
-             f"failed, {counts['running']} running), each trained on seeds {_seeds(spec.tune_seeds)} as one group for "
+             f"failed, {counts['running']} running), each trained on seeds {seed_ranges(spec.tune_seeds)} as one group "
+             "for "
              f"{spec.budget:,} steps; objective: {_objective_words(spec)}; sampler TPE (multivariate, seed "
              f"{spec.seed}); pruner {spec.pruner}. Base: {_base_words(spec)}.",
              "", f"Best: trial {best.number}, objective {best.value:.4g}"
@@ -748,7 +745,7 @@ def write_tune_md(spec: TuneSpec, out: Path, study: Any, states: dict[int, Trial
     lines += ["", "Parameter importances (Optuna's default evaluator, PED-ANOVA in 5.1, over the finished trials):", ""]
     lines += [f"* {k}: {v:.2f}" for k, v in imp.items()] if imp else ["* fewer than two finished trials differ"]
     if report is not None:
-        lines += ["", f"On the test seeds {_seeds(spec.test_seeds)} (never seen by the search), the tuned "
+        lines += ["", f"On the test seeds {seed_ranges(spec.test_seeds)} (never seen by the search), the tuned "
                   "configuration beside the base (test/report/report.md):", ""]
         for g in report.groups:
             s = g.stats
@@ -842,8 +839,9 @@ def propose_entry(out: str | Path) -> str:
     t, b = tuned_g["stats"]["final IQM"], base_g["stats"]["final IQM"]
     pi = next((p for p in report["probability_of_improvement"] if p["x"] == tuned_g["label"]
                and p["y"] == base_g["label"]), None)
-    words = (f"ddpgkit tune ({out}): {spec.trials} trials on seeds {_seeds(spec.tune_seeds)}, {spec.budget:,} steps; "
-             f"measured here on test seeds {_seeds(spec.test_seeds)}: final IQM {t['value']:.1f} [{t['low']:.1f}, "
+    words = (f"ddpgkit tune ({out}): {spec.trials} trials on seeds {seed_ranges(spec.tune_seeds)}, "
+             f"{spec.budget:,} steps; "
+             f"measured here on test seeds {seed_ranges(spec.test_seeds)}: final IQM {t['value']:.1f} [{t['low']:.1f}, "
              f"{t['high']:.1f}] against the base's {b['value']:.1f} [{b['low']:.1f}, {b['high']:.1f}]")
     if pi is not None:
         words += f", P(tuned > base) = {pi['value']:.2f} [{pi['low']:.2f}, {pi['high']:.2f}]"
