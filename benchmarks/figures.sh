@@ -23,7 +23,7 @@ cp "$W/fit/fit.png" "$W/fit/loss.png" "$ROOT/docs/fit/"
 "$DK" fit --out "$W/fit_ja" --lang ja
 cp "$W/fit_ja/fit.png" "$W/fit_ja/loss.png" "$ROOT/docs/fit/ja/"
 
-P="$W/pendulum"
+P="$W/ddpg/Pendulum-v1-s0"  # named so that the comparison with TD3 labels its runs ddpg/… and td3/…
 "$DK" train Pendulum-v1 --preset pendulum --out "$P" --checkpoint-interval 2000 --keep-checkpoints 10
 "$DK" plot "$P"
 "$DK" eval "$P" --gif "$P/pendulum.gif"
@@ -37,10 +37,9 @@ cp "$W/ja/learning_curve.png" "$W/ja/health.png" "$W/ja/inspect/value_maps.png" 
 
 T="$W/td3/Pendulum-v1-s0"
 "$DK" train Pendulum-v1 --preset pendulum --n-critics 2 --target-noise 0.2 --policy-frequency 2 --out "$T"
-mkdir -p "$W/ddpg" && ln -sfn "$P" "$W/ddpg/Pendulum-v1-s0"
-"$DK" inspect "$W/ddpg/Pendulum-v1-s0" "$T" --out "$W/compare"
+"$DK" inspect "$P" "$T" --out "$W/compare"
 cp "$W/compare/overestimation.png" "$ROOT/docs/pendulum/overestimation_ddpg_td3.png"
-"$DK" inspect "$W/ddpg/Pendulum-v1-s0" "$T" --out "$W/compare_ja" --lang ja
+"$DK" inspect "$P" "$T" --out "$W/compare_ja" --lang ja
 cp "$W/compare_ja/overestimation.png" "$ROOT/docs/pendulum/ja/overestimation_ddpg_td3.png"
 
 "$DK" train Pendulum-v1 --preset pendulum --seeds 0-9 --out "$W/seeds"
