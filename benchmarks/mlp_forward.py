@@ -15,8 +15,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from common import machine, set_threads, spread, table
 from ddpgkit import MLP
+
+from common import machine, set_threads, spread, table
 
 
 def functional_forward(mlp: MLP, x: torch.Tensor) -> torch.Tensor:
