@@ -123,6 +123,22 @@ def test_the_written_out_update_refuses_a_changed_network_and_autograd_trains_it
     assert not torch.equal(before, agent.actor.net.linear0.weight)
 
 
+def test_a_layer_changed_after_the_agent_was_made_is_refused_where_training_starts():
+    from ddpgkit import DDPG, DDPGConfig
+
+    agent = DDPG("Pendulum-v1", DDPGConfig(hidden=(8, 8), learning_starts=10, batch_size=8), seed=0)
+    agent.learn(20)  # trains as built
+    handle = agent.critic.net.relu1.register_forward_hook(lambda module, inputs, output: None)
+    with pytest.raises(ValueError, match="critic: a layer was replaced or carries a hook"):
+        agent.learn(20)
+    batch = agent.buffer.sample(8)
+    with pytest.raises(ValueError, match="critic: a layer was replaced or carries a hook"):
+        agent.update(batch)
+    handle.remove()
+    agent.learn(20)  # as built again
+    assert agent.num_timesteps == 40
+
+
 def test_unknown_activation_lists_valid_names():
     with pytest.raises(ValueError, match="unknown activation 'gelu'.*relu, tanh, elu, leaky_relu, silu, identity"):
         MLP(1, 1, activation="gelu")

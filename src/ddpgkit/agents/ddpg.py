@@ -185,7 +185,7 @@ class DDPG:
         with torch.inference_mode():
             obs_t = torch.as_tensor(self.obs_layout.flatten_batch(obs), device=self.device)
             single = obs_t.ndim == 1
-            # Actor.forward without the module-call overhead
+            # μ(s) = scale · tanh(f(s)) + bias, the actor's MLP through its named modules
             actor = self.actor
             obs_t = self.normalize(obs_t[None] if single else obs_t)
             action = scale_action(actor.net.forward(obs_t), actor.action_scale, actor.action_bias)  # (N, act_dim)
@@ -241,7 +241,10 @@ class DDPG:
 
     def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One DDPG gradient step on ``batch`` (:meth:`Learner.update <ddpgkit.algo.learner.Learner.update>`):
-        returns detached (critic loss, actor loss, mean Q(s, a))."""
+        returns detached (critic loss, actor loss, mean Q(s, a)). A network changed since the agent was made (a
+        layer replaced or hooked) is refused with the written-out update (:meth:`Learner.check_networks
+        <ddpgkit.algo.learner.Learner.check_networks>`)."""
+        self.learner.check_networks()
         return self.learner.update(batch)
 
     @property
@@ -265,6 +268,7 @@ class DDPG:
     def learn_until(self, total_steps: int, callback: Callback | list[Callback] | None = None) -> DDPG:
         """Train until ``total_steps`` environment steps in all (nothing if that many are done): the training
         loop (:func:`~ddpgkit.training.loop.train_loop`) with this one agent."""
+        self.learner.check_networks()
         if self.trainer is None:
             self.trainer = Trainer(self)
         trainer, learner, buffer, batch_size = self.trainer, self.learner, self.buffer, self.config.batch_size

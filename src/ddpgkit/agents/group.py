@@ -217,7 +217,9 @@ class DDPGGroup:
 
     def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One DDPG update of every member on its slice of a stacked batch (:meth:`sample`); returns
-        (critic loss, actor loss, mean Q) per member, each (N,) (a group of one: 0-d)."""
+        (critic loss, actor loss, mean Q) per member, each (N,) (a group of one: 0-d). Networks changed since the
+        group was made are refused as :meth:`DDPG.update <ddpgkit.agents.ddpg.DDPG.update>` refuses them."""
+        self.learner.check_networks()
         return self.learner.update(batch)
 
     def close(self) -> None:
@@ -250,6 +252,7 @@ class DDPGGroup:
         if len(self.members) == 1:
             self.members[0].learn_until(total_steps, cbs[0])
             return self
+        self.learner.check_networks()
         trainers = [m.trainer for m in self.members]
         train_loop(trainers, total_steps, cbs, self.explore, self._update_step)
         return self
