@@ -90,7 +90,7 @@ def test_ddpg_figures_in_japanese_have_japanese_axes_and_no_missing_glyphs(tmp_p
         plots.plot_learning_curves(tmp_path / "curve.png", [("s0", rows)])
         plots.plot_health(tmp_path / "health.png", [("s0", rows)])
         plots.plot_value_check(tmp_path / "values.png", [("s0", rows)], "タイトル")
-    assert {"環境ステップ数", "学習曲線", "学習の健全性", "探索ノイズ", "critic の Q(s, μ(s))"} <= set(seen)
+    assert {"環境ステップ数", "学習曲線", "学習の健全性", "探索ノイズ", "クリティックの Q(s, μ(s))"} <= set(seen)
     assert not {"environment steps", "Learning curve", "Training health", "episode return"} & set(seen)
     assert sum("タイトル" in t for t in seen) == 1  # the value check's one title
 

@@ -53,7 +53,7 @@ ENV_HYPERPARAMS: dict[str, EnvEntry] = {
     # MuJoCo: the TD3 paper's random steps (10k for HalfCheetah and Ant, 1k for the rest; 5k-step evaluations)
     # over the general defaults, which are its re-tuned DDPG's values except 256-256 for 400-300 and batch 256
     "HalfCheetah-v5": _td3(1_000_000, 10_000, "measured here: IQM 4937 at 100k steps (5 seeds), 8954 at 300k "
-                                              "(3 seeds; benchmarks/README.md)"),
+                                              "(mean of 3 seeds; benchmarks/README.md)"),
     "Ant-v5": _td3(1_000_000, 10_000),
     "Hopper-v5": _td3(1_000_000, 1_000, "measured here, 5 seeds: IQM 798 at 100k steps, best during training "
                                         "1114 (benchmarks/README.md)"),
