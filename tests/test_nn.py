@@ -99,6 +99,8 @@ def test_swapping_a_layer_changes_the_network():
     assert f.linears[1] is f.linear1 and f.is_stock()
     f.linear1 = nn.Linear(4, 5)
     assert not f.is_stock()
+    del f.linear1  # a layer removed: not the network as built either
+    assert len(f.linears) == 2 and not f.is_stock()
 
 
 def test_the_written_out_update_refuses_a_changed_network_and_autograd_trains_it():

@@ -124,6 +124,10 @@ class MLP(nn.Sequential):
         self.__dict__.pop("_linears", None)  # a layer replaced: look the affine layers up again
         super().__setattr__(name, value)
 
+    def __delattr__(self, name: str) -> None:
+        self.__dict__.pop("_linears", None)  # a layer removed: likewise
+        super().__delattr__(name)
+
     @property
     def linears(self) -> list[nn.Linear]:
         """The affine layers (W_i, b_i), input side first."""
