@@ -24,13 +24,16 @@ from pathlib import Path
 
 import pytest
 
+from ddpgkit.runtime import cpu_description
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 VENV = ROOT / ".venv"
 STAMP = VENV / ".ddpgkit-installed"  # the Makefile's mark of a finished `make install`
 
-# the CPU the README's outputs were printed on: its vendor and the vector/matrix features that choose torch's kernels
-RECORDED_ON = ("AuthenticAMD", frozenset({"avx2", "avx512f", "avx512_bf16"}))
+# the CPU the README's outputs were printed on: its model name and the vector/matrix features that choose torch's
+# kernels
+RECORDED_ON = ("AMD EPYC", frozenset({"avx2", "avx512f", "avx512_bf16"}))
 KERNEL_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 NUMBER = r"[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?"
@@ -55,20 +58,9 @@ def console_steps(text: str) -> list[tuple[str, list[str]]]:
 
 
 def cpu_signature() -> tuple[str, frozenset[str]]:
-    """This CPU's vendor and which of KERNEL_FLAGS it has."""
-    vendor, flags = "", frozenset()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return vendor, flags
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip().lower()
-        if key == "vendor_id" and not vendor:
-            vendor = value.strip()
-        elif key in ("flags", "features") and not flags:
-            flags = frozenset(value.split()) & frozenset(KERNEL_FLAGS)
-    return vendor, flags
+    """This CPU's model name and which of KERNEL_FLAGS it has (:func:`ddpgkit.runtime.cpu_description`)."""
+    model, flags = cpu_description()
+    return model, flags & frozenset(KERNEL_FLAGS)
 
 
 def shown_matches(shown: str, printed: str, exact_numbers: bool) -> bool:
