@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from .._version import __version__
+from ..analysis.language import LANGUAGES, use_language
 
 app = typer.Typer(
     name="ddpgkit",
@@ -50,8 +51,6 @@ def lang_option() -> str:
 
 def use_lang(lang: str) -> None:
     """Draw this command's figures in ``lang`` (:func:`ddpgkit.analysis.language.use_language`)."""
-    from ..analysis.language import LANGUAGES, use_language
-
     if lang not in LANGUAGES:
         raise UserError(f"unknown --lang {lang!r}; valid: {', '.join(LANGUAGES)}")
     use_language(lang)
