@@ -170,26 +170,6 @@ def test_japanese_readme_example_runs_and_its_commands_are_the_readmes(tmp_path,
     assert console_steps(ja) == console_steps(README.read_text(encoding="utf-8"))
 
 
-def _prose(text: str) -> str:
-    """The text without its fenced code blocks."""
-    return re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
-
-
-JAPANESE = "\u3000-\u30ff\u3400-\u9fff\uff00-\uffef"  # kana, CJK punctuation, kanji, full-width forms
-
-
-def test_japanese_readme_has_no_line_break_inside_a_paragraph():
-    """A Japanese paragraph is one line: a break between two Japanese characters would show as a space, and a
-    line of Japanese continued on the next line is a paragraph broken in two places in the source."""
-    prose = _prose(README_JA.read_text(encoding="utf-8"))
-    between = re.findall(f"[{JAPANESE}]\n[{JAPANESE}]", prose)
-    assert not between, f"line breaks between Japanese characters: {between}"
-    lines = prose.splitlines()
-    continued = [f"{a!r} / {b!r}" for a, b in zip(lines, lines[1:])
-                 if re.search(f"[{JAPANESE}]", a) and b.strip() and not re.match(r"\s*([-*#|!>]|\d+\.|```)", b)]
-    assert not continued, f"paragraphs continued on a second line: {continued}"
-
-
 def _links(text: str) -> list[str]:
     return re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
 

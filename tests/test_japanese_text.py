@@ -28,6 +28,15 @@ def breaks_inside_sentences(text: str) -> list[tuple[int, str]]:
     return found
 
 
+def continued_paragraphs(text: str) -> list[str]:
+    """Lines of Japanese prose continued on the next line (whatever its first character): a Japanese paragraph
+    is one line in the source, so a second line is a paragraph broken in two."""
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)  # without fenced code
+    lines = prose.splitlines()
+    return [f"{a[-12:]!r} / {b[:12]!r}" for a, b in zip(lines, lines[1:])
+            if JAPANESE.search(a) and b.strip() and not BLOCK_START.match(b)]
+
+
 def test_the_check_finds_a_break_and_passes_code_and_lists():
     assert breaks_inside_sentences("ニューラル\nネットワーク") == [(1, "ニューラル⏎ネットワーク")]
     assert breaks_inside_sentences("一文目です。\n\n二文目です。") == []
@@ -35,6 +44,8 @@ def test_the_check_finds_a_break_and_passes_code_and_lists():
     assert breaks_inside_sentences("```python\n# 日本語の\n# コメント\n```") == []
     assert breaks_inside_sentences("$$\n損失\n関数\n$$") == []
     assert breaks_inside_sentences("数式 $$ y $$ の後\nの文") == [(1, "式 $$ y $$ の後⏎の文")]
+    assert continued_paragraphs("日本語の段落が\nthen English") == ["'日本語の段落が' / 'then English'"]
+    assert continued_paragraphs("日本語の段落。\n- 項目\n```\n# 日本語\ncode\n```") == []
 
 
 def test_no_japanese_page_breaks_a_sentence():
@@ -43,3 +54,6 @@ def test_no_japanese_page_breaks_a_sentence():
     found = {str(p.relative_to(ROOT)): b for p in pages
              if (b := breaks_inside_sentences(p.read_text(encoding="utf-8")))}
     assert not found, f"line breaks inside Japanese sentences (make each paragraph one line): {found}"
+    continued = {str(p.relative_to(ROOT)): c for p in pages
+                 if (c := continued_paragraphs(p.read_text(encoding="utf-8")))}
+    assert not continued, f"Japanese paragraphs continued on a second line: {continued}"
