@@ -76,6 +76,17 @@ def end_sessions(sids: set[int], timeout: float = 30) -> None:
             pass
 
 
+def kill_sessions(sids: set[int]) -> None:
+    """kill -9 every process of the sessions at once (a lost machine: the driver, its Ray instance and the worker
+    mid-trial), then :func:`end_sessions` for any process started while they were listed."""
+    for pid in session_processes(sids):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    end_sessions(sids, timeout=5)
+
+
 # ---- the spec (no Ray needed) ------------------------------------------------------------------
 
 def test_spec_expands_envs_grid_and_seeds(tmp_path):

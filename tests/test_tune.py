@@ -4,8 +4,6 @@ as files `train --config` and `sweep` read and tested on seeds the search never 
 a driver killed mid-study and the same command continuing it, every trial counted once."""
 
 import json
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -19,7 +17,7 @@ from ddpgkit.experiments.tune import TuneError, TuneSpec, run_tune
 from ddpgkit.storage.rundir import read_summary
 
 from tests.clihelp import assert_one_line_error, run_cli
-from tests.test_sweep import DDPGKIT_BIN, end_sessions
+from tests.test_sweep import DDPGKIT_BIN, kill_sessions
 
 pytest.importorskip("optuna")
 
@@ -124,9 +122,11 @@ def test_a_killed_driver_then_the_same_command_continues_the_study(tmp_path):
     deadline = time.time() + 240
     while time.time() < deadline and max(_steps(first), default=0) < 800:  # trial 0 in flight, checkpointed
         time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
+    assert max(_steps(first), default=0) >= 800, "trial 0 wrote no checkpoint in 240 s"
+    # kill -9 the driver and, at the same moment, what it started: a worker left running after its driver could
+    # finish trial 0 before it is stopped (seen in CI), and the resumed trial is what this test is about
+    kill_sessions({proc.pid})
     proc.wait()
-    end_sessions({proc.pid})  # what the dead driver's local Ray instance left
     assert not (first / "summary.json").exists() and not (out / "tune.md").exists()
     r = subprocess.run([str(DDPGKIT_BIN), "tune", str(spec), "--out", str(out)], capture_output=True, text=True,
                        timeout=400, start_new_session=True)
