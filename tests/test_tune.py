@@ -96,7 +96,10 @@ def test_a_study_of_groups_of_seeds_finds_tests_and_proposes(tmp_path, capsys):
     r = run_cli(capsys, "tune", out, "--propose")
     assert r.code == 0 and r.out.startswith('"Pendulum-v1": EnvEntry(dict(')
     assert "measured here on test seeds 10-11" in r.out
-    assert f"tau={tuned.tau!r}" in r.out
+    assert f"tau={tuned.tau!r}" in r.out and "learning_starts=200" in r.out and "hidden=(16, 16)" in r.out
+    # the table's training length (the preset's), not the study's budget; no evaluation or checkpoint settings
+    assert f"total_steps={DDPGConfig.preset('pendulum').total_steps}" in r.out and "tuned at 1,200 steps" in r.out
+    assert "eval_" not in r.out.split("\n")[0] and "checkpoint_interval" not in r.out
 
 
 def test_the_same_spec_gives_the_same_study(tmp_path):

@@ -61,6 +61,7 @@ from ..analysis.figure import subplots
 from ..analysis.report import Report, make_report
 from ..analysis.stats import iqm, stratified_bootstrap_ci
 from ..config.ddpg import DDPGConfig
+from ..config.hyperparams import defaults_for
 from ..config.presets import PRESETS
 from ..config.resolve import resolve_config
 from ..config.seeds import parse_seeds, seed_ranges
@@ -817,16 +818,26 @@ def _params_figure(path: Path, spec: TuneSpec, states: dict[int, TrialState]) ->
     return path
 
 
+#: DDPGConfig fields that say how a run is watched, saved or computed, not what it learns: never part of a
+#: proposed table entry (a study sets them for its own runs)
+RUN_SETTINGS = ("seed", "eval_interval", "eval_episodes", "health_interval", "checkpoint_interval",
+                "keep_checkpoints", "device", "threads", "compile")
+
+
 def propose_entry(out: str | Path) -> str:
     """The tuned values as a hyperparameter-table entry (config/hyperparams.py's ENV_HYPERPARAMS), "measured here"
-    with the test report's numbers: the values of best.toml that differ from the general defaults."""
+    with the test report's numbers: the values of best.toml that differ from the general defaults, less the
+    :data:`RUN_SETTINGS`; ``total_steps`` the base's (the table's training length for the task; the study's budget
+    where the base is the general defaults), the budget the values were tuned at said in the source."""
     out = Path(out)
     spec, _ = load_tune_dir(out)
     if not (out / "best.toml").is_file() or not (out / "test" / "report" / "report.json").is_file():
         raise TuneError(f"{out}: not finished (no best.toml and test report): run `ddpgkit tune {out} --finish`")
-    tuned = DDPGConfig.load(out / "best.toml")
-    default = DDPGConfig()
-    values = {k: v for k, v in tuned.to_dict().items() if v != default.to_dict()[k] and k != "seed"}
+    tuned = DDPGConfig.load(out / "best.toml").to_dict()
+    base = defaults_for(spec.envs[0], spec.preset)
+    tuned["total_steps"] = spec.budget if base.name == "general" else base.config.total_steps
+    default = DDPGConfig().to_dict()
+    values = {k: v for k, v in tuned.items() if v != default[k] and k not in RUN_SETTINGS}
     report = json.loads((out / "test" / "report" / "report.json").read_text(encoding="utf-8"))
     def group(kind: str) -> dict[str, Any] | None:  # the env's group whose runs are in test/<kind>...
         return next((g for g in report["groups"] if g["env_id"] == spec.envs[0] and g["runs"] and g["stats"]
@@ -840,7 +851,7 @@ def propose_entry(out: str | Path) -> str:
     pi = next((p for p in report["probability_of_improvement"] if p["x"] == tuned_g["label"]
                and p["y"] == base_g["label"]), None)
     words = (f"ddpgkit tune ({out}): {spec.trials} trials on seeds {seed_ranges(spec.tune_seeds)}, "
-             f"{spec.budget:,} steps; "
+             f"tuned at {spec.budget:,} steps; "
              f"measured here on test seeds {seed_ranges(spec.test_seeds)}: final IQM {t['value']:.1f} [{t['low']:.1f}, "
              f"{t['high']:.1f}] against the base's {b['value']:.1f} [{b['low']:.1f}, {b['high']:.1f}]")
     if pi is not None:
