@@ -4,7 +4,8 @@
 # worse configurations?
 #   bash benchmarks/tune.sh [TASK] [WORKDIR]
 # TASK: pendulum (benchmarks/tune/pendulum_5seeds.toml and pendulum_1seed.toml, about 8 minutes on two cores) or
-#       idp (InvertedDoublePendulum-v5: idp_3seeds.toml and idp_1seed.toml, about 70 minutes on two cores)
+#       idp (InvertedDoublePendulum-v5: idp_5seeds.toml and idp_1seed.toml, 12 trials each, about 100 minutes on
+#       two cores)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TASK=${1:-pendulum}
@@ -12,7 +13,7 @@ WORK=${2:-/tmp/tune_bench_$TASK}
 DK=$ROOT/.venv/bin/ddpgkit
 case $TASK in
   pendulum) MANY=5seeds ;;
-  idp) MANY=3seeds ;;
+  idp) MANY=5seeds ;;
   *) echo "tune.sh: unknown task '$TASK' (pendulum or idp)" >&2; exit 2 ;;
 esac
 mkdir -p "$WORK"
