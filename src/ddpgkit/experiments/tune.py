@@ -818,8 +818,8 @@ def _params_figure(path: Path, spec: TuneSpec, states: dict[int, TrialState]) ->
     return path
 
 
-#: DDPGConfig fields that say how a run is watched, saved or computed, not what it learns: never part of a
-#: proposed table entry (a study sets them for its own runs)
+#: The DDPGConfig fields that say how a run is watched, saved or computed rather than what it learns. A proposed
+#: table entry leaves them out (a study sets them for its own runs).
 RUN_SETTINGS = ("seed", "eval_interval", "eval_episodes", "health_interval", "checkpoint_interval",
                 "keep_checkpoints", "device", "threads", "compile")
 
