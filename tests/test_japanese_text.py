@@ -11,9 +11,10 @@ BLOCK_START = re.compile(r"^\s*([#>|]|[-*+] |\d+\. |```|\$\$|:::|<)")  # a headi
 PAGES = sorted(p for p in ROOT.glob("**/*.md") if not {".venv", "build", "node_modules"} & set(p.parts))
 
 
-def breaks_inside_sentences(text: str) -> list[tuple[int, str]]:
-    """(line number, the two lines) for each newline between two Japanese characters of one paragraph."""
-    found, fenced = [], None  # fenced: the fence ("```" or "$$") of the code or math block we are in
+def prose_pairs(text: str):
+    """(line number, line, next line) for each line of prose followed by more of the same paragraph: outside code
+    and math blocks, the next line neither blank nor the start of a block (heading, list item, table, ...)."""
+    fenced = None  # the fence ("```" or "$$") of the code or math block we are in
     lines = text.splitlines()
     for i, (line, after) in enumerate(zip(lines, lines[1:] + [""]), start=1):
         bare = line.strip()
@@ -21,20 +22,20 @@ def breaks_inside_sentences(text: str) -> list[tuple[int, str]]:
         if fence is not None and not (fence == "$$" and len(bare) > 2 and bare.endswith("$$")):
             fenced = None if fenced == fence else fenced or fence
             continue
-        if fenced or fence or not bare or not after.strip() or BLOCK_START.match(after):
-            continue
-        if JAPANESE.match(line.rstrip()[-1]) and JAPANESE.match(after.lstrip()[0]):
-            found.append((i, f"{line.rstrip()[-12:]}⏎{after.lstrip()[:12]}"))
-    return found
+        if not (fenced or fence or not bare or not after.strip() or BLOCK_START.match(after)):
+            yield i, line, after
+
+
+def breaks_inside_sentences(text: str) -> list[tuple[int, str]]:
+    """(line number, the two lines) for each newline between two Japanese characters of one paragraph."""
+    return [(i, f"{line.rstrip()[-12:]}⏎{after.lstrip()[:12]}") for i, line, after in prose_pairs(text)
+            if JAPANESE.match(line.rstrip()[-1]) and JAPANESE.match(after.lstrip()[0])]
 
 
 def continued_paragraphs(text: str) -> list[str]:
     """Lines of Japanese prose continued on the next line (whatever its first character): a Japanese paragraph
     is one line in the source, so a second line is a paragraph broken in two."""
-    prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)  # without fenced code
-    lines = prose.splitlines()
-    return [f"{a[-12:]!r} / {b[:12]!r}" for a, b in zip(lines, lines[1:])
-            if JAPANESE.search(a) and b.strip() and not BLOCK_START.match(b)]
+    return [f"{line[-12:]!r} / {after[:12]!r}" for _, line, after in prose_pairs(text) if JAPANESE.search(line)]
 
 
 def test_the_check_finds_a_break_and_passes_code_and_lists():

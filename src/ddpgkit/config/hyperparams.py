@@ -60,7 +60,8 @@ ENV_HYPERPARAMS: dict[str, EnvEntry] = {
     "Walker2d-v5": _td3(1_000_000, 1_000),
     "InvertedPendulum-v5": _td3(50_000, 1_000, "measured here: 1000 by 25k steps on 5 of 5 seeds "
                                                "(benchmarks/README.md)"),
-    # tuned here: `ddpgkit tune benchmarks/tune/idp_5seeds.toml` (the one-seed study's winner: a diverging critic)
+    # tuned here: `ddpgkit tune benchmarks/tune/idp_5seeds.toml` (not the one-seed study's winner, whose critic
+    # diverged: benchmarks/README.md)
     "InvertedDoublePendulum-v5": EnvEntry(
         dict(total_steps=300_000, actor_lr=0.0003072543924001282, critic_lr=0.0004577742168280771,
              tau=0.006951361725690959, batch_size=128, noise_scale=0.09940553131503796),
